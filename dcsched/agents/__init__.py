@@ -1,0 +1,1 @@
+"""Learning agents (LightningModules on TorchRL collectors). Importing registers them."""

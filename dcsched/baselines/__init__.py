@@ -1,0 +1,1 @@
+"""Baselines and bounds: rule policies, the perfect-foresight LP, MPC."""

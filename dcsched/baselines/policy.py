@@ -1,0 +1,40 @@
+"""The one policy interface every method answers, learned or not.
+
+A policy is bound to an environment once (it may read the env's parameters, action encoding and,
+for planners, the days' exogenous data ``env.exo``), then called on the env's tensordict each
+slot and returns an action in the env's encoding, shape [B, D].
+"""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDictBase
+
+from dcsched.envs.actions import encode_continuous, encode_discrete
+from dcsched.envs.dc_env import DCSchedEnv
+from dcsched.sim.kernels import Decision
+
+
+class Policy:
+    """Base class. Subclasses implement :meth:`act` (or :meth:`decide` for decision-level rules)."""
+
+    name = "policy"
+
+    def bind(self, env: DCSchedEnv) -> "Policy":
+        self.env = env
+        return self
+
+    def reset(self) -> None:
+        """Called at the start of each evaluation episode."""
+
+    def act(self, td: TensorDictBase) -> torch.Tensor:
+        return self.encode(self.decide(td))
+
+    def decide(self, td: TensorDictBase) -> Decision:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def encode(self, d: Decision) -> torch.Tensor:
+        env = self.env
+        if env.action_encoding == "continuous":
+            return encode_continuous(env.params, d, env.transfer_logit_scale).to(env.device)
+        return encode_discrete(env.params, d).to(env.device)

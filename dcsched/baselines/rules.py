@@ -1,0 +1,69 @@
+"""Rule policies: random, local_only (the status quo) and fixed-setting variants."""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDictBase
+
+from dcsched.baselines.policy import Policy
+from dcsched.envs.actions import discrete_nvec
+from dcsched.registry import POLICIES
+from dcsched.sim.kernels import Decision
+
+
+def nearest_level(levels: torch.Tensor, value: float) -> int:
+    return int((levels - value).abs().argmin())
+
+
+def local_decision(env, steps: float, freq: float, batch: int) -> Decision:
+    """Keep every job at its origin, one step count for all classes, one frequency."""
+    p = env.params
+    N, K = p.num_dcs, p.num_classes
+    s_idx = nearest_level(p.steps_grid, steps)
+    if float(p.steps_grid[s_idx]) != steps:
+        raise ValueError(f"steps={steps} is not on the step grid {p.steps_grid.tolist()}")
+    f_idx = nearest_level(p.freq_levels, freq)
+    eye = torch.eye(N, dtype=p.capacity_gpu_s.dtype, device=env.device).unsqueeze(-1).expand(N, N, K)
+    return Decision(
+        transfer=eye.expand(batch, N, N, K).clone(),
+        steps_idx=torch.full((batch, N, K), s_idx, dtype=torch.long, device=env.device),
+        freq_idx=torch.full((batch, N), f_idx, dtype=torch.long, device=env.device),
+        battery_frac=torch.zeros(batch, N, dtype=p.capacity_gpu_s.dtype, device=env.device),
+    )
+
+
+@POLICIES.register("local_only", "status quo: no transfer, fixed 30 denoising steps, full GPU frequency")
+class LocalOnly(Policy):
+    name = "local_only"
+
+    def __init__(self, steps: float = 30, freq: float = 1.0):
+        self.steps, self.freq = steps, freq
+
+    def decide(self, td: TensorDictBase) -> Decision:
+        return local_decision(self.env, self.steps, self.freq, td.batch_size[0])
+
+
+@POLICIES.register("random", "uniform random action in the env's encoding (seeded, vectorised)")
+class RandomPolicy(Policy):
+    name = "random"
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def bind(self, env) -> "RandomPolicy":
+        super().bind(env)
+        self.gen = torch.Generator(device=env.device).manual_seed(self.seed)
+        if env.action_encoding == "discrete":
+            self.nvec = torch.as_tensor(discrete_nvec(env.params), device=env.device)
+        return self
+
+    def reset(self) -> None:
+        self.gen.manual_seed(self.seed)
+
+    def act(self, td: TensorDictBase) -> torch.Tensor:
+        B = td.batch_size[0]
+        shape = self.env.action_spec.shape[-1]
+        u = torch.rand(B, shape, generator=self.gen, device=self.env.device)
+        if self.env.action_encoding == "continuous":
+            return u * 2.0 - 1.0
+        return (u * self.nvec).floor().long().clamp(max=self.nvec - 1)

@@ -1,0 +1,184 @@
+"""The `dcsched` command line: train, evaluate, solve, calibrate, experiment, bench, list.
+
+Every user error (bad recipe key, unknown component, bad day list) exits with code 2 and one
+message naming the file, key and allowed values. Ctrl-C exits with 130; artifacts are written
+atomically, so an interrupted command never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+EXIT_INTERRUPTED = 130
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(width=max(120, Console().width))
+
+
+def cmd_list(args) -> int:
+    from rich.table import Table
+
+    from dcsched.registry import ALL_REGISTRIES
+
+    console = _console()
+    for kind, reg in ALL_REGISTRIES.items():
+        if args.kind and kind != args.kind:
+            continue
+        table = Table(title=f"{kind}", title_justify="left", show_header=False)
+        table.add_column("name", style="bold")
+        table.add_column("description")
+        entries = reg.entries()
+        for e in entries:
+            table.add_row(e.name, e.description)
+        if not entries:
+            table.add_row("(none yet)", "")
+        console.print(table)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from dcsched.config import EnvConfig, load_scenario
+    from dcsched.eval.evaluate import evaluate_policies
+
+    cfg = load_scenario(args.scenario, args.override)
+    out = Path(args.out) if args.out else Path("runs") / f"eval-{cfg.name}"
+    env_cfg = EnvConfig(action_encoding=args.encoding)
+    evaluate_policies(cfg, args.policy, args.days, out, deterministic=not args.stochastic, seed=args.seed,
+                      max_days=args.max_days, env_cfg=env_cfg, plots=not args.no_plots, console=_console())
+    print(f"wrote {out}/")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from dcsched.config import load_recipe
+    from dcsched.registry import AGENTS
+
+    cfg = load_recipe(args.recipe, args.overrides)
+    agent = AGENTS.get(cfg.agent.name)
+    return agent.train_from_config(cfg, console=_console())
+
+
+def _unavailable(what: str, issue: int) -> int:
+    print(f"dcsched: '{what}' is not available in this version yet (tracked in issue {issue}).", file=sys.stderr)
+    return EXIT_UNAVAILABLE
+
+
+def cmd_solve(args) -> int:
+    try:
+        from dcsched.baselines.lp_bound import solve_command
+    except ImportError:
+        return _unavailable("solve", 4)
+    return solve_command(args, console=_console())
+
+
+def cmd_calibrate(args) -> int:
+    try:
+        from dcsched.quality.calibrate import calibrate_command
+    except ImportError:
+        return _unavailable("calibrate", 6)
+    return calibrate_command(args, console=_console())
+
+
+def cmd_experiment(args) -> int:
+    try:
+        from dcsched.experiments import experiment_command
+    except ImportError:
+        return _unavailable("experiment", 7)
+    return experiment_command(args, console=_console())
+
+
+def cmd_bench(args) -> int:
+    import runpy
+
+    from dcsched.config import REPO_ROOT
+
+    script = REPO_ROOT / "benchmarks" / f"{args.what}_throughput.py"
+    if not script.exists():
+        return _unavailable(f"bench {args.what}", 5)
+    sys.argv = [str(script), *args.extra]
+    runpy.run_path(str(script), run_name="__main__")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dcsched",
+        description="Joint energy management and AIGC workload scheduling across geo-distributed data centres.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="print every registered component with its description")
+    p.add_argument("kind", nargs="?", default=None, help="only this kind (scenario, agent, shaper, policy, ...)")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("train", help="train an agent from a recipe: dcsched train RECIPE [key=value ...]")
+    p.add_argument("recipe", help="recipe YAML (path, or name under recipes/)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. seed=3 trainer.total_frames=20000")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="run policies on chosen days; write trace.csv, summary.json, table, plots")
+    p.add_argument("--policy", action="append", required=True,
+                   help="registered policy name or a .ckpt path; repeat for a comparison table")
+    p.add_argument("--scenario", default="paper3", help="scenario name (recipes/scenario/) or YAML path")
+    p.add_argument("--days", default="test", help="test | train | all | YYYY-MM-DD,YYYY-MM-DD,...")
+    p.add_argument("--out", default=None, help="output folder (default runs/eval-SCENARIO)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-days", type=int, default=0, help="only the first N selected days (0 = all)")
+    p.add_argument("--stochastic", action="store_true", help="Poisson arrivals instead of their expectation")
+    p.add_argument("--encoding", default="continuous", choices=("continuous", "discrete"))
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="scenario override, e.g. --override energy.price_scale=2")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("solve", help="perfect-foresight LP bound per day")
+    p.add_argument("--scenario", default="paper3")
+    p.add_argument("--days", default="test")
+    p.add_argument("--out", default=None)
+    p.add_argument("--max-days", type=int, default=0)
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_solve)
+
+    p = sub.add_parser("calibrate", help="calibrate a quality-vs-steps curve on a diffusion model")
+    p.add_argument("recipe")
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("experiment", help="run a declared experiment (recipes/experiments/NAME.yaml)")
+    p.add_argument("name")
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=cmd_experiment)
+
+    p = sub.add_parser("bench", help="throughput benchmarks: env or train")
+    p.add_argument("what", choices=("env", "train"))
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="arguments passed to the benchmark script")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from dcsched.errors import DcschedError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except DcschedError as err:
+        print(f"dcsched: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ndcsched: interrupted; finished artifacts are intact, nothing half-written was kept.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,404 @@
+"""Typed configuration: OmegaConf structured dataclasses, YAML recipes and `key=value` overrides.
+
+Choice (see docs/configuration.md): plain OmegaConf structured configs, no Hydra. A recipe is a
+YAML file validated against :class:`RunConfig`; its ``scenario`` key names a scenario file in
+``recipes/scenario/`` (or gives a mapping with ``base: NAME`` plus overrides). Scenario files
+may themselves extend another one through ``base``. Sources are merged in this order, each
+checked as it is merged, so an error names the file it came from:
+
+    schema defaults <- scenario base chain <- recipe <- command-line overrides
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from dcsched.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RECIPES_DIR = REPO_ROOT / "recipes"
+SCENARIO_DIR = RECIPES_DIR / "scenario"
+
+
+# --------------------------------------------------------------------------- scenario schema
+@dataclass
+class DCConfig:
+    """One data centre / AIGC service provider (MODEL.md section 2)."""
+
+    region: str = MISSING  # price, weather and carbon region id, e.g. US-CAL-CISO
+    model: str = MISSING  # diffusion model key with a quality artifact, e.g. sdxl
+    gpu: str = "A100"
+    num_gpus: int = MISSING  # G_n
+    tau_step_s: float = MISSING  # seconds per denoising step at f_max
+    tau_fixed_s: float = MISSING  # seconds per job independent of steps
+    energy_step_j: float = MISSING  # joules per denoising step at f_max
+    energy_fixed_j: float = MISSING  # joules per job independent of steps
+    idle_power_w: float = MISSING  # per GPU
+    price_usd_per_image: float = MISSING  # rho_i, at full quality, before revenue_scale
+    arrival_weight: float = MISSING  # w_i, share of the total arrivals originating here
+    quality_artifact: str = ""  # path to a quality curve JSON; "" = checkpoints/quality/<model>_default.json
+
+
+@dataclass
+class ClassesConfig:
+    """Job classes (MODEL.md section 3)."""
+
+    names: list[str] = field(default_factory=lambda: ["short", "long"])
+    deadline_s: list[float] = field(default_factory=lambda: [5.0, 60.0])
+    mix: list[float] = field(default_factory=lambda: [0.5, 0.5])
+    late_penalty_factor: list[float] = field(default_factory=lambda: [1.0, 0.5])  # psi / rho
+    drop_penalty_factor: float = 2.0  # psi_drop / rho
+
+
+@dataclass
+class ArrivalsConfig:
+    total_per_slot: float = 3638.0  # lambda-bar, jobs per slot over all origins
+    shape: str = "alibaba_gentd26"  # hour-of-day shape source
+    smooth_hours: int = 3  # circular moving average width
+    floor: float = 0.1  # floor of the normalised shape
+    phase_shift_h: float = -8.0
+    daily_variation: str = "none"  # none | sustaindc (day-to-day level from the yearly CPU-load series)
+    stochastic: bool = True  # False: expected arrivals (deterministic mode)
+
+
+@dataclass
+class TransferConfig:
+    cost_matrix: str = "aws"  # network price list
+    gb_per_job: float = 0.0015  # 1.5 MB per image job
+    delay_same_continent_s: float = 0.07
+    delay_other_continent_s: float = 0.25
+
+
+@dataclass
+class EnergyConfig:
+    """Power, cooling, renewables, battery and grid (MODEL.md section 6)."""
+
+    base_power_w_per_8_gpus: float = 150.0
+    pue_base: float = 1.1
+    pue_slope_per_c: float = 0.01
+    pue_threshold_c: float = 20.0
+    full_load_pue: float = 1.2  # used only to size PV, wind and battery
+    pv_kwp_per_full_kw: float = 0.5
+    wind_kw_per_full_kw: float = 0.3
+    battery_hours: float = 2.0
+    battery_power_per_full_kw: float = 0.5
+    eta_charge: float = 0.95
+    eta_discharge: float = 0.95
+    soc_min: float = 0.1
+    soc_max: float = 0.9
+    soc_init: float = 0.5
+    degradation_usd_per_kwh: float = 0.01
+    sell_price_factor: float = 0.8
+    price_scale: float = 1.0  # multiplies every electricity price
+    control: str = "heuristic"  # heuristic | learned
+    charge_percentile: float = 30.0
+    discharge_percentile: float = 70.0
+    percentile_window_h: int = 24
+    curtail_at_negative_price: bool = True
+    renewables: bool = True  # False: PV and wind removed (ablation)
+    battery: bool = True  # False: battery removed (ablation)
+
+
+@dataclass
+class ScenarioConfig:
+    name: str = MISSING
+    description: str = ""
+    base: str = ""  # name of a scenario this one extends
+    slot_s: float = 300.0
+    slots_per_day: int = 288
+    year: int = 2023
+    test_day_modulus: int = 7  # test days: day_of_year % modulus == remainder (day_of_year from 1)
+    test_day_remainder: int = 6
+    revenue_scale: float = 1.0  # multiplies every rho (paper3_energy); never applied silently
+    steps_grid: list[int] = field(default_factory=lambda: list(range(6, 43, 4)))
+    freq_levels: list[float] = field(default_factory=lambda: [0.6, 0.7, 0.8, 0.9, 1.0])
+    dvfs_delta: float = 0.85
+    allow_transfer: bool = True
+    classes: ClassesConfig = field(default_factory=ClassesConfig)
+    arrivals: ArrivalsConfig = field(default_factory=ArrivalsConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
+    dcs: list[DCConfig] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- run schema
+@dataclass
+class EnvConfig:
+    num_envs: int = 16
+    reward_mode: str = "sparse"  # dense | sparse | episodic
+    violation_threshold: float = 0.05  # v_max of the sparse reward
+    action_encoding: str = "continuous"  # continuous | discrete
+    transfer_logit_scale: float = 5.0  # softmax temperature of the continuous transfer logits
+    transfer_min_share: float = 1e-3  # shares below this are zeroed (exact one-hot intents)
+    dtype: str = "float32"  # float32 | float64 (tests use float64 for 1e-6 checks)
+    normalize_obs: bool = True
+    split: str = "train"  # train | test | all
+    device: str = "cpu"
+
+
+@dataclass
+class AgentConfig:
+    name: str = "sac"
+    gamma: float = 0.99
+    lr_actor: float = 3e-4
+    lr_critic: float = 1e-3
+    alpha_init: float = 1e-4
+    tau: float = 0.005
+    batch_size: int = 256
+    buffer_size: int = 1_000_000
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
+    utd: int = 1  # gradient updates per collected environment step (per batch of num_envs frames)
+    warmup_frames: int = 5000
+
+
+@dataclass
+class ShaperConfig:
+    name: str = "none"
+    eta: float = 0.4
+
+
+@dataclass
+class LoggerConfig:
+    wandb_mode: str = "offline"  # offline | disabled | online
+    project: str = "dcsched"
+    csv: bool = True
+
+
+@dataclass
+class TrainerConfig:
+    total_frames: int = 100_000
+    frames_per_batch: int = 1024
+    eval_every_frames: int = 50_000
+    checkpoint_every_batches: int = 20
+    accelerator: str = "cpu"
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    days: str = "test"
+    max_days: int = 0  # 0 = all days of the split
+    policies: list[str] = field(default_factory=lambda: ["local_only", "random"])
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    seed: int = 0
+    out_dir: str = "runs"
+    resume: str = ""
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    shaper: ShaperConfig = field(default_factory=ShaperConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+ENUMS: dict[str, tuple[str, ...]] = {
+    "env.reward_mode": ("dense", "sparse", "episodic"),
+    "env.action_encoding": ("continuous", "discrete"),
+    "env.split": ("train", "test", "all"),
+    "env.dtype": ("float32", "float64"),
+    "logger.wandb_mode": ("offline", "disabled", "online"),
+    "scenario.energy.control": ("heuristic", "learned"),
+    "scenario.arrivals.shape": ("alibaba_gentd26", "flat"),
+    "scenario.arrivals.daily_variation": ("none", "sustaindc"),
+    "scenario.transfer.cost_matrix": ("aws",),
+}
+
+
+# --------------------------------------------------------------------------- loading
+def _schema_keys(node: Any, key_path: str) -> list[str]:
+    """Allowed keys at ``key_path`` of the RunConfig schema (for error messages)."""
+    obj: Any = RunConfig
+    for part in [p for p in key_path.split(".") if p][:-1]:
+        if dataclasses.is_dataclass(obj):
+            ftypes = {f.name: f for f in dataclasses.fields(obj)}
+            if part not in ftypes:
+                return []
+            f = ftypes[part]
+            obj = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if isinstance(obj, list) and part == "dcs":
+                obj = DCConfig
+        elif part.isdigit() and obj is DCConfig:
+            continue
+        else:
+            return []
+    if dataclasses.is_dataclass(obj):
+        return [f.name for f in dataclasses.fields(obj)]
+    return []
+
+
+def _wrap(err: OmegaConfBaseException, source: str, prefix: str = "") -> ConfigError:
+    key = getattr(err, "full_key", None) or "?"
+    if prefix and not key.startswith(prefix):
+        key = f"{prefix}.{key}" if key != "?" else prefix
+    msg = getattr(err, "msg", None) or str(err).splitlines()[0]
+    allowed = None
+    if "not in" in msg or "Key '" in msg:
+        keys = _schema_keys(None, key)
+        if keys:
+            leaf = key.split(".")[-1]
+            close = difflib.get_close_matches(leaf, keys, n=1)
+            allowed = ", ".join(keys) + (f"; closest: '{close[0]}'" if close else "")
+            msg = "unknown key"
+    elif "Value '" in msg:
+        msg = msg.split("\n")[0]
+    return ConfigError(source, key, msg, allowed)
+
+
+def scenario_path(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        return p
+    candidate = SCENARIO_DIR / f"{name_or_path}.yaml"
+    if candidate.exists():
+        return candidate
+    allowed = sorted(q.stem for q in SCENARIO_DIR.glob("*.yaml"))
+    close = difflib.get_close_matches(name_or_path, allowed, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise ConfigError("scenario", "scenario", f"unknown scenario '{name_or_path}'{hint}", ", ".join(allowed))
+
+
+def _load_yaml(path: Path) -> DictConfig:
+    if not path.exists():
+        raise ConfigError(str(path), "<file>", "file not found")
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as err:  # YAML syntax
+        raise ConfigError(str(path), "<file>", f"not valid YAML: {err}") from err
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(str(path), "<root>", "the file must hold a mapping")
+    return cfg
+
+
+def _merge_scenario_file(base: DictConfig, name_or_path: str, seen: tuple[str, ...] = ()) -> DictConfig:
+    path = scenario_path(name_or_path)
+    raw = _load_yaml(path)
+    parent = raw.get("base", "") or ""
+    if parent:
+        if parent in seen:
+            raise ConfigError(str(path), "base", f"circular scenario base chain {seen + (parent,)}")
+        base = _merge_scenario_file(base, parent, seen + (str(name_or_path),))
+    try:
+        return OmegaConf.merge(base, raw)
+    except OmegaConfBaseException as err:
+        raise _wrap(err, str(path), "scenario") from err
+
+
+def load_scenario(name_or_path: str, overrides: list[str] | None = None) -> ScenarioConfig:
+    """Load and validate a scenario by name (``recipes/scenario/NAME.yaml``) or path."""
+    cfg = _merge_scenario_file(OmegaConf.structured(ScenarioConfig), name_or_path)
+    if overrides:
+        cfg = _merge_overrides(cfg, overrides, prefix="scenario")
+    cfg = _finish(cfg, str(scenario_path(name_or_path)), prefix="scenario")
+    from dcsched.scenarios import validate_scenario
+
+    validate_scenario(cfg, str(scenario_path(name_or_path)))
+    return cfg
+
+
+def _merge_overrides(cfg: DictConfig, overrides: list[str], prefix: str = "") -> DictConfig:
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError("command line", item, "overrides must look like key=value")
+        key, _, value = item.partition("=")
+        try:
+            dot = OmegaConf.from_dotlist([f"{key}={value}"])
+            cfg = OmegaConf.merge(cfg, dot)
+        except OmegaConfBaseException as err:
+            raise _wrap(err, "command line", prefix) from err
+    return cfg
+
+
+def _finish(cfg: DictConfig, source: str, prefix: str = "") -> DictConfig:
+    """Resolve interpolations, check MISSING values and enum-like strings."""
+    try:
+        OmegaConf.resolve(cfg)
+        missing = sorted(OmegaConf.missing_keys(cfg))
+    except OmegaConfBaseException as err:
+        raise _wrap(err, source, prefix) from err
+    if missing:
+        key = f"{prefix}.{missing[0]}" if prefix else missing[0]
+        raise ConfigError(source, key, "required value is missing")
+    for path, allowed in ENUMS.items():
+        rel = path
+        if prefix:
+            if not path.startswith(prefix + "."):
+                continue
+            rel = path[len(prefix) + 1 :]
+        value = OmegaConf.select(cfg, rel)
+        if value is not None and value not in allowed:
+            raise ConfigError(source, path, f"'{value}' is not allowed", ", ".join(allowed))
+    return cfg
+
+
+def load_recipe(recipe: str | Path, overrides: list[str] | None = None) -> DictConfig:
+    """Load a run recipe, compose its scenario, apply overrides, validate. Returns a typed DictConfig."""
+    path = Path(recipe)
+    if not path.exists() and (RECIPES_DIR / path).exists():
+        path = RECIPES_DIR / path
+    if not path.exists() and (RECIPES_DIR / f"{recipe}.yaml").exists():
+        path = RECIPES_DIR / f"{recipe}.yaml"
+    raw = _load_yaml(path)
+    overrides = list(overrides or [])
+    scenario_spec = raw.get("scenario", "paper3")
+    for item in overrides:  # a scenario=NAME override swaps the whole scenario
+        if item.startswith("scenario="):
+            scenario_spec = item.partition("=")[2]
+    overrides = [o for o in overrides if not o.startswith("scenario=")]
+    scen_extra: Any = None
+    if isinstance(scenario_spec, DictConfig):
+        scen_extra = scenario_spec
+        scenario_name = scenario_spec.get("base", "")
+        if not scenario_name:
+            raise ConfigError(str(path), "scenario.base", "a scenario mapping must name its base scenario")
+    elif isinstance(scenario_spec, str):
+        scenario_name = scenario_spec
+    else:
+        raise ConfigError(str(path), "scenario", "must be a scenario name or a mapping with 'base'")
+    base = OmegaConf.structured(RunConfig)
+    try:
+        scen = _merge_scenario_file(OmegaConf.structured(ScenarioConfig), scenario_name)
+    except ConfigError as err:
+        if err.source == "scenario":
+            raise ConfigError(str(path), "scenario", err.problem, err.allowed) from err
+        raise
+    base.scenario = scen
+    body = OmegaConf.masked_copy(raw, [k for k in raw.keys() if k != "scenario"])
+    try:
+        cfg = OmegaConf.merge(base, body)
+        if scen_extra is not None:
+            extra = OmegaConf.masked_copy(scen_extra, [k for k in scen_extra.keys() if k != "base"])
+            cfg = OmegaConf.merge(cfg, OmegaConf.create({"scenario": extra}))
+    except OmegaConfBaseException as err:
+        raise _wrap(err, str(path)) from err
+    cfg = _merge_overrides(cfg, overrides)
+    cfg = _finish(cfg, str(path))
+    from dcsched.scenarios import validate_scenario
+
+    validate_scenario(cfg.scenario, str(path) if scen_extra is not None else str(scenario_path(scenario_name)))
+    return cfg
+
+
+def save_resolved(cfg: DictConfig, out_dir: Path) -> Path:
+    """Write the fully resolved config beside a run's outputs (atomically)."""
+    from dcsched.io import atomic_write_text
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / "config.yaml"
+    atomic_write_text(target, OmegaConf.to_yaml(cfg, resolve=True))
+    return target
+
+
+def to_container(cfg: DictConfig | ListConfig) -> Any:
+    return OmegaConf.to_container(cfg, resolve=True)

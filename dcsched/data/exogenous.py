@@ -1,0 +1,159 @@
+"""The one loader: (scenario, days) -> exogenous tensors [days, T, N, ...].
+
+Hourly series are held constant within the hour. Everything here is real data or derived from
+it (PV and wind from weather; price percentiles from the trailing 24 h of prices).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from dcsched.data.arrivals import hour_of_day_shape
+from dcsched.data.renewables import pv_kw_per_kwp, wind_kw_per_kw
+from dcsched.data.traces import (
+    HOURS_2023,
+    UTC_INDEX_2023,
+    load_carbon_g_per_kwh,
+    load_price_usd_per_mwh,
+    load_sustaindc_daily_level,
+    load_weather,
+)
+from dcsched.data.regions import REGIONS
+from dcsched.errors import ConfigError
+
+DAYS_2023 = 365
+EXO_KEYS = (
+    "price_usd_per_mwh", "price_low_usd_per_mwh", "price_high_usd_per_mwh", "carbon_g_per_kwh",
+    "temp_c", "pv_kw_per_kwp", "wind_kw_per_kw", "local_hour",
+)
+
+
+@dataclass
+class Exogenous:
+    """Exogenous inputs of a set of days. Every tensor has shape [D, T, N] except
+    ``arrival_rate`` [D, T, N, K] (expected jobs per slot by origin and class)."""
+
+    days: torch.Tensor  # [D] day-of-year index, 0-based
+    price_usd_per_mwh: torch.Tensor
+    price_low_usd_per_mwh: torch.Tensor  # charge threshold: trailing-window percentile
+    price_high_usd_per_mwh: torch.Tensor  # discharge threshold
+    carbon_g_per_kwh: torch.Tensor
+    temp_c: torch.Tensor
+    pv_kw_per_kwp: torch.Tensor
+    wind_kw_per_kw: torch.Tensor
+    local_hour: torch.Tensor  # local clock hour of each DC (DST-aware), float
+    arrival_rate: torch.Tensor
+
+    def to(self, device=None, dtype=None) -> "Exogenous":
+        out = {}
+        for k, v in self.__dict__.items():
+            if v.is_floating_point():
+                out[k] = v.to(device=device, dtype=dtype or v.dtype)
+            else:
+                out[k] = v.to(device=device)
+        return Exogenous(**out)
+
+    def select(self, idx: torch.Tensor) -> "Exogenous":
+        return Exogenous(**{k: v[idx] for k, v in self.__dict__.items()})
+
+
+def split_days(cfg, split: str) -> list[int]:
+    """0-based day indexes of a split. Test days: (day_of_year from 1) % modulus == remainder."""
+    doy = np.arange(1, DAYS_2023 + 1)
+    test = doy % cfg.test_day_modulus == cfg.test_day_remainder
+    if split == "test":
+        idx = np.nonzero(test)[0]
+    elif split == "train":
+        idx = np.nonzero(~test)[0]
+    elif split == "all":
+        idx = np.arange(DAYS_2023)
+    else:
+        raise ConfigError("command line", "days", f"unknown split '{split}'", "test, train, all, or YYYY-MM-DD,...")
+    return idx.tolist()
+
+
+def parse_days(cfg, spec: str) -> list[int]:
+    """'test' | 'train' | 'all' | 'YYYY-MM-DD,YYYY-MM-DD' -> 0-based day indexes."""
+    if spec in ("test", "train", "all"):
+        return split_days(cfg, spec)
+    out = []
+    for item in spec.split(","):
+        try:
+            ts = pd.Timestamp(item.strip())
+        except ValueError as err:
+            raise ConfigError("command line", "days", f"cannot parse date '{item}'", "test, train, all, YYYY-MM-DD,...") from err
+        if ts.year != cfg.year:
+            raise ConfigError("command line", "days", f"{item} is outside the trace year {cfg.year}")
+        out.append(int(ts.dayofyear) - 1)
+    return out
+
+
+def _trailing_percentile(hourly: np.ndarray, window_h: int, q: float) -> np.ndarray:
+    """q-th percentile of the previous ``window_h`` hours (circular at the start of the year)."""
+    padded = np.concatenate([hourly[-window_h:], hourly])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window_h)[:HOURS_2023]
+    return np.percentile(windows, q, axis=1)
+
+
+def _local_hours(region_id: str) -> np.ndarray:
+    local = UTC_INDEX_2023.tz_convert(REGIONS[region_id].timezone)
+    return (local.hour + local.minute / 60.0).to_numpy(dtype=np.float64)
+
+
+def hourly_year(cfg) -> dict[str, np.ndarray]:
+    """Hourly [8760, N] arrays of every exogenous series for the scenario's sites."""
+    e = cfg.energy
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in EXO_KEYS}
+    for dc in cfg.dcs:
+        price = load_price_usd_per_mwh(dc.region) * e.price_scale
+        cols["price_usd_per_mwh"].append(price)
+        cols["price_low_usd_per_mwh"].append(_trailing_percentile(price, e.percentile_window_h, e.charge_percentile))
+        cols["price_high_usd_per_mwh"].append(_trailing_percentile(price, e.percentile_window_h, e.discharge_percentile))
+        cols["carbon_g_per_kwh"].append(load_carbon_g_per_kwh(dc.region))
+        cols["temp_c"].append(load_weather(dc.region)["temp_c"])
+        cols["pv_kw_per_kwp"].append(pv_kw_per_kwp(dc.region))
+        cols["wind_kw_per_kw"].append(wind_kw_per_kw(dc.region))
+        cols["local_hour"].append(_local_hours(dc.region))
+    return {k: np.stack(v, axis=1) for k, v in cols.items()}
+
+
+def arrival_rate_hourly(cfg) -> np.ndarray:
+    """Expected jobs per slot by origin and class, for every UTC hour: [8760, N, K]."""
+    a = cfg.arrivals
+    shape = hour_of_day_shape(a.shape, a.smooth_hours, a.floor, a.phase_shift_h)  # [24]
+    weights = np.array([dc.arrival_weight for dc in cfg.dcs])  # [N]
+    mix = np.array(cfg.classes.mix)  # [K]
+    local_hour = np.stack([_local_hours(dc.region) for dc in cfg.dcs], axis=1)  # [8760, N]
+    h = shape[np.floor(local_hour).astype(int) % 24]  # [8760, N]
+    if a.daily_variation == "sustaindc":
+        level = np.repeat(load_sustaindc_daily_level(), 24)[:, None]
+        h = h * level
+    return a.total_per_slot * weights[None, :, None] * mix[None, None, :] * h[:, :, None]
+
+
+def load_exogenous(cfg, days: list[int], dtype: torch.dtype = torch.float64, device="cpu") -> Exogenous:
+    """Exogenous tensors for the given 0-based days: [D, T, N] (arrival_rate [D, T, N, K])."""
+    if not days:
+        raise ConfigError("command line", "days", "no days selected")
+    bad = [d for d in days if not 0 <= d < DAYS_2023]
+    if bad:
+        raise ConfigError("command line", "days", f"day index {bad[0]} outside [0, {DAYS_2023})")
+    hourly = hourly_year(cfg)
+    hourly["arrival_rate"] = arrival_rate_hourly(cfg)
+    T = cfg.slots_per_day
+    slot_hour = (np.arange(T) * cfg.slot_s // 3600).astype(int)  # [T]
+    hours_per_day = int(T * cfg.slot_s // 3600)
+    if hours_per_day != 24:
+        raise ConfigError("scenario", "slots_per_day", "slot_s * slots_per_day must equal 24 h")
+    idx = np.asarray(days)[:, None] * 24 + slot_hour[None, :]  # [D, T]
+    tensors = {}
+    for key, arr in hourly.items():
+        tensors[key] = torch.as_tensor(arr[idx], dtype=dtype, device=device)
+    # sub-hour local time for the observation
+    frac = torch.as_tensor((np.arange(T) * cfg.slot_s % 3600) / 3600.0, dtype=dtype, device=device)
+    tensors["local_hour"] = (tensors["local_hour"] + frac[None, :, None]) % 24
+    return Exogenous(days=torch.as_tensor(days, device=device), **tensors)

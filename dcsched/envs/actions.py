@@ -1,0 +1,139 @@
+"""Action encodings and the one decoder (MODEL.md section 4).
+
+Continuous (SAC/TD3): a box [-1, 1]^D laid out as
+    [transfer logits (N * N * K) | steps (N * K) | frequency (N) | battery (N, learned energy only)].
+Transfer logits are scaled and soft-maxed over the destination for each (origin, class);
+steps and frequency are rounded onto their grids: level = round((a + 1) / 2 * (L - 1)).
+
+Factorised discrete: one categorical per component, laid out as
+    [destination per (origin, class) (N choices each) | step level per (DC, class) | frequency
+     level per DC | battery level per DC (learned energy only, BATTERY_LEVELS)].
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dcsched.sim.kernels import Decision
+from dcsched.sim.params import SimParams
+
+BATTERY_LEVELS = (-1.0, -0.5, 0.0, 0.5, 1.0)
+ACTION_TOLERANCE = 1e-6
+
+
+def continuous_dim(p: SimParams) -> int:
+    N, K = p.num_dcs, p.num_classes
+    return N * N * K + N * K + N + (N if p.learned_energy else 0)
+
+
+def discrete_nvec(p: SimParams) -> list[int]:
+    N, K = p.num_dcs, p.num_classes
+    S, F = len(p.steps_grid), len(p.freq_levels)
+    nvec = [N] * (N * K) + [S] * (N * K) + [F] * N
+    if p.learned_energy:
+        nvec += [len(BATTERY_LEVELS)] * N
+    return nvec
+
+
+def level_from_unit(a: torch.Tensor, levels: int) -> torch.Tensor:
+    """Map a in [-1, 1] to an integer level in [0, levels - 1] by rounding."""
+    return torch.round((a + 1.0) * 0.5 * (levels - 1)).clamp(0, levels - 1).long()
+
+
+def unit_from_level(level: torch.Tensor, levels: int) -> torch.Tensor:
+    """Inverse of :func:`level_from_unit`: the centre of each level's interval."""
+    if levels == 1:
+        return torch.zeros_like(level, dtype=torch.float32)
+    return level.float() / (levels - 1) * 2.0 - 1.0
+
+
+def _local_transfer(p: SimParams, batch: tuple[int, ...], dtype, device) -> torch.Tensor:
+    N, K = p.num_dcs, p.num_classes
+    eye = torch.eye(N, dtype=dtype, device=device).unsqueeze(-1).expand(N, N, K)
+    return eye.expand(*batch, N, N, K).clone()
+
+
+def decode_continuous(p: SimParams, action: torch.Tensor, logit_scale: float, min_share: float = 1e-3) -> Decision:
+    """action [*, D] in [-1, 1] -> Decision. Raises if the action leaves the box.
+
+    Transfer shares below ``min_share`` are set to zero and the row renormalised, so that a
+    one-hot intent (e.g. "keep everything local") is exact rather than 0.9999.
+    """
+    N, K = p.num_dcs, p.num_classes
+    S, F = len(p.steps_grid), len(p.freq_levels)
+    if action.shape[-1] != continuous_dim(p):
+        raise ValueError(f"continuous action has {action.shape[-1]} entries, expected {continuous_dim(p)}")
+    if action.abs().max() > 1.0 + ACTION_TOLERANCE:
+        raise ValueError(f"continuous action outside [-1, 1] (max |a| = {action.abs().max().item():.4g})")
+    batch = action.shape[:-1]
+    a = action.to(p.capacity_gpu_s.dtype)
+    o = 0
+    logits = a[..., o : o + N * N * K].reshape(*batch, N, N, K)
+    o += N * N * K
+    if p.allow_transfer:
+        transfer = torch.softmax(logits * logit_scale, dim=-2)
+        if min_share > 0:
+            transfer = torch.where(transfer < min_share, torch.zeros_like(transfer), transfer)
+            transfer = transfer / transfer.sum(dim=-2, keepdim=True)
+    else:
+        transfer = _local_transfer(p, batch, a.dtype, a.device)
+    steps_idx = level_from_unit(a[..., o : o + N * K], S).reshape(*batch, N, K)
+    o += N * K
+    freq_idx = level_from_unit(a[..., o : o + N], F)
+    o += N
+    battery = a[..., o : o + N].clamp(-1.0, 1.0) if p.learned_energy else None
+    return Decision(transfer=transfer, steps_idx=steps_idx, freq_idx=freq_idx, battery_frac=battery)
+
+
+def decode_discrete(p: SimParams, action: torch.Tensor) -> Decision:
+    """action [*, len(nvec)] integer levels -> Decision."""
+    N, K = p.num_dcs, p.num_classes
+    nvec = torch.as_tensor(discrete_nvec(p), device=action.device)
+    if action.shape[-1] != len(nvec):
+        raise ValueError(f"discrete action has {action.shape[-1]} entries, expected {len(nvec)}")
+    if (action < 0).any() or (action >= nvec).any():
+        raise ValueError("discrete action level outside its range")
+    batch = action.shape[:-1]
+    a = action.long()
+    o = 0
+    dest = a[..., o : o + N * K].reshape(*batch, N, K)
+    o += N * K
+    dtype = p.capacity_gpu_s.dtype
+    if p.allow_transfer:
+        transfer = torch.nn.functional.one_hot(dest, N).to(dtype).transpose(-1, -2)  # [*, i, n, k]
+    else:
+        transfer = _local_transfer(p, batch, dtype, action.device)
+    steps_idx = a[..., o : o + N * K].reshape(*batch, N, K)
+    o += N * K
+    freq_idx = a[..., o : o + N]
+    o += N
+    battery = None
+    if p.learned_energy:
+        levels = torch.as_tensor(BATTERY_LEVELS, dtype=dtype, device=action.device)
+        battery = levels[a[..., o : o + N]]
+    return Decision(transfer=transfer, steps_idx=steps_idx, freq_idx=freq_idx, battery_frac=battery)
+
+
+def encode_continuous(p: SimParams, d: Decision, logit_scale: float) -> torch.Tensor:
+    """A continuous action that decodes to ``d`` (transfer must be one-hot; used by rule policies)."""
+    N, K = p.num_dcs, p.num_classes
+    S, F = len(p.steps_grid), len(p.freq_levels)
+    batch = d.freq_idx.shape[:-1]
+    logits = (d.transfer * 2.0 - 1.0).reshape(*batch, N * N * K)
+    parts = [logits, unit_from_level(d.steps_idx, S).reshape(*batch, N * K), unit_from_level(d.freq_idx, F)]
+    if p.learned_energy:
+        parts.append(d.battery_frac if d.battery_frac is not None else torch.zeros(*batch, N))
+    return torch.cat([x.to(torch.float32) for x in parts], dim=-1)
+
+
+def encode_discrete(p: SimParams, d: Decision) -> torch.Tensor:
+    """A discrete action that decodes to ``d`` (transfer must be one-hot)."""
+    N, K = p.num_dcs, p.num_classes
+    batch = d.freq_idx.shape[:-1]
+    dest = d.transfer.argmax(dim=-2).reshape(*batch, N * K)
+    parts = [dest, d.steps_idx.reshape(*batch, N * K), d.freq_idx]
+    if p.learned_energy:
+        levels = torch.as_tensor(BATTERY_LEVELS, dtype=torch.float32, device=d.freq_idx.device)
+        frac = d.battery_frac if d.battery_frac is not None else torch.zeros(*batch, N, device=d.freq_idx.device)
+        parts.append((frac.unsqueeze(-1).float() - levels).abs().argmin(-1))
+    return torch.cat([x.long() for x in parts], dim=-1)

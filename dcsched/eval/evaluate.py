@@ -1,0 +1,116 @@
+"""`dcsched evaluate`: any policies on chosen days -> trace.csv, summary.json, table, plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from dcsched.config import EnvConfig
+from dcsched.data.exogenous import parse_days
+from dcsched.envs.dc_env import make_env
+from dcsched.eval.plots import plot_comparison, plot_day_behaviour
+from dcsched.eval.rollout import run_days
+from dcsched.eval.summary import day_summary, mean_summary
+from dcsched.eval.trace import trace_frame, write_trace
+from dcsched.io import atomic_write_json, atomic_write_text
+
+TABLE_COLUMNS = ("utility_usd", "revenue_usd", "energy_cost_usd", "transfer_cost_usd", "penalty_usd",
+                 "violation_rate", "grid_buy_kwh", "carbon_kg")
+
+
+def day_dates(cfg, days: list[int]) -> list[str]:
+    base = pd.Timestamp(f"{cfg.year}-01-01")
+    return [(base + pd.Timedelta(days=d)).strftime("%Y-%m-%d") for d in days]
+
+
+def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test", out_dir: Path | None = None,
+                      deterministic: bool = True, seed: int = 0, max_days: int = 0, env_cfg: EnvConfig | None = None,
+                      bounds: dict[str, float] | None = None, plots: bool = True, console=None) -> dict[str, dict]:
+    """Evaluate each policy on the same days. Writes, per policy, trace.csv and summary.json
+    (in ``out_dir`` for one policy, in ``out_dir/<policy>/`` for several) and a comparison table.
+
+    ``bounds``: optional LP bound per date ($/day); adds ``share_of_bound`` to every summary.
+    """
+    from dcsched.baselines.factory import make_policy
+
+    days = parse_days(scenario_cfg, days_spec)
+    if max_days:
+        days = days[:max_days]
+    dates = day_dates(scenario_cfg, days)
+    env_cfg = env_cfg or EnvConfig()
+    env = make_env(scenario_cfg, env_cfg, days=days, sequential_days=True,
+                   stochastic=not deterministic, seed=seed)
+    dc_names = [dc.region for dc in scenario_cfg.dcs]
+    class_names = list(scenario_cfg.classes.names)
+    results: dict[str, dict] = {}
+    for name in policies:
+        policy = make_policy(name, env, seed=seed)
+        out = run_days(env, policy)
+        per_day = day_summary(out, env.params.slot_h)
+        for date, row in zip(dates, per_day):
+            row["day"] = date
+            if bounds and date in bounds:
+                row["lp_bound_usd"] = bounds[date]
+                row["share_of_bound"] = row["utility_usd"] / bounds[date] if bounds[date] else float("nan")
+        mean = mean_summary([{k: v for k, v in r.items() if k != "day"} for r in per_day])
+        summary = {
+            "policy": name, "scenario": scenario_cfg.name, "deterministic": deterministic, "seed": seed,
+            "days": dates, "mean": mean, "per_day": per_day,
+            "units": {"money": "USD per day", "energy": "kWh per day", "carbon": "kg per day"},
+        }
+        results[Path(name).stem if name.endswith(".ckpt") else name] = summary
+        if out_dir is not None:
+            target = Path(out_dir) if len(policies) == 1 else Path(out_dir) / Path(name).stem
+            target.mkdir(parents=True, exist_ok=True)
+            write_trace(target / "trace.csv", trace_frame(out, dates, dc_names, class_names))
+            atomic_write_json(target / "summary.json", summary)
+            if plots:
+                plot_day_behaviour(out, dc_names, dates[0], env.params.slot_h, target / "behaviour.png")
+    if out_dir is not None:
+        table = comparison_table(results)
+        atomic_write_text(Path(out_dir) / "comparison.md", table_markdown(table))
+        atomic_write(Path(out_dir) / "comparison.csv", table)
+        if plots:
+            plot_comparison(results, Path(out_dir) / "comparison.png")
+    if console is not None:
+        print_table(results, console)
+    return results
+
+
+def atomic_write(path: Path, frame: pd.DataFrame) -> None:
+    from dcsched.io import atomic_write as _aw
+
+    _aw(path, lambda p: frame.to_csv(p, float_format="%.6g"))
+
+
+def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
+    cols = list(TABLE_COLUMNS)
+    if any("share_of_bound" in r["mean"] for r in results.values()):
+        cols.append("share_of_bound")
+    rows = {name: {c: r["mean"].get(c, float("nan")) for c in cols} for name, r in results.items()}
+    return pd.DataFrame(rows).T.rename_axis("policy")
+
+
+def table_markdown(df: pd.DataFrame) -> str:
+    head = "| policy | " + " | ".join(df.columns) + " |\n|---|" + "---|" * len(df.columns) + "\n"
+    body = "".join(
+        f"| {name} | " + " | ".join(f"{v:.4g}" for v in row.values) + " |\n" for name, row in df.iterrows()
+    )
+    return head + body
+
+
+def print_table(results: dict[str, dict], console) -> None:
+    from rich.table import Table
+
+    labels = {"utility_usd": "utility $", "revenue_usd": "revenue $", "energy_cost_usd": "energy $",
+              "transfer_cost_usd": "transfer $", "penalty_usd": "penalty $", "violation_rate": "late+drop",
+              "grid_buy_kwh": "grid kWh", "carbon_kg": "CO2 kg", "share_of_bound": "% of LP"}
+    df = comparison_table(results)
+    table = Table(title="Mean per day over the evaluated days")
+    table.add_column("policy", no_wrap=True)
+    for c in df.columns:
+        table.add_column(labels.get(c, c), justify="right", no_wrap=True)
+    for name, row in df.iterrows():
+        table.add_row(name, *[f"{v:,.4g}" for v in row.values])
+    console.print(table)

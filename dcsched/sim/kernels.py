@@ -1,0 +1,243 @@
+"""The system model (MODEL.md sections 5-7) as pure batched torch functions.
+
+Every function works on any leading batch shape ``*`` and on CPU or CUDA; there is no Python
+loop over environments, data centres, classes or jobs. Index names: i = origin DC, n =
+serving DC, k = job class (EDF order), N DCs, K classes.
+
+Accounting conventions (docs/model.md):
+- A job is counted once, in the slot it arrives: on time (served this slot within its
+  deadline), late (served this slot past its deadline, or admitted to the backlog and served
+  next slot) or dropped (did not fit in the backlog).
+- The backlog holds at most one slot of capacity and is served first in the next slot, so it
+  always clears in one slot; it carries its GPU-seconds and the energy it was assigned with.
+- Job terms (revenue, penalties) are attributed to the serving DC n; the transfer cost to the
+  destination n; energy terms to the DC that consumes the energy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from dcsched.sim.params import SimParams
+
+J_PER_KWH = 3.6e6
+
+
+@dataclass
+class SimState:
+    """Per-environment state. Every tensor is [*, N]."""
+
+    soc: torch.Tensor  # battery state of charge, fraction of capacity
+    backlog_work_gpu_s: torch.Tensor  # late work waiting for the next slot
+    backlog_energy_j: torch.Tensor  # energy the backlog was assigned with
+    backlog_jobs: torch.Tensor  # jobs in the backlog
+
+
+@dataclass
+class Decision:
+    """Decoded per-slot decision."""
+
+    transfer: torch.Tensor  # x [*, N(origin), N(dest), K], rows sum to 1 over dest
+    steps_idx: torch.Tensor  # [*, N, K] index into params.steps_grid (long)
+    freq_idx: torch.Tensor  # [*, N] index into params.freq_levels (long)
+    battery_frac: torch.Tensor | None = None  # [*, N] in [-1, 1], + charge; used if energy is learned
+
+
+def initial_state(p: SimParams, batch_shape: tuple[int, ...]) -> SimState:
+    ref = p.capacity_gpu_s
+    zeros = torch.zeros(*batch_shape, p.num_dcs, dtype=ref.dtype, device=ref.device)
+    return SimState(soc=zeros + p.soc_init, backlog_work_gpu_s=zeros.clone(),
+                    backlog_energy_j=zeros.clone(), backlog_jobs=zeros.clone())
+
+
+def step_time_s(p: SimParams, freq: torch.Tensor) -> torch.Tensor:
+    """DVFS time per denoising step: tau(f) = tau_step (delta / f + 1 - delta). freq: [*, N] fraction of f_max."""
+    return p.tau_step_s * (p.dvfs_delta / freq + 1.0 - p.dvfs_delta)
+
+
+def gpu_power_w(p: SimParams, freq: torch.Tensor) -> torch.Tensor:
+    """GPU power at frequency: P(f) = P_idle + (P_busy - P_idle) f^3. [*, N] watts."""
+    return p.idle_power_w + (p.busy_power_w - p.idle_power_w) * freq**3
+
+
+def job_time_and_energy(p: SimParams, steps: torch.Tensor, freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Execution time (s) and energy (J) of one job. steps [*, N, K], freq [*, N] -> two [*, N, K]."""
+    tau = step_time_s(p, freq).unsqueeze(-1)
+    power = gpu_power_w(p, freq).unsqueeze(-1)
+    exec_s = steps * tau + p.tau_fixed_s.unsqueeze(-1)
+    energy_j = steps * power * tau + p.energy_fixed_j.unsqueeze(-1)
+    return exec_s, energy_j
+
+
+def _safe_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """min(1, num / den), 1 where den == 0."""
+    positive = den > 0
+    return torch.where(positive, (num / torch.where(positive, den, torch.ones_like(den))).clamp(max=1.0),
+                       torch.ones_like(den))
+
+
+def serve(p: SimParams, state: SimState, arrivals: torch.Tensor, d: Decision) -> dict[str, torch.Tensor]:
+    """Fluid service model of one slot (MODEL.md section 5).
+
+    arrivals: [*, N, K] jobs by origin and class. Returns job flows by origin/serving DC/class
+    ([*, N, N, K]), the new backlog and the busy GPU-seconds and served energy per DC ([*, N]).
+    """
+    steps = p.steps_grid[d.steps_idx]  # [*, N, K]
+    freq = p.freq_levels[d.freq_idx]  # [*, N]
+    exec_s, energy_j = job_time_and_energy(p, steps, freq)  # [*, N, K]
+    jobs = d.transfer * arrivals.unsqueeze(-2)  # [*, i, n, k]
+    feasible = (exec_s.unsqueeze(-3) + p.transfer_delay_s.unsqueeze(-1)) <= p.deadline_s  # [*, i, n, k]
+    feasible = feasible.to(jobs.dtype)
+
+    jobs_n = jobs.sum(-3)  # [*, n, k]
+    work = jobs_n * exec_s  # GPU-seconds by class
+    free = p.capacity_gpu_s - state.backlog_work_gpu_s  # backlog first
+    before = torch.cumsum(work, dim=-1) - work  # EDF: earlier-deadline classes first
+    room = (free.unsqueeze(-1) - before).clamp(min=0.0)
+    served_frac = _safe_ratio(room, work)  # phi [*, n, k]
+    overflow_work = ((1.0 - served_frac) * work).sum(-1)  # [*, n]
+    admit_frac = _safe_ratio(p.backlog_cap_gpu_s.expand_as(overflow_work), overflow_work)  # [*, n]
+
+    phi = served_frac.unsqueeze(-3)
+    adm = admit_frac.unsqueeze(-1).unsqueeze(-3)
+    on_time = jobs * phi * feasible
+    late = jobs * phi * (1.0 - feasible) + jobs * (1.0 - phi) * adm
+    dropped = (jobs * (1.0 - phi) * (1.0 - adm)).sum(-1)  # [*, i, n]
+
+    unserved_jobs = ((1.0 - served_frac) * jobs_n).sum(-1)
+    unserved_energy = ((1.0 - served_frac) * jobs_n * energy_j).sum(-1)
+    served_work = (served_frac * work).sum(-1)
+    served_energy = (served_frac * jobs_n * energy_j).sum(-1)
+    return {
+        "steps": steps, "freq": freq, "exec_s": exec_s, "job_energy_j": energy_j, "jobs": jobs,
+        "on_time": on_time, "late": late, "dropped": dropped,
+        "busy_gpu_s": state.backlog_work_gpu_s + served_work,
+        "served_energy_j": state.backlog_energy_j + served_energy,
+        "new_backlog_work_gpu_s": admit_frac * overflow_work,
+        "new_backlog_energy_j": admit_frac * unserved_energy,
+        "new_backlog_jobs": admit_frac * unserved_jobs,
+    }
+
+
+def it_power_kw(p: SimParams, busy_gpu_s: torch.Tensor, served_energy_j: torch.Tensor) -> torch.Tensor:
+    """Average IT power of the slot: served job energy + idle GPU energy + base power. [*, N] kW."""
+    idle_j = p.idle_power_w * (p.capacity_gpu_s - busy_gpu_s).clamp(min=0.0)
+    base_j = p.base_power_w * p.slot_s
+    return (served_energy_j + idle_j + base_j) / p.slot_s / 1000.0
+
+
+def cooling_kw(p: SimParams, it_kw: torch.Tensor, temp_c: torch.Tensor) -> torch.Tensor:
+    """PUE cooling: (PUE(T) - 1) * P_IT with PUE = base + slope * max(0, T - threshold)."""
+    pue = p.pue_base + p.pue_slope_per_c * (temp_c - p.pue_threshold_c).clamp(min=0.0)
+    return (pue - 1.0) * it_kw
+
+
+def battery_limits_kw(p: SimParams, soc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Largest charge and discharge power (kW, at the DC bus) that keep SoC in bounds this slot."""
+    headroom_kwh = (p.soc_max - soc).clamp(min=0.0) * p.battery_kwh
+    avail_kwh = (soc - p.soc_min).clamp(min=0.0) * p.battery_kwh
+    max_charge = torch.minimum(p.battery_kw.expand_as(soc), headroom_kwh / (p.eta_charge * p.slot_h))
+    max_discharge = torch.minimum(p.battery_kw.expand_as(soc), avail_kwh * p.eta_discharge / p.slot_h)
+    return max_charge, max_discharge
+
+
+def battery_heuristic_kw(
+    p: SimParams, soc: torch.Tensor, net_load_kw: torch.Tensor, price: torch.Tensor,
+    price_low: torch.Tensor, price_high: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inner energy heuristic (MODEL.md section 6). Renewables serve the load first; charge at
+    full power when the price is at or below the trailing low percentile; discharge to cover the
+    deficit when at or above the high percentile; otherwise store renewable surplus only.
+    Returns (charge_kw, discharge_kw), both >= 0 and never both positive."""
+    max_c, max_d = battery_limits_kw(p, soc)
+    surplus = (-net_load_kw).clamp(min=0.0)
+    deficit = net_load_kw.clamp(min=0.0)
+    cheap = price <= price_low
+    dear = (price >= price_high) & ~cheap
+    charge = torch.where(cheap, max_c, torch.where(dear, torch.zeros_like(max_c), torch.minimum(max_c, surplus)))
+    discharge = torch.where(dear, torch.minimum(max_d, deficit), torch.zeros_like(max_d))
+    return charge, discharge
+
+
+def battery_learned_kw(p: SimParams, soc: torch.Tensor, frac: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Learned battery command b in [-1, 1] of the power limit, honouring the SoC bounds
+    (the physical limit is applied and the actual power is reported)."""
+    max_c, max_d = battery_limits_kw(p, soc)
+    cmd = frac * p.battery_kw
+    return torch.minimum(cmd.clamp(min=0.0), max_c), torch.minimum((-cmd).clamp(min=0.0), max_d)
+
+
+def step(
+    p: SimParams, state: SimState, arrivals: torch.Tensor, d: Decision, exo: dict[str, torch.Tensor]
+) -> tuple[SimState, dict[str, torch.Tensor]]:
+    """One slot of the whole system. exo holds [*, N] tensors: price_usd_per_mwh,
+    price_low_usd_per_mwh, price_high_usd_per_mwh, carbon_g_per_kwh, temp_c, pv_kw_per_kwp,
+    wind_kw_per_kw. Returns the next state and the outcome (every utility term and job count)."""
+    s = serve(p, state, arrivals, d)
+    it_kw = it_power_kw(p, s["busy_gpu_s"], s["served_energy_j"])
+    cool_kw = cooling_kw(p, it_kw, exo["temp_c"])
+    pv_kw = p.pv_kwp * exo["pv_kw_per_kwp"]
+    wind_kw = p.wind_kw * exo["wind_kw_per_kw"]
+    net_kw = it_kw + cool_kw - pv_kw - wind_kw
+    price = exo["price_usd_per_mwh"]
+    if p.learned_energy and d.battery_frac is not None:
+        charge_kw, discharge_kw = battery_learned_kw(p, state.soc, d.battery_frac)
+    else:
+        charge_kw, discharge_kw = battery_heuristic_kw(
+            p, state.soc, net_kw, price, exo["price_low_usd_per_mwh"], exo["price_high_usd_per_mwh"])
+    grid_kw = net_kw + charge_kw - discharge_kw
+    buy_kw = grid_kw.clamp(min=0.0)
+    export_kw = (-grid_kw).clamp(min=0.0)
+    if p.curtail_at_negative_price:
+        curtail_kw = torch.where(price < 0, export_kw, torch.zeros_like(export_kw))
+    else:
+        curtail_kw = torch.zeros_like(export_kw)
+    sell_kw = export_kw - curtail_kw
+    safe_kwh = torch.where(p.battery_kwh > 0, p.battery_kwh, torch.ones_like(p.battery_kwh))
+    soc_next = state.soc + (charge_kw * p.eta_charge - discharge_kw / p.eta_discharge) * p.slot_h / safe_kwh
+    soc_next = torch.where(p.battery_kwh > 0, soc_next, state.soc)
+
+    mwh = p.slot_h / 1000.0
+    energy_cost = (buy_kw - p.sell_price_factor * sell_kw) * mwh * price
+    degradation = p.degradation_usd_per_kwh * (charge_kw + discharge_kw) * p.slot_h
+    carbon_kg = buy_kw * p.slot_h * exo["carbon_g_per_kwh"] / 1000.0
+
+    quality = torch.gather(
+        p.quality.expand(*d.steps_idx.shape[:-2], -1, -1), -1, d.steps_idx)  # [*, n, k]
+    rho_i = p.price_usd_per_image.unsqueeze(-1).unsqueeze(-1)  # [i, 1, 1]
+    revenue = (rho_i * quality.unsqueeze(-3) * s["on_time"]).sum((-3, -1))  # [*, n]
+    transfer_cost = (s["jobs"] * p.transfer_cost_usd_per_job.unsqueeze(-1)).sum((-3, -1))
+    late_pen = (s["late"] * p.late_penalty_usd.unsqueeze(-2)).sum((-3, -1))
+    drop_pen = (s["dropped"] * p.drop_penalty_usd.unsqueeze(-1)).sum(-2)
+    penalty = late_pen + drop_pen
+    utility = revenue - energy_cost - transfer_cost - penalty - degradation
+
+    next_state = SimState(soc=soc_next, backlog_work_gpu_s=s["new_backlog_work_gpu_s"],
+                          backlog_energy_j=s["new_backlog_energy_j"], backlog_jobs=s["new_backlog_jobs"])
+    outcome = {
+        "arrivals": arrivals,  # [*, N(origin), K]
+        "served": s["jobs"].sum(-3),  # [*, n, K] assigned to n this slot
+        "on_time": s["on_time"].sum(-3),  # [*, n, K]
+        "late": s["late"].sum(-3),  # [*, n, K]
+        "dropped": s["dropped"].sum(-2),  # [*, n]
+        "flow_on_time": s["on_time"], "flow_late": s["late"], "flow_dropped": s["dropped"],
+        "backlog_jobs": s["new_backlog_jobs"],
+        "backlog_work_gpu_s": s["new_backlog_work_gpu_s"],
+        "steps": s["steps"], "freq": s["freq"], "transfer": d.transfer,
+        "it_kw": it_kw, "cooling_kw": cool_kw, "charge_kw": charge_kw, "discharge_kw": discharge_kw,
+        "pv_kw": pv_kw, "wind_kw": wind_kw, "curtail_kw": curtail_kw, "grid_buy_kw": buy_kw,
+        "grid_sell_kw": sell_kw, "soc": soc_next,
+        "revenue_usd": revenue, "energy_cost_usd": energy_cost, "transfer_cost_usd": transfer_cost,
+        "penalty_usd": penalty, "degradation_usd": degradation, "utility_usd": utility,
+        "carbon_kg": carbon_kg,
+    }
+    return next_state, outcome
+
+
+def violation_share(outcome: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Share of this slot's arriving jobs that were late or dropped. [*]"""
+    arrived = outcome["arrivals"].sum((-2, -1))
+    bad = outcome["late"].sum((-2, -1)) + outcome["dropped"].sum(-1)
+    return torch.where(arrived > 0, bad / arrived.clamp(min=1e-12), torch.zeros_like(arrived))
