@@ -238,6 +238,14 @@ def _schema_keys(node: Any, key_path: str) -> list[str]:
     return []
 
 
+def _allowed_hint(key: str) -> str | None:
+    keys = _schema_keys(None, key)
+    if not keys:
+        return None
+    close = difflib.get_close_matches(key.split(".")[-1], keys, n=1)
+    return ", ".join(keys) + (f"; closest: '{close[0]}'" if close else "")
+
+
 def _wrap(err: OmegaConfBaseException, source: str, prefix: str = "") -> ConfigError:
     key = getattr(err, "full_key", None) or "?"
     if prefix and not key.startswith(prefix):
@@ -313,8 +321,18 @@ def _merge_overrides(cfg: DictConfig, overrides: list[str], prefix: str = "") ->
             raise ConfigError("command line", item, "overrides must look like key=value")
         key, _, value = item.partition("=")
         try:
-            dot = OmegaConf.from_dotlist([f"{key}={value}"])
-            cfg = OmegaConf.merge(cfg, dot)
+            parsed = OmegaConf.from_dotlist([f"v={value}"])["v"]
+            if isinstance(parsed, (DictConfig, ListConfig)):
+                parsed = OmegaConf.to_container(parsed)
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(cfg, parent) if parent else cfg
+            if node is None or (isinstance(node, DictConfig) and leaf not in node):
+                raise ConfigError("command line", f"{prefix}.{key}" if prefix else key, "unknown key",
+                                  _allowed_hint(f"{prefix}.{key}" if prefix else key))
+            if isinstance(node, ListConfig) and (not leaf.isdigit() or int(leaf) >= len(node)):
+                raise ConfigError("command line", f"{prefix}.{key}" if prefix else key,
+                                  f"list index out of range (length {len(node)})")
+            OmegaConf.update(cfg, key, parsed, merge=True)
         except OmegaConfBaseException as err:
             raise _wrap(err, "command line", prefix) from err
     return cfg

@@ -1,0 +1,133 @@
+"""Scalar reference model: one environment, one slot, plain Python loops over DCs, classes and
+origins. Written independently of :mod:`dcsched.sim.kernels` from MODEL.md, it is used only to
+cross-check the kernels in tests and as the baseline of the speed benchmark. Never import it
+from the simulator.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def params_to_python(p) -> dict:
+    """SimParams -> plain Python floats and lists."""
+    out = {}
+    for name, value in vars(p).items():
+        out[name] = value.tolist() if hasattr(value, "tolist") else value
+    return out
+
+
+def reference_step(P: dict, state: dict, arrivals: list, decision: dict, exo: dict) -> tuple[dict, dict]:
+    """One slot. state: soc, backlog_work_gpu_s, backlog_energy_j, backlog_jobs (lists of N floats);
+    arrivals[i][k]; decision: transfer[i][n][k], steps_idx[n][k], freq_idx[n], battery_frac[n] or None;
+    exo: per-DC lists price_usd_per_mwh, price_low_usd_per_mwh, price_high_usd_per_mwh,
+    carbon_g_per_kwh, temp_c, pv_kw_per_kwp, wind_kw_per_kw."""
+    N, K = P["num_dcs"], P["num_classes"]
+    slot_s = P["slot_s"]
+    slot_h = slot_s / 3600.0
+    res = {k: [0.0] * N for k in (
+        "dropped", "it_kw", "cooling_kw", "charge_kw", "discharge_kw", "pv_kw", "wind_kw", "curtail_kw",
+        "grid_buy_kw", "grid_sell_kw", "soc", "revenue_usd", "energy_cost_usd", "transfer_cost_usd",
+        "penalty_usd", "degradation_usd", "utility_usd", "carbon_kg", "backlog_jobs", "backlog_work_gpu_s")}
+    res["on_time"] = [[0.0] * K for _ in range(N)]
+    res["late"] = [[0.0] * K for _ in range(N)]
+    res["served"] = [[0.0] * K for _ in range(N)]
+    new_state = {"soc": [0.0] * N, "backlog_work_gpu_s": [0.0] * N, "backlog_energy_j": [0.0] * N, "backlog_jobs": [0.0] * N}
+
+    for n in range(N):
+        f = P["freq_levels"][decision["freq_idx"][n]]
+        tau = P["tau_step_s"][n] * (P["dvfs_delta"] / f + 1.0 - P["dvfs_delta"])
+        power_w = P["idle_power_w"][n] + (P["busy_power_w"][n] - P["idle_power_w"][n]) * f ** 3
+        capacity = P["capacity_gpu_s"][n]
+        remaining = capacity - state["backlog_work_gpu_s"][n]
+        busy = state["backlog_work_gpu_s"][n]
+        energy_j = state["backlog_energy_j"][n]
+        overflow_by_origin_class = []  # (i, k, jobs, work, energy)
+        for k in range(K):  # classes are in EDF order
+            steps = P["steps_grid"][decision["steps_idx"][n][k]]
+            exec_s = steps * tau + P["tau_fixed_s"][n]
+            job_j = steps * power_w * tau + P["energy_fixed_j"][n]
+            quality = P["quality"][n][decision["steps_idx"][n][k]]
+            jobs_here = [decision["transfer"][i][n][k] * arrivals[i][k] for i in range(N)]
+            work = sum(jobs_here) * exec_s
+            if work <= 0:
+                frac = 1.0
+            else:
+                frac = min(1.0, max(0.0, remaining) / work)
+            remaining -= frac * work
+            busy += frac * work
+            energy_j += frac * sum(jobs_here) * job_j
+            for i in range(N):
+                jobs = jobs_here[i]
+                res["served"][n][k] += jobs
+                res["transfer_cost_usd"][n] += jobs * P["transfer_cost_usd_per_job"][i][n]
+                on_time_ok = exec_s + P["transfer_delay_s"][i][n] <= P["deadline_s"][k]
+                served = frac * jobs
+                if on_time_ok:
+                    res["on_time"][n][k] += served
+                    res["revenue_usd"][n] += P["price_usd_per_image"][i] * quality * served
+                else:
+                    res["late"][n][k] += served
+                    res["penalty_usd"][n] += P["late_penalty_usd"][i][k] * served
+                left = (1.0 - frac) * jobs
+                if left > 0:
+                    overflow_by_origin_class.append((i, k, left, left * exec_s, left * job_j))
+        total_overflow = sum(o[3] for o in overflow_by_origin_class)
+        cap = P["backlog_cap_gpu_s"][n]
+        admit = 1.0 if total_overflow <= cap else cap / total_overflow
+        for i, k, jobs, work, ej in overflow_by_origin_class:
+            res["late"][n][k] += admit * jobs
+            res["penalty_usd"][n] += P["late_penalty_usd"][i][k] * admit * jobs
+            res["dropped"][n] += (1.0 - admit) * jobs
+            res["penalty_usd"][n] += P["drop_penalty_usd"][i] * (1.0 - admit) * jobs
+            new_state["backlog_work_gpu_s"][n] += admit * work
+            new_state["backlog_energy_j"][n] += admit * ej
+            new_state["backlog_jobs"][n] += admit * jobs
+
+        idle_j = P["idle_power_w"][n] * max(0.0, capacity - busy)
+        it_kw = (energy_j + idle_j + P["base_power_w"][n] * slot_s) / slot_s / 1000.0
+        temp = exo["temp_c"][n]
+        pue = P["pue_base"] + P["pue_slope_per_c"] * max(0.0, temp - P["pue_threshold_c"])
+        cool_kw = (pue - 1.0) * it_kw
+        pv = P["pv_kwp"][n] * exo["pv_kw_per_kwp"][n]
+        wind = P["wind_kw"][n] * exo["wind_kw_per_kw"][n]
+        load = it_kw + cool_kw - pv - wind
+        soc = state["soc"][n]
+        e_kwh = P["battery_kwh"][n]
+        p_max = P["battery_kw"][n]
+        can_charge = min(p_max, max(0.0, P["soc_max"] - soc) * e_kwh / (P["eta_charge"] * slot_h))
+        can_discharge = min(p_max, max(0.0, soc - P["soc_min"]) * e_kwh * P["eta_discharge"] / slot_h)
+        price = exo["price_usd_per_mwh"][n]
+        if P["learned_energy"] and decision.get("battery_frac") is not None:
+            cmd = decision["battery_frac"][n] * p_max
+            charge = min(max(cmd, 0.0), can_charge)
+            discharge = min(max(-cmd, 0.0), can_discharge)
+        elif price <= exo["price_low_usd_per_mwh"][n]:
+            charge, discharge = can_charge, 0.0
+        elif price >= exo["price_high_usd_per_mwh"][n]:
+            charge, discharge = 0.0, min(can_discharge, max(load, 0.0))
+        else:
+            charge, discharge = min(can_charge, max(-load, 0.0)), 0.0
+        grid = load + charge - discharge
+        buy = max(grid, 0.0)
+        export = max(-grid, 0.0)
+        curtail = export if (P["curtail_at_negative_price"] and price < 0) else 0.0
+        sell = export - curtail
+        new_soc = soc + (charge * P["eta_charge"] - discharge / P["eta_discharge"]) * slot_h / e_kwh if e_kwh > 0 else soc
+        energy_cost = (buy - P["sell_price_factor"] * sell) * slot_h / 1000.0 * price
+        degradation = P["degradation_usd_per_kwh"] * (charge + discharge) * slot_h
+        res["it_kw"][n], res["cooling_kw"][n] = it_kw, cool_kw
+        res["pv_kw"][n], res["wind_kw"][n] = pv, wind
+        res["charge_kw"][n], res["discharge_kw"][n] = charge, discharge
+        res["grid_buy_kw"][n], res["grid_sell_kw"][n], res["curtail_kw"][n] = buy, sell, curtail
+        res["soc"][n] = new_soc
+        new_state["soc"][n] = new_soc
+        res["energy_cost_usd"][n] = energy_cost
+        res["degradation_usd"][n] = degradation
+        res["carbon_kg"][n] = buy * slot_h * exo["carbon_g_per_kwh"][n] / 1000.0
+        res["utility_usd"][n] = (res["revenue_usd"][n] - energy_cost - res["transfer_cost_usd"][n]
+                                 - res["penalty_usd"][n] - degradation)
+        res["backlog_jobs"][n] = new_state["backlog_jobs"][n]
+        res["backlog_work_gpu_s"][n] = new_state["backlog_work_gpu_s"][n]
+        assert math.isfinite(res["utility_usd"][n])
+    return new_state, res

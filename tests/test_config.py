@@ -1,0 +1,99 @@
+"""Recipes, overrides and the errors a user can cause."""
+
+import pytest
+from omegaconf import OmegaConf
+
+from dcsched.config import load_recipe, load_scenario
+from dcsched.errors import ConfigError
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_recipe_composes_scenario_and_overrides(tmp_path):
+    recipe = write(tmp_path, "r.yaml", "name: demo\nscenario: paper3\nseed: 3\nenv:\n  num_envs: 8\n")
+    cfg = load_recipe(recipe, ["agent.lr_actor=1e-3", "scenario.energy.price_scale=2"])
+    assert cfg.name == "demo" and cfg.seed == 3 and cfg.env.num_envs == 8
+    assert cfg.agent.lr_actor == pytest.approx(1e-3)
+    assert cfg.scenario.energy.price_scale == 2.0
+    assert cfg.scenario.dcs[1].region == "US-CAL-CISO"
+
+
+def test_scenario_base_chain_applies_revenue_scale():
+    base, energy = load_scenario("paper3"), load_scenario("paper3_energy")
+    assert energy.revenue_scale < 0.1 and base.revenue_scale == 1.0
+    assert [d.num_gpus for d in energy.dcs] == [d.num_gpus for d in base.dcs]
+
+
+def test_misspelt_key_names_file_key_and_allowed(tmp_path):
+    recipe = write(tmp_path, "bad.yaml", "scenario: paper3\nenv:\n  num_env: 8\n")
+    with pytest.raises(ConfigError) as err:
+        load_recipe(recipe)
+    msg = str(err.value)
+    assert str(recipe) in msg and "env.num_env" in msg and "num_envs" in msg
+
+
+def test_wrong_type_fails_at_load(tmp_path):
+    recipe = write(tmp_path, "bad.yaml", "scenario: paper3\nseed: abc\n")
+    with pytest.raises(ConfigError) as err:
+        load_recipe(recipe)
+    assert "seed" in str(err.value) and str(recipe) in str(err.value)
+
+
+def test_bad_override_names_command_line(tmp_path):
+    recipe = write(tmp_path, "r.yaml", "scenario: paper3\n")
+    with pytest.raises(ConfigError) as err:
+        load_recipe(recipe, ["trainer.total_frame=10"])
+    assert "command line" in str(err.value) and "trainer.total_frame" in str(err.value)
+    assert "total_frames" in str(err.value)
+
+
+def test_enum_value_lists_allowed(tmp_path):
+    recipe = write(tmp_path, "r.yaml", "scenario: paper3\nenv:\n  reward_mode: denser\n")
+    with pytest.raises(ConfigError) as err:
+        load_recipe(recipe)
+    assert "env.reward_mode" in str(err.value) and "dense, sparse, episodic" in str(err.value)
+
+
+def test_unknown_scenario_suggests_closest(tmp_path):
+    recipe = write(tmp_path, "r.yaml", "scenario: paper33\n")
+    with pytest.raises(ConfigError) as err:
+        load_recipe(recipe)
+    assert "paper3" in str(err.value)
+
+
+@pytest.mark.parametrize("override,key", [
+    ("energy.soc_min=0.95", "scenario.energy.soc_min"),
+    ("dcs.0.num_gpus=0", "scenario.dcs.0.num_gpus"),
+    ("dcs.1.tau_step_s=-1", "scenario.dcs.1.tau_step_s"),
+    ("dcs.2.region=US-XYZ", "scenario.dcs.2.region"),
+    ("dcs.0.model=sd9", "scenario.dcs.0.model"),
+    ("steps_grid=[0,10,20]", "scenario.steps_grid"),
+    ("steps_grid=[-4,10]", "scenario.steps_grid"),
+    ("classes.mix=[0.7,0.7]", "scenario.classes.mix"),
+    ("energy.control=magic", "scenario.energy.control"),
+])
+def test_scenario_validation_names_the_key(override, key):
+    with pytest.raises(ConfigError) as err:
+        load_scenario("paper3", [override])
+    assert key in str(err.value), str(err.value)
+
+
+def test_quality_artifact_must_cover_step_grid(tmp_path):
+    art = tmp_path / "q.json"
+    art.write_text('{"schema_version": 1, "curve": {"family": "sigmoid", "params": {"A": 2.0, "kappa": 0.3, "s0": 10, "B": 0.2}}}')
+    with pytest.raises(ConfigError) as err:
+        load_scenario("paper3", [f"dcs.0.quality_artifact={art}"])
+    assert "dcs.0.quality_artifact" in str(err.value) and "[0, 1]" in str(err.value)
+
+
+def test_resolved_config_is_written(tmp_path):
+    from dcsched.config import save_resolved
+
+    cfg = load_recipe(write(tmp_path, "r.yaml", "scenario: paper3\n"))
+    path = save_resolved(cfg, tmp_path / "run")
+    again = OmegaConf.load(path)
+    assert again.scenario.dcs[2].num_gpus == cfg.scenario.dcs[2].num_gpus

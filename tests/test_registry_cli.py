@@ -1,0 +1,58 @@
+"""Registries and the command line."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dcsched.cli import main
+from dcsched.errors import UnknownComponentError
+from dcsched.registry import ALL_REGISTRIES, POLICIES, SCENARIOS
+
+
+def test_every_kind_has_a_registry():
+    assert set(ALL_REGISTRIES) == {"scenario", "agent", "shaper", "policy", "quality_metric", "logger"}
+    assert {"paper3", "paper3_energy", "global8"} <= set(SCENARIOS.names())
+    assert {"local_only", "random"} <= set(POLICIES.names())
+
+
+def test_unknown_name_lists_allowed_and_closest():
+    with pytest.raises(UnknownComponentError) as err:
+        POLICIES.get("local_onyl")
+    assert "did you mean 'local_only'" in str(err.value) and "random" in str(err.value)
+
+
+def test_cli_list_prints_components(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("paper3", "local_only", "wandb", "policy", "scenario"):
+        assert name in out
+
+
+def test_cli_bad_key_exits_2_naming_key(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("scenario: paper3\nagent:\n  lr_actr: 0.1\n")
+    assert main(["train", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "agent.lr_actr" in err and "lr_actor" in err
+
+
+def test_cli_unknown_policy_exits_2(capsys):
+    assert main(["evaluate", "--policy", "nope", "--max-days", "1", "--no-plots"]) == 2
+    assert "unknown policy 'nope'" in capsys.readouterr().err
+
+
+def test_cli_evaluate_writes_summary_and_trace(tmp_path):
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--policy", "local_only", "--days", "2023-01-06", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["days"] == ["2023-01-06"] and summary["mean"]["jobs_arrived"] > 0
+    assert (out / "trace.csv").exists() and (out / "behaviour.png").stat().st_size > 1000
+    assert not list(out.glob(".*.tmp")), "temporary files left behind"
+
+
+def test_help_of_every_subcommand_runs():
+    for cmd in ("train", "evaluate", "solve", "calibrate", "experiment", "bench", "list"):
+        res = subprocess.run([sys.executable, "-m", "dcsched.cli", cmd, "--help"], capture_output=True, text=True)
+        assert res.returncode == 0 and "usage" in res.stdout.lower(), cmd
