@@ -145,23 +145,53 @@ class EnvConfig:
 
 @dataclass
 class AgentConfig:
-    name: str = "sac"
+    """Policy agent (MODEL.md section 8 defaults)."""
+
+    name: str = "sac"  # sac | td3 | ppo
     gamma: float = 0.99
     lr_actor: float = 3e-4
     lr_critic: float = 1e-3
-    alpha_init: float = 1e-4
+    lr_alpha: float = 3e-4
+    alpha_init: float = 1e-4  # SAC entropy temperature at the start
+    fixed_alpha: bool = False  # True: keep alpha at alpha_init
     tau: float = 0.005
     batch_size: int = 256
     buffer_size: int = 1_000_000
     hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
-    utd: int = 1  # gradient updates per collected environment step (per batch of num_envs frames)
-    warmup_frames: int = 5000
+    utd: float = 1.0  # gradient updates per batched environment step (one step = num_envs frames)
+    warmup_frames: int = 5000  # random actions, no updates, before this many frames
+    # TD3
+    policy_noise: float = 0.2
+    noise_clip: float = 0.5
+    exploration_noise: float = 0.1
+    policy_delay: int = 2
+    # PPO
+    clip_epsilon: float = 0.2
+    entropy_coef: float = 0.01
+    gae_lambda: float = 0.95
+    ppo_epochs: int = 4
+    minibatch_size: int = 256
 
 
 @dataclass
 class ShaperConfig:
-    name: str = "none"
-    eta: float = 0.4
+    """Reward agent of DRESS-style shaping (MODEL.md section 8)."""
+
+    name: str = "none"  # none | dress | mlp_rs | dress_nocond | dress_potential
+    eta: float = 0.4  # weight of r^A in the policy agent's critic target
+    latent_dim: int = 128  # M
+    denoising_steps: int = 5  # W
+    beta_min: float = 0.1
+    beta_max: float = 10.0
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
+    cond_hidden: int = 256  # condition encoder width
+    time_embedding_dim: int = 16
+    gamma: float = 0.99
+    tau: float = 0.005
+    lr_actor: float = 3e-4
+    lr_critic: float = 1e-3
+    alpha: float = 1e-4  # fixed entropy weight of the reward agent
+    rs_learning_starts: int = 5000  # frames before r^A enters the policy agent's target
 
 
 @dataclass
@@ -176,7 +206,8 @@ class TrainerConfig:
     total_frames: int = 100_000
     frames_per_batch: int = 1024
     eval_every_frames: int = 50_000
-    checkpoint_every_batches: int = 20
+    checkpoint_every_batches: int = 20  # one Lightning "epoch"; a checkpoint is written after each
+    keep_all_checkpoints: bool = False  # False: only last.ckpt
     accelerator: str = "cpu"
     progress: bool = True
 

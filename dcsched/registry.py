@@ -86,6 +86,7 @@ _BUILTIN_MODULES = (
     "dcsched.quality.curves",
     "dcsched.tracking",
     "dcsched.agents",
+    "dcsched.shaping.reward_agent",
 )
 _loaded = False
 

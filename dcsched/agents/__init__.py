@@ -1,1 +1,31 @@
 """Learning agents (LightningModules on TorchRL collectors). Importing registers them."""
+
+from dcsched.registry import AGENTS
+
+
+class _LazyAgent:
+    """Registry entry that imports Lightning/TorchRL only when an agent is used."""
+
+    def __init__(self, module: str, cls: str):
+        self.module, self.cls = module, cls
+
+    def resolve(self):
+        import importlib
+
+        return getattr(importlib.import_module(self.module), self.cls)
+
+    def __call__(self, *args, **kwargs):
+        return self.resolve()(*args, **kwargs)
+
+    def load_from_checkpoint(self, *args, **kwargs):
+        return self.resolve().load_from_checkpoint(*args, **kwargs)
+
+    def train_from_config(self, cfg, console=None) -> int:
+        from dcsched.agents.train import train_from_config
+
+        train_from_config(cfg, console=console, agent_cls=self.resolve())
+        return 0
+
+
+AGENTS.add("sac", _LazyAgent("dcsched.agents.off_policy", "SACAgent"), "Soft actor-critic (TorchRL SACLoss), optional shaper")
+AGENTS.add("td3", _LazyAgent("dcsched.agents.off_policy", "TD3Agent"), "TD3 (TorchRL TD3Loss), optional shaper")

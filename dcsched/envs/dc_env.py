@@ -61,7 +61,7 @@ class DCSchedEnv(EnvBase):
         violation_threshold: float = 0.05, action_encoding: str = "continuous",
         transfer_logit_scale: float = 5.0, transfer_min_share: float = 1e-3, stochastic: bool = True,
         normalize_obs: bool = True, sequential_days: bool = False, report_outcome: bool = True,
-        seed: int = 0, device: str | torch.device = "cpu",
+        seed: int = 0, device: str | torch.device = "cpu", obs_stats_exo: Exogenous | None = None,
     ):
         if reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode '{reward_mode}' not in {REWARD_MODES}")
@@ -85,7 +85,7 @@ class DCSchedEnv(EnvBase):
         self.T = params.slots_per_day
         N, K = params.num_dcs, params.num_classes
         self.obs_dim = N * (K + 2 + len(EXO_OBS_KEYS) + 2) + 2
-        self._build_normaliser(normalize_obs)
+        self._build_normaliser(normalize_obs, obs_stats_exo or exo)
         self._make_specs()
 
     # ------------------------------------------------------------------ specs
@@ -118,13 +118,14 @@ class DCSchedEnv(EnvBase):
             {k: Categorical(2, shape=(*B, 1), dtype=torch.bool, device=self.device)
              for k in ("done", "terminated", "truncated")}, shape=B, device=self.device)
 
-    def _build_normaliser(self, normalize: bool) -> None:
-        """Fixed per-feature mean/std from the env's own days (deterministic, no running stats)."""
+    def _build_normaliser(self, normalize: bool, stats_exo: Exogenous) -> None:
+        """Fixed per-feature mean/std of the exogenous inputs (no running statistics). ``make_env``
+        always passes the training split's data, so train and test envs normalise identically."""
         N, K = self.params.num_dcs, self.params.num_classes
         mean = torch.zeros(self.obs_dim, dtype=torch.float32, device=self.device)
         std = torch.ones(self.obs_dim, dtype=torch.float32, device=self.device)
         if normalize:
-            rate = self.exo.arrival_rate
+            rate = stats_exo.arrival_rate
             m = rate.mean(dim=(0, 1)).reshape(-1)  # [N*K]
             s = rate.std(dim=(0, 1)).reshape(-1).clamp(min=1e-6)
             mean[: N * K], std[: N * K] = m.float(), s.float()
@@ -132,7 +133,7 @@ class DCSchedEnv(EnvBase):
             # backlog / capacity and soc: already in [0, 1]
             o += 2 * N
             for key in EXO_OBS_KEYS:
-                x = getattr(self.exo, key)
+                x = getattr(stats_exo, key)
                 mean[o : o + N] = x.mean(dim=(0, 1)).float()
                 std[o : o + N] = x.std(dim=(0, 1)).clamp(min=1e-6).float()
                 o += N
@@ -251,6 +252,7 @@ def make_env(scenario_cfg, env_cfg=None, days: list[int] | None = None, num_envs
     days = days if days is not None else split_days(scenario_cfg, env_cfg.split)
     params = build_params(scenario_cfg, dtype=dtype, device=env_cfg.device)
     exo = load_exogenous(scenario_cfg, days, dtype=dtype, device=env_cfg.device)
+    stats_exo = load_exogenous(scenario_cfg, split_days(scenario_cfg, "train"), dtype=dtype, device=env_cfg.device)
     return DCSchedEnv(
         params, exo, num_envs=num_envs or (len(days) if sequential_days else env_cfg.num_envs),
         reward_mode=env_cfg.reward_mode, violation_threshold=env_cfg.violation_threshold,
@@ -258,5 +260,5 @@ def make_env(scenario_cfg, env_cfg=None, days: list[int] | None = None, num_envs
         transfer_min_share=env_cfg.transfer_min_share,
         stochastic=scenario_cfg.arrivals.stochastic if stochastic is None else stochastic,
         normalize_obs=env_cfg.normalize_obs, sequential_days=sequential_days,
-        report_outcome=report_outcome, seed=seed, device=env_cfg.device,
+        report_outcome=report_outcome, seed=seed, device=env_cfg.device, obs_stats_exo=stats_exo,
     )

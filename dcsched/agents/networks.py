@@ -1,0 +1,34 @@
+"""Actor and critic networks for the policy agents (TorchRL modules)."""
+
+from __future__ import annotations
+
+from tensordict.nn import NormalParamExtractor, TensorDictModule, TensorDictSequential
+from torch import nn
+from torchrl.envs.utils import ExplorationType
+from torchrl.modules import MLP, AdditiveGaussianModule, ProbabilisticActor, TanhNormal, ValueOperator
+
+
+def sac_actor(obs_dim: int, act_dim: int, hidden: list[int], spec) -> ProbabilisticActor:
+    """Gaussian policy squashed by tanh onto the [-1, 1] box."""
+    net = nn.Sequential(MLP(in_features=obs_dim, out_features=2 * act_dim, num_cells=list(hidden),
+                            activation_class=nn.ReLU), NormalParamExtractor())
+    module = TensorDictModule(net, in_keys=["observation"], out_keys=["loc", "scale"])
+    return ProbabilisticActor(module, in_keys=["loc", "scale"], spec=spec, distribution_class=TanhNormal,
+                              distribution_kwargs={"low": -1.0, "high": 1.0},
+                              default_interaction_type=ExplorationType.RANDOM, return_log_prob=False)
+
+
+def deterministic_actor(obs_dim: int, act_dim: int, hidden: list[int]) -> TensorDictModule:
+    net = nn.Sequential(MLP(in_features=obs_dim, out_features=act_dim, num_cells=list(hidden),
+                            activation_class=nn.ReLU), nn.Tanh())
+    return TensorDictModule(net, in_keys=["observation"], out_keys=["action"])
+
+
+def exploration_policy(actor: TensorDictModule, spec, sigma: float) -> TensorDictSequential:
+    noise = AdditiveGaussianModule(spec=spec, sigma_init=sigma, sigma_end=sigma, annealing_num_steps=1)
+    return TensorDictSequential(actor, noise)
+
+
+def q_network(obs_dim: int, act_dim: int, hidden: list[int]) -> ValueOperator:
+    net = MLP(in_features=obs_dim + act_dim, out_features=1, num_cells=list(hidden), activation_class=nn.ReLU)
+    return ValueOperator(net, in_keys=["observation", "action"])

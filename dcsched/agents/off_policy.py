@@ -1,0 +1,303 @@
+"""Off-policy agents (SAC, TD3) as LightningModules on a TorchRL Collector.
+
+The collector steps the batched env with the module's own actor (in-process: no weight sync),
+and feeds ``training_step`` through an IterableDataset. ``training_step`` takes the dataloader
+iterator itself, so Lightning never prefetches a batch: a checkpoint taken after batch k holds
+exactly k batches, which is what makes resume exact. Counters are environment frames and
+gradient updates (``self.frames``, ``self.updates``), not Lightning's global_step.
+
+An optional shaper (``dcsched.shaping``) is a constructor argument: it annotates each batch with
+the auxiliary reward it proposes, replaces r^E by r^E + eta * r^A per sample in the critic
+target, and runs its own update after each policy update.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tensordict import TensorDictBase
+from torch.utils.data import DataLoader, IterableDataset
+from torchrl.collectors import Collector
+from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+from torchrl.objectives import SACLoss, SoftUpdate, TD3Loss
+
+from dcsched.agents import networks
+from dcsched.config import RunConfig
+from dcsched.envs.dc_env import make_env
+
+
+def _identity(x):
+    return x
+
+
+class CollectorStream(IterableDataset):
+    """An endless stream of collector batches (Collector(total_frames=-1))."""
+
+    def __init__(self, collector: Collector):
+        self.collector = collector
+
+    def __iter__(self):
+        yield from self.collector
+
+
+def typed_config(cfg) -> DictConfig:
+    base = OmegaConf.structured(RunConfig)
+    return OmegaConf.merge(base, cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg))
+
+
+class OffPolicyAgent(L.LightningModule):
+    """Shared machinery; subclasses build the loss and the optimisers."""
+
+    algo = "off_policy"
+
+    def __init__(self, cfg: dict):
+        super().__init__()
+        self.save_hyperparameters({"cfg": cfg})
+        self.automatic_optimization = False
+        self.cfg = c = typed_config(cfg)
+        torch.manual_seed(c.seed)
+        self.env = make_env(c.scenario, c.env, seed=c.seed, report_outcome=True)
+        self.obs_dim = self.env.obs_dim
+        self.act_dim = self.env.action_spec.shape[-1]
+        if c.env.action_encoding != "continuous":
+            raise ValueError(f"{self.algo} needs env.action_encoding=continuous")
+        self.build(c)
+        self.shaper = None
+        if c.shaper.name != "none":
+            from dcsched.registry import SHAPERS
+
+            self.shaper = SHAPERS.get(c.shaper.name)(self.obs_dim, self.act_dim, c.shaper, c.seed)
+        self.rb = TensorDictReplayBuffer(storage=LazyTensorStorage(c.agent.buffer_size), batch_size=c.agent.batch_size)
+        self.register_buffer("frames", torch.zeros((), dtype=torch.long))
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        self.register_buffer("update_credit", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("episode_return", torch.zeros(c.env.num_envs, dtype=torch.float64))
+        self.collector: Collector | None = None
+        self._pending: dict | None = None
+        self._pending_rng: torch.Tensor | None = None
+        self.wandb_id: str | None = None
+        self._t0 = time.perf_counter()
+
+    # ------------------------------------------------------------------ to implement
+    def build(self, c) -> None:
+        raise NotImplementedError
+
+    def exploration_module(self):
+        return self.actor
+
+    def gradient_update(self, sample: TensorDictBase) -> dict[str, float]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ data
+    def train_dataloader(self):
+        if self.collector is None:
+            c = self.cfg
+            self.collector = Collector(
+                self.env, self.exploration_module(), frames_per_batch=c.trainer.frames_per_batch, total_frames=-1,
+                init_random_frames=c.agent.warmup_frames if c.agent.warmup_frames > 0 else None,
+                auto_register_policy_transforms=False)
+        # own generator: creating the loader's iterator must not draw from the global RNG
+        return DataLoader(CollectorStream(self.collector), batch_size=None, num_workers=0, collate_fn=_identity,
+                          generator=torch.Generator())
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, dataloader_iter):
+        if self._pending_rng is not None:  # resume: the global stream continues where it was saved
+            torch.set_rng_state(self._pending_rng)
+            self._pending_rng = None
+        batch = next(dataloader_iter)
+        if isinstance(batch, tuple):  # Lightning yields (batch, batch_idx, dataloader_idx)
+            batch = batch[0]
+        c = self.cfg
+        n_frames = batch.numel()
+        self.frames += n_frames
+        metrics = self._episode_metrics(batch)
+        if self.shaper is not None:
+            self.shaper.annotate(batch)
+        self.rb.extend(batch.exclude("outcome", ("next", "outcome")).reshape(-1))
+        losses: dict[str, float] = {}
+        if int(self.frames) >= c.agent.warmup_frames and len(self.rb) >= c.agent.batch_size:
+            self.update_credit += c.agent.utd * n_frames / c.env.num_envs
+            n_updates = int(math.floor(float(self.update_credit)))
+            self.update_credit -= n_updates
+            for _ in range(n_updates):
+                sample = self.rb.sample()
+                r_env = sample["next", "reward"]
+                if self.shaper is not None:
+                    shaped = self.shaper.shaped_reward(sample, self.actor, int(self.frames))
+                    losses["rs/shaped_reward_mean"] = float(shaped.mean())
+                    losses["rs/corr_shaped_env"] = _corr(shaped, r_env)
+                    sample.set(("next", "reward"), shaped)
+                losses.update(self.gradient_update(sample))
+                if self.shaper is not None:
+                    sample.set(("next", "reward"), r_env)
+                    losses.update(self.shaper.update(sample, self.actor))
+                self.updates += 1
+        metrics.update(losses)
+        metrics["frames"] = float(self.frames)
+        metrics["updates"] = float(self.updates)
+        metrics["fps"] = float(self.frames) / max(time.perf_counter() - self._t0, 1e-9)
+        self.log_dict(metrics, on_step=True, prog_bar=False, batch_size=1)
+        self.log("utility_per_slot", metrics["train/utility_usd_per_slot"], prog_bar=True, batch_size=1)
+        self.log("violation", metrics["train/violation_rate"], prog_bar=True, batch_size=1)
+
+    def _episode_metrics(self, batch: TensorDictBase) -> dict[str, float]:
+        """True utility and its components, violation rate and env return of this batch and of the
+        episodes that ended in it. batch: [num_envs, steps]."""
+        out = {}
+        oc = batch["next", "outcome"]
+        arrived = oc["arrivals"].sum()
+        bad = oc["late"].sum() + oc["dropped"].sum()
+        out["train/violation_rate"] = float(bad / arrived.clamp(min=1e-9))
+        steps = batch.shape[-1]
+        for key in ("revenue_usd", "energy_cost_usd", "transfer_cost_usd", "penalty_usd", "utility_usd"):
+            out[f"train/{key}_per_slot"] = float(oc[key].sum(-1).mean())
+        reward = batch["next", "reward"].squeeze(-1).to(torch.float64)  # [B, steps]
+        done = batch["next", "done"].squeeze(-1)
+        finished_returns, finished_util = [], []
+        ep_util = batch["next", "episode_utility_usd"].squeeze(-1)
+        for t in range(steps):
+            self.episode_return += reward[:, t]
+            d = done[:, t]
+            if d.any():
+                finished_returns.append(self.episode_return[d].clone())
+                finished_util.append(ep_util[d, t].to(torch.float64))
+                self.episode_return[d] = 0.0
+        if finished_returns:
+            out["train/episode_return"] = float(torch.cat(finished_returns).mean())
+            out["train/episode_utility_usd"] = float(torch.cat(finished_util).mean())
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        extra = {
+            "rb": self.rb.state_dict(),
+            "env_rng": self.env.rng.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "wandb_id": self.wandb_id,
+        }
+        if self.collector is not None:
+            extra["collector"] = self.collector.state_dict()
+            extra["carrier"] = self.collector._carrier.clone()
+        if self.shaper is not None:
+            extra["shaper_opt"] = self.shaper.optimizer_state()
+        checkpoint["dcsched"] = extra
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        extra = checkpoint["dcsched"]
+        self.rb.load_state_dict(extra["rb"])
+        if self.shaper is not None and "shaper_opt" in extra:
+            self.shaper.load_optimizer_state(extra["shaper_opt"])
+        self.wandb_id = extra.get("wandb_id")
+        self._pending = extra
+
+    def on_train_start(self) -> None:
+        self._t0 = time.perf_counter()
+        if self._pending is None:
+            return
+        extra, self._pending = self._pending, None
+        self.env.rng.set_state(extra["env_rng"])
+        if "collector" in extra and self.collector is not None:
+            state = dict(extra["collector"])
+            state["env_state_dict"] = self.env.state_dict()  # env buffers are rebuilt from the config
+            self.collector.load_state_dict(state)
+            self.collector._carrier.update(extra["carrier"])
+        self._pending_rng = extra["torch_rng"]
+
+    # ------------------------------------------------------------------ acting
+    @torch.no_grad()
+    def act(self, td: TensorDictBase) -> torch.Tensor:
+        """Deterministic action (policy mean) for evaluation."""
+        with set_exploration_type(ExplorationType.DETERMINISTIC):
+            return self.actor(td.select("observation").clone())["action"]
+
+
+def _corr(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.flatten().double(), b.flatten().double()
+    a, b = a - a.mean(), b - b.mean()
+    den = (a.norm() * b.norm()).item()
+    return float((a @ b).item() / den) if den > 0 else 0.0
+
+
+class SACAgent(OffPolicyAgent):
+    """Soft actor-critic (TorchRL SACLoss, twin Q, soft target updates, auto-tuned alpha)."""
+
+    algo = "sac"
+
+    def build(self, c) -> None:
+        a = c.agent
+        spec = self.env.action_spec_unbatched
+        self.actor = networks.sac_actor(self.obs_dim, self.act_dim, a.hidden_sizes, spec)
+        self.actor(self.env.reset())  # initialise lazy shapes
+        self.loss = SACLoss(self.actor, networks.q_network(self.obs_dim, self.act_dim, a.hidden_sizes),
+                            num_qvalue_nets=2, alpha_init=a.alpha_init, fixed_alpha=a.fixed_alpha, action_spec=spec)
+        self.loss.make_value_estimator(gamma=a.gamma)
+        _ = self.loss.target_entropy  # lazily registered buffer: touch it so checkpoints load strictly
+        self.target_updater = SoftUpdate(self.loss, tau=a.tau)
+
+    def configure_optimizers(self):
+        a = self.cfg.agent
+        opts = [torch.optim.Adam(self.loss.actor_network_params.flatten_keys().values(), lr=a.lr_actor),
+                torch.optim.Adam(self.loss.qvalue_network_params.flatten_keys().values(), lr=a.lr_critic)]
+        if not a.fixed_alpha:
+            opts.append(torch.optim.Adam([self.loss.log_alpha], lr=a.lr_alpha))
+        return opts
+
+    def gradient_update(self, sample):
+        opts = self.optimizers()
+        loss_td = self.loss(sample)
+        total = loss_td["loss_actor"] + loss_td["loss_qvalue"]
+        if not self.cfg.agent.fixed_alpha:
+            total = total + loss_td["loss_alpha"]
+        for o in opts:
+            o.zero_grad()
+        self.manual_backward(total)
+        for o in opts:
+            o.step()
+        self.target_updater.step()
+        return {"loss/actor": loss_td["loss_actor"].item(), "loss/critic": loss_td["loss_qvalue"].item(),
+                "alpha": loss_td["alpha"].item(), "entropy": loss_td["entropy"].item()}
+
+
+class TD3Agent(OffPolicyAgent):
+    """TD3 (TorchRL TD3Loss): deterministic actor, Gaussian exploration, target smoothing, delayed actor."""
+
+    algo = "td3"
+
+    def build(self, c) -> None:
+        a = c.agent
+        spec = self.env.action_spec_unbatched
+        self.actor = networks.deterministic_actor(self.obs_dim, self.act_dim, a.hidden_sizes)
+        self.explorer = networks.exploration_policy(self.actor, spec, a.exploration_noise)
+        self.actor(self.env.reset())
+        self.loss = TD3Loss(self.actor, networks.q_network(self.obs_dim, self.act_dim, a.hidden_sizes),
+                            action_spec=spec, num_qvalue_nets=2, policy_noise=a.policy_noise, noise_clip=a.noise_clip)
+        self.loss.make_value_estimator(gamma=a.gamma)
+        self.target_updater = SoftUpdate(self.loss, tau=a.tau)
+
+    def exploration_module(self):
+        return self.explorer
+
+    def configure_optimizers(self):
+        a = self.cfg.agent
+        return [torch.optim.Adam(self.loss.actor_network_params.flatten_keys().values(), lr=a.lr_actor),
+                torch.optim.Adam(self.loss.qvalue_network_params.flatten_keys().values(), lr=a.lr_critic)]
+
+    def gradient_update(self, sample):
+        opt_actor, opt_q = self.optimizers()
+        loss_td = self.loss(sample)
+        update_actor = int(self.updates) % self.cfg.agent.policy_delay == 0
+        opt_actor.zero_grad()
+        opt_q.zero_grad()
+        total = loss_td["loss_qvalue"] + (loss_td["loss_actor"] if update_actor else 0.0)
+        self.manual_backward(total)
+        opt_q.step()
+        if update_actor:
+            opt_actor.step()
+            self.target_updater.step()
+        return {"loss/actor": loss_td["loss_actor"].item(), "loss/critic": loss_td["loss_qvalue"].item()}
