@@ -15,7 +15,7 @@ import dataclasses
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -216,7 +216,7 @@ class TrainerConfig:
 class EvalConfig:
     days: str = "test"
     max_days: int = 0  # 0 = all days of the split
-    policies: list[str] = field(default_factory=lambda: ["local_only", "random"])
+    policies: Optional[list[str]] = field(default_factory=lambda: ["local_only", "random"])  # null: no eval after training
 
 
 @dataclass

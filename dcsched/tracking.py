@@ -18,7 +18,7 @@ from dcsched.registry import LOGGERS
 def make_csv_logger(run_dir: Path, name: str, **_):
     from lightning.pytorch.loggers import CSVLogger
 
-    return CSVLogger(save_dir=str(run_dir), name="csv", version="")
+    return CSVLogger(save_dir=str(run_dir), name="csv")  # csv/version_K/metrics.csv; a resume adds a version, never overwrites
 
 
 @LOGGERS.register("wandb", "Weights & Biases via Lightning's WandbLogger (offline by default, resumable id)")

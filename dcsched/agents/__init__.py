@@ -28,4 +28,5 @@ class _LazyAgent:
 
 
 AGENTS.add("sac", _LazyAgent("dcsched.agents.off_policy", "SACAgent"), "Soft actor-critic (TorchRL SACLoss), optional shaper")
+AGENTS.add("ppo", _LazyAgent("dcsched.agents.ppo", "PPOAgent"), "PPO (TorchRL ClipPPOLoss + GAE), on-policy")
 AGENTS.add("td3", _LazyAgent("dcsched.agents.off_policy", "TD3Agent"), "TD3 (TorchRL TD3Loss), optional shaper")

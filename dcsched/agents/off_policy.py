@@ -50,10 +50,12 @@ def typed_config(cfg) -> DictConfig:
     return OmegaConf.merge(base, cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg))
 
 
-class OffPolicyAgent(L.LightningModule):
-    """Shared machinery; subclasses build the loss and the optimisers."""
+class CollectorAgent(L.LightningModule):
+    """Shared machinery of every agent: env, collector stream, counters, metrics, checkpoints.
+    Subclasses build their networks and loss in ``build`` and implement ``training_step``."""
 
-    algo = "off_policy"
+    algo = "agent"
+    uses_replay = True
 
     def __init__(self, cfg: dict):
         super().__init__()
@@ -69,10 +71,16 @@ class OffPolicyAgent(L.LightningModule):
         self.build(c)
         self.shaper = None
         if c.shaper.name != "none":
+            from dcsched.errors import ConfigError
             from dcsched.registry import SHAPERS
 
+            if not self.uses_replay:
+                raise ConfigError("recipe", "shaper.name", f"shaping needs an off-policy agent, not {self.algo}",
+                                  "none (or use agent.name=sac|td3)")
+
             self.shaper = SHAPERS.get(c.shaper.name)(self.obs_dim, self.act_dim, c.shaper, c.seed)
-        self.rb = TensorDictReplayBuffer(storage=LazyTensorStorage(c.agent.buffer_size), batch_size=c.agent.batch_size)
+        size = c.agent.buffer_size if self.uses_replay else 1
+        self.rb = TensorDictReplayBuffer(storage=LazyTensorStorage(size), batch_size=c.agent.batch_size)
         self.register_buffer("frames", torch.zeros((), dtype=torch.long))
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("update_credit", torch.zeros((), dtype=torch.float64))
@@ -93,6 +101,25 @@ class OffPolicyAgent(L.LightningModule):
     def gradient_update(self, sample: TensorDictBase) -> dict[str, float]:
         raise NotImplementedError
 
+    def next_batch(self, dataloader_iter) -> TensorDictBase:
+        """Pull one collector batch (Lightning does not prefetch: exact resume) and count frames."""
+        if self._pending_rng is not None:  # resume: the global stream continues where it was saved
+            torch.set_rng_state(self._pending_rng)
+            self._pending_rng = None
+        batch = next(dataloader_iter)
+        if isinstance(batch, tuple):  # Lightning yields (batch, batch_idx, dataloader_idx)
+            batch = batch[0]
+        self.frames += batch.numel()
+        return batch
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        metrics["frames"] = float(self.frames)
+        metrics["updates"] = float(self.updates)
+        metrics["fps"] = float(self.frames) / max(time.perf_counter() - self._t0, 1e-9)
+        self.log_dict(metrics, on_step=True, prog_bar=False, batch_size=1)
+        self.log("utility_per_slot", metrics["train/utility_usd_per_slot"], prog_bar=True, batch_size=1)
+        self.log("violation", metrics["train/violation_rate"], prog_bar=True, batch_size=1)
+
     # ------------------------------------------------------------------ data
     def train_dataloader(self):
         if self.collector is None:
@@ -104,47 +131,6 @@ class OffPolicyAgent(L.LightningModule):
         # own generator: creating the loader's iterator must not draw from the global RNG
         return DataLoader(CollectorStream(self.collector), batch_size=None, num_workers=0, collate_fn=_identity,
                           generator=torch.Generator())
-
-    # ------------------------------------------------------------------ training
-    def training_step(self, dataloader_iter):
-        if self._pending_rng is not None:  # resume: the global stream continues where it was saved
-            torch.set_rng_state(self._pending_rng)
-            self._pending_rng = None
-        batch = next(dataloader_iter)
-        if isinstance(batch, tuple):  # Lightning yields (batch, batch_idx, dataloader_idx)
-            batch = batch[0]
-        c = self.cfg
-        n_frames = batch.numel()
-        self.frames += n_frames
-        metrics = self._episode_metrics(batch)
-        if self.shaper is not None:
-            self.shaper.annotate(batch)
-        self.rb.extend(batch.exclude("outcome", ("next", "outcome")).reshape(-1))
-        losses: dict[str, float] = {}
-        if int(self.frames) >= c.agent.warmup_frames and len(self.rb) >= c.agent.batch_size:
-            self.update_credit += c.agent.utd * n_frames / c.env.num_envs
-            n_updates = int(math.floor(float(self.update_credit)))
-            self.update_credit -= n_updates
-            for _ in range(n_updates):
-                sample = self.rb.sample()
-                r_env = sample["next", "reward"]
-                if self.shaper is not None:
-                    shaped = self.shaper.shaped_reward(sample, self.actor, int(self.frames))
-                    losses["rs/shaped_reward_mean"] = float(shaped.mean())
-                    losses["rs/corr_shaped_env"] = _corr(shaped, r_env)
-                    sample.set(("next", "reward"), shaped)
-                losses.update(self.gradient_update(sample))
-                if self.shaper is not None:
-                    sample.set(("next", "reward"), r_env)
-                    losses.update(self.shaper.update(sample, self.actor))
-                self.updates += 1
-        metrics.update(losses)
-        metrics["frames"] = float(self.frames)
-        metrics["updates"] = float(self.updates)
-        metrics["fps"] = float(self.frames) / max(time.perf_counter() - self._t0, 1e-9)
-        self.log_dict(metrics, on_step=True, prog_bar=False, batch_size=1)
-        self.log("utility_per_slot", metrics["train/utility_usd_per_slot"], prog_bar=True, batch_size=1)
-        self.log("violation", metrics["train/violation_rate"], prog_bar=True, batch_size=1)
 
     def _episode_metrics(self, batch: TensorDictBase) -> dict[str, float]:
         """True utility and its components, violation rate and env return of this batch and of the
@@ -215,6 +201,42 @@ class OffPolicyAgent(L.LightningModule):
         """Deterministic action (policy mean) for evaluation."""
         with set_exploration_type(ExplorationType.DETERMINISTIC):
             return self.actor(td.select("observation").clone())["action"]
+
+
+class OffPolicyAgent(CollectorAgent):
+    """Replay buffer, update-to-data ratio and the optional shaper; subclasses build the loss."""
+
+    algo = "off_policy"
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, dataloader_iter):
+        batch = self.next_batch(dataloader_iter)
+        c = self.cfg
+        n_frames = batch.numel()
+        metrics = self._episode_metrics(batch)
+        if self.shaper is not None:
+            self.shaper.annotate(batch)
+        self.rb.extend(batch.exclude("outcome", ("next", "outcome")).reshape(-1))
+        losses: dict[str, float] = {}
+        if int(self.frames) >= c.agent.warmup_frames and len(self.rb) >= c.agent.batch_size:
+            self.update_credit += c.agent.utd * n_frames / c.env.num_envs
+            n_updates = int(math.floor(float(self.update_credit)))
+            self.update_credit -= n_updates
+            for _ in range(n_updates):
+                sample = self.rb.sample()
+                r_env = sample["next", "reward"]
+                if self.shaper is not None:
+                    shaped = self.shaper.shaped_reward(sample, self.actor, int(self.frames))
+                    losses["rs/shaped_reward_mean"] = float(shaped.mean())
+                    losses["rs/corr_shaped_env"] = _corr(shaped, r_env)
+                    sample.set(("next", "reward"), shaped)
+                losses.update(self.gradient_update(sample))
+                if self.shaper is not None:
+                    sample.set(("next", "reward"), r_env)
+                    losses.update(self.shaper.update(sample, self.actor))
+                self.updates += 1
+        metrics.update(losses)
+        self.log_metrics(metrics)
 
 
 def _corr(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -19,6 +19,15 @@ TABLE_COLUMNS = ("utility_usd", "revenue_usd", "energy_cost_usd", "transfer_cost
                  "violation_rate", "grid_buy_kwh", "carbon_kg")
 
 
+def policy_label(name: str) -> str:
+    """A readable label: registry names as they are; checkpoints by their run folder."""
+    path = Path(name)
+    if path.suffix != ".ckpt":
+        return name
+    run = path.parent.parent.name if path.parent.name == "checkpoints" else path.parent.name
+    return f"{run}/{path.stem}" if path.stem != "last" else run
+
+
 def day_dates(cfg, days: list[int]) -> list[str]:
     base = pd.Timestamp(f"{cfg.year}-01-01")
     return [(base + pd.Timedelta(days=d)).strftime("%Y-%m-%d") for d in days]
@@ -59,9 +68,11 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
             "days": dates, "mean": mean, "per_day": per_day,
             "units": {"money": "USD per day", "energy": "kWh per day", "carbon": "kg per day"},
         }
-        results[Path(name).stem if name.endswith(".ckpt") else name] = summary
+        label = policy_label(name)
+        summary["policy"] = label
+        results[label] = summary
         if out_dir is not None:
-            target = Path(out_dir) if len(policies) == 1 else Path(out_dir) / Path(name).stem
+            target = Path(out_dir) if len(policies) == 1 else Path(out_dir) / label.replace("/", "_")
             target.mkdir(parents=True, exist_ok=True)
             write_trace(target / "trace.csv", trace_frame(out, dates, dc_names, class_names))
             atomic_write_json(target / "summary.json", summary)

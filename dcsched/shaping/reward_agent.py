@@ -132,20 +132,28 @@ class RewardAgentShaper(Shaper):
         r_aux, _ = self.propose(obs, act)
         batch.set(R_AUX_KEY, r_aux.reshape(*batch.shape, 1))
 
-    @torch.no_grad()
     def shaped_reward(self, sample, actor, frames: int) -> torch.Tensor:
+        """r^E + eta * r^A(s, a) per sample, [B, 1]. The RA's forward pass on (s, a) is kept (with
+        its graph) and reused by the RA's actor loss in :meth:`update` on the same sample, so the
+        diffusion chain runs once per update for both uses."""
+        self._cache = None
         r_env = sample["next", "reward"]
         if frames < self.rs_learning_starts or self.eta == 0.0:
             return r_env
         obs, act = sample["observation"], sample["action"]
         if self.potential:
-            phi, _ = self.propose(obs, act, deterministic=True)
-            next_obs = sample["next", "observation"]
-            phi_next, _ = self.propose(next_obs, self._next_action(next_obs, actor), deterministic=True)
-            done = sample["next", "terminated"].to(phi.dtype)
-            bonus = self.gamma * (1.0 - done) * phi_next - phi
+            with torch.no_grad():
+                phi, _ = self.propose(obs, act, deterministic=True)
+                next_obs = sample["next", "observation"]
+                phi_next, _ = self.propose(next_obs, self._next_action(next_obs, actor), deterministic=True)
+                done = sample["next", "terminated"].to(phi.dtype)
+                bonus = self.gamma * (1.0 - done) * phi_next - phi
         else:
-            bonus, _ = self.propose(obs, act)  # per-sample r^A from the current RA, shape [B, 1]
+            c = self.condition(obs, act)
+            mu, log_std = self.actor(c, self.gen)
+            r_new, logp = tanh_gaussian(mu, log_std, self.gen)  # per-sample r^A from the current RA
+            self._cache = (id(sample), c, r_new, logp)
+            bonus = r_new.detach()
         return r_env + self.eta * bonus.to(r_env.dtype)
 
     def update(self, sample, actor) -> dict[str, float]:
@@ -168,8 +176,12 @@ class RewardAgentShaper(Shaper):
         loss_q.backward()
         self.opt_critic.step()
 
-        mu, log_std = self.actor(c, self.gen)
-        r_new, logp = tanh_gaussian(mu, log_std, self.gen)
+        cache, self._cache = getattr(self, "_cache", None), None
+        if cache is not None and cache[0] == id(sample):
+            _, c, r_new, logp = cache
+        else:
+            mu, log_std = self.actor(c, self.gen)
+            r_new, logp = tanh_gaussian(mu, log_std, self.gen)
         x_new = torch.cat([c, r_new], dim=-1)
         q_new = torch.minimum(self.q1(x_new), self.q2(x_new))
         loss_pi = (self.alpha * logp - q_new).mean()
@@ -183,7 +195,7 @@ class RewardAgentShaper(Shaper):
                 for p, tp in zip(net.parameters(), tgt.parameters()):
                     tp.lerp_(p, self.tau)
         return {"rs/loss_critic": loss_q.item(), "rs/loss_actor": loss_pi.item(),
-                "rs/r_aux_mean": float(r_new.mean()), "rs/r_aux_std": float(r_new.std())}
+                "rs/r_aux_mean": r_new.mean().item(), "rs/r_aux_std": r_new.std().item()}
 
     def optimizer_state(self) -> dict:
         return {"actor": self.opt_actor.state_dict(), "critic": self.opt_critic.state_dict(),

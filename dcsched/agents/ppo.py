@@ -1,0 +1,71 @@
+"""PPO (TorchRL ClipPPOLoss + GAE) as a LightningModule on the same collector stream.
+
+On-policy: each collector batch [num_envs, steps] is used for ``ppo_epochs`` passes of shuffled
+minibatches, then dropped. Shapers do not apply (they need replayed transitions).
+"""
+
+from __future__ import annotations
+
+import torch
+from tensordict.nn import NormalParamExtractor, TensorDictModule
+from torch import nn
+from torchrl.envs.utils import ExplorationType
+from torchrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
+from torchrl.objectives import ClipPPOLoss
+from torchrl.objectives.value import GAE
+
+from dcsched.agents.off_policy import CollectorAgent
+
+
+class PPOAgent(CollectorAgent):
+    algo = "ppo"
+    uses_replay = False
+
+    def build(self, c) -> None:
+        a = c.agent
+        spec = self.env.action_spec_unbatched
+        net = nn.Sequential(MLP(in_features=self.obs_dim, out_features=2 * self.act_dim, num_cells=list(a.hidden_sizes),
+                                activation_class=nn.Tanh), NormalParamExtractor())
+        self.actor = ProbabilisticActor(
+            TensorDictModule(net, in_keys=["observation"], out_keys=["loc", "scale"]), in_keys=["loc", "scale"],
+            spec=spec, distribution_class=TanhNormal, distribution_kwargs={"low": -1.0, "high": 1.0},
+            default_interaction_type=ExplorationType.RANDOM, return_log_prob=True)
+        self.critic = ValueOperator(MLP(in_features=self.obs_dim, out_features=1, num_cells=list(a.hidden_sizes),
+                                        activation_class=nn.Tanh), in_keys=["observation"])
+        td = self.env.reset()
+        self.actor(td)
+        self.critic(td)
+        self.advantage = GAE(gamma=a.gamma, lmbda=a.gae_lambda, value_network=self.critic, average_gae=False)
+        self.loss = ClipPPOLoss(self.actor, self.critic, clip_epsilon=a.clip_epsilon, entropy_coeff=a.entropy_coef,
+                                normalize_advantage=True)
+
+    def configure_optimizers(self):
+        a = self.cfg.agent
+        return torch.optim.Adam([{"params": self.actor.parameters(), "lr": a.lr_actor},
+                                 {"params": self.critic.parameters(), "lr": a.lr_critic}])
+
+    def training_step(self, dataloader_iter):
+        batch = self.next_batch(dataloader_iter)
+        metrics = self._episode_metrics(batch)
+        a = self.cfg.agent
+        data = batch.exclude("outcome", ("next", "outcome"))
+        if int(self.frames) > a.warmup_frames:
+            opt = self.optimizers()
+            with torch.no_grad():
+                self.advantage(data)
+            flat = data.reshape(-1)
+            n = flat.shape[0]
+            mb = min(a.minibatch_size, n)
+            for _ in range(a.ppo_epochs):
+                perm = torch.randperm(n)
+                for start in range(0, n - mb + 1, mb):
+                    loss_td = self.loss(flat[perm[start : start + mb]])
+                    loss = loss_td["loss_objective"] + loss_td["loss_critic"] + loss_td["loss_entropy"]
+                    opt.zero_grad()
+                    self.manual_backward(loss)
+                    nn.utils.clip_grad_norm_([*self.actor.parameters(), *self.critic.parameters()], 1.0)
+                    opt.step()
+                    self.updates += 1
+            metrics.update({"loss/objective": loss_td["loss_objective"].item(),
+                            "loss/critic": loss_td["loss_critic"].item(), "loss/entropy": loss_td["loss_entropy"].item()})
+        self.log_metrics(metrics)
