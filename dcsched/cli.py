@@ -53,8 +53,21 @@ def cmd_evaluate(args) -> int:
     cfg = load_scenario(args.scenario, args.override)
     out = Path(args.out) if args.out else Path("runs") / f"eval-{cfg.name}"
     env_cfg = EnvConfig(action_encoding=args.encoding)
+    bounds = None
+    if args.bounds:
+        from dcsched.baselines.lp_bound import load_bounds
+
+        bounds = load_bounds(Path(args.bounds))
+    elif args.with_bound:
+        from dcsched.baselines.lp_bound import solve_days
+        from dcsched.data.exogenous import parse_days
+        from dcsched.eval.evaluate import day_dates
+
+        days = parse_days(cfg, args.days)[: args.max_days or None]
+        bounds = {d: r.value_usd for d, r in zip(day_dates(cfg, days), solve_days(cfg, days).values())}
     evaluate_policies(cfg, args.policy, args.days, out, deterministic=not args.stochastic, seed=args.seed,
-                      max_days=args.max_days, env_cfg=env_cfg, plots=not args.no_plots, console=_console())
+                      max_days=args.max_days, env_cfg=env_cfg, bounds=bounds, plots=not args.no_plots,
+                      console=_console())
     print(f"wrote {out}/")
     return 0
 
@@ -127,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="run policies on chosen days; write trace.csv, summary.json, table, plots")
     p.add_argument("--policy", action="append", required=True,
-                   help="registered policy name or a .ckpt path; repeat for a comparison table")
+                   help="registered policy name (options as NAME:key=value,...) or a .ckpt path; repeat to compare")
     p.add_argument("--scenario", default="paper3", help="scenario name (recipes/scenario/) or YAML path")
     p.add_argument("--days", default="test", help="test | train | all | YYYY-MM-DD,YYYY-MM-DD,...")
     p.add_argument("--out", default=None, help="output folder (default runs/eval-SCENARIO)")
@@ -138,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="scenario override, e.g. --override energy.price_scale=2")
+    p.add_argument("--bounds", default=None, help="bounds.json from `dcsched solve`: adds the share of the LP bound")
+    p.add_argument("--with-bound", action="store_true", help="solve the LP bound of each day first (a few s per day)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("solve", help="perfect-foresight LP bound per day")

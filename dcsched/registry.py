@@ -83,6 +83,7 @@ ALL_REGISTRIES: dict[str, Registry] = {
 _BUILTIN_MODULES = (
     "dcsched.scenarios",
     "dcsched.baselines.rules",
+    "dcsched.baselines.planners",
     "dcsched.quality.curves",
     "dcsched.tracking",
     "dcsched.agents",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 from dcsched.baselines.policy import Policy
@@ -14,7 +15,17 @@ def make_policy(name_or_path: str, env, seed: int = 0) -> Policy:
         from dcsched.agents.checkpoint_policy import load_checkpoint_policy
 
         return load_checkpoint_policy(path, env)
-    cls = POLICIES.get(name_or_path)
-    kwargs = {"seed": seed} if "seed" in cls.__init__.__code__.co_varnames else {}
+    name, _, opts = name_or_path.partition(":")
+    cls = POLICIES.get(name)
+    params = [q for q in inspect.signature(cls).parameters if q not in ("args", "kwargs")]
+    kwargs = {"seed": seed} if "seed" in params else {}
+    for item in filter(None, opts.split(",")):
+        key, _, value = item.partition("=")
+        if key not in params or key == "seed":
+            from dcsched.errors import ConfigError
+
+            allowed = [q for q in params if q != "seed"]
+            raise ConfigError("command line", f"--policy {name}:{key}", "unknown option", ", ".join(allowed) or "none")
+        kwargs[key] = int(value) if value.lstrip("-").isdigit() else value
     policy = cls(**kwargs)
     return policy.bind(env)

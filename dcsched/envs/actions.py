@@ -115,11 +115,16 @@ def decode_discrete(p: SimParams, action: torch.Tensor) -> Decision:
 
 
 def encode_continuous(p: SimParams, d: Decision, logit_scale: float) -> torch.Tensor:
-    """A continuous action that decodes to ``d`` (transfer must be one-hot; used by rule policies)."""
+    """A continuous action that decodes to ``d``. Transfer shares are encoded as log-ratios to the
+    largest share of their row, so softmax(scale * logits) gives them back exactly when every share
+    is at least exp(-2 * scale) of the largest (smaller shares become zero in the decoder)."""
     N, K = p.num_dcs, p.num_classes
     S, F = len(p.steps_grid), len(p.freq_levels)
     batch = d.freq_idx.shape[:-1]
-    logits = (d.transfer * 2.0 - 1.0).reshape(*batch, N * N * K)
+    x = d.transfer.to(torch.float64)
+    x_max = x.amax(dim=-2, keepdim=True).clamp(min=1e-300)
+    logits = (1.0 + torch.log(x.clamp(min=1e-300) / x_max) / logit_scale).clamp(-1.0, 1.0)
+    logits = logits.reshape(*batch, N * N * K)
     parts = [logits, unit_from_level(d.steps_idx, S).reshape(*batch, N * K), unit_from_level(d.freq_idx, F)]
     if p.learned_energy:
         parts.append(d.battery_frac if d.battery_frac is not None else torch.zeros(*batch, N))

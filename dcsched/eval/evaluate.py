@@ -63,6 +63,8 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
                 row["lp_bound_usd"] = bounds[date]
                 row["share_of_bound"] = row["utility_usd"] / bounds[date] if bounds[date] else float("nan")
         mean = mean_summary([{k: v for k, v in r.items() if k != "day"} for r in per_day])
+        if bounds and all("lp_bound_usd" in r for r in per_day):
+            mean["share_of_bound"] = mean["utility_usd"] / mean["lp_bound_usd"]
         summary = {
             "policy": name, "scenario": scenario_cfg.name, "deterministic": deterministic, "seed": seed,
             "days": dates, "mean": mean, "per_day": per_day,

@@ -103,8 +103,10 @@ def serve(p: SimParams, state: SimState, arrivals: torch.Tensor, d: Decision) ->
     phi = served_frac.unsqueeze(-3)
     adm = admit_frac.unsqueeze(-1).unsqueeze(-3)
     on_time = jobs * phi * feasible
-    late = jobs * phi * (1.0 - feasible) + jobs * (1.0 - phi) * adm
-    dropped = (jobs * (1.0 - phi) * (1.0 - adm)).sum(-1)  # [*, i, n]
+    backlogged = jobs * (1.0 - phi) * adm  # admitted to the backlog: late, served next slot
+    late = jobs * phi * (1.0 - feasible) + backlogged
+    dropped_k = jobs * (1.0 - phi) * (1.0 - adm)  # [*, i, n, k]
+    dropped = dropped_k.sum(-1)  # [*, i, n]
 
     unserved_jobs = ((1.0 - served_frac) * jobs_n).sum(-1)
     unserved_energy = ((1.0 - served_frac) * jobs_n * energy_j).sum(-1)
@@ -112,8 +114,8 @@ def serve(p: SimParams, state: SimState, arrivals: torch.Tensor, d: Decision) ->
     served_energy = (served_frac * jobs_n * energy_j).sum(-1)
     return {
         "steps": steps, "freq": freq, "exec_s": exec_s, "job_energy_j": energy_j, "jobs": jobs,
-        "on_time": on_time, "late": late, "dropped": dropped,
-        "busy_gpu_s": state.backlog_work_gpu_s + served_work,
+        "on_time": on_time, "late": late, "dropped": dropped, "backlogged": backlogged,
+        "dropped_k": dropped_k, "busy_gpu_s": state.backlog_work_gpu_s + served_work,
         "served_energy_j": state.backlog_energy_j + served_energy,
         "new_backlog_work_gpu_s": admit_frac * overflow_work,
         "new_backlog_energy_j": admit_frac * unserved_energy,
@@ -223,6 +225,9 @@ def step(
         "late": s["late"].sum(-3),  # [*, n, K]
         "dropped": s["dropped"].sum(-2),  # [*, n]
         "flow_on_time": s["on_time"], "flow_late": s["late"], "flow_dropped": s["dropped"],
+        "flow_backlogged": s["backlogged"],  # [*, i, n, k] part of flow_late admitted to the backlog
+        "flow_dropped_k": s["dropped_k"],  # [*, i, n, k]
+        "busy_gpu_s": s["busy_gpu_s"],
         "backlog_jobs": s["new_backlog_jobs"],
         "backlog_work_gpu_s": s["new_backlog_work_gpu_s"],
         "steps": s["steps"], "freq": s["freq"], "transfer": d.transfer,

@@ -1,0 +1,250 @@
+"""Linear program of the system model over a window of slots (MODEL.md sections 5-7, 9).
+
+Built from the same :class:`SimParams` and kernel coefficients as the env (never retyped
+constants). Relaxations, each of which can only raise the optimum, so that the value is an
+upper bound on every policy of the deterministic env:
+- jobs at a DC may be split over step levels and frequency levels (the env uses one step level
+  per (DC, class) and one frequency per DC);
+- transfer fractions are free per (origin, DC, class);
+- a job may be declared late even when its level is feasible;
+- battery charge and discharge may be simultaneous, curtailment is free.
+
+Variables (all >= 0), by block:
+  Yot[t,i,n,k,c]  on-time jobs from origin i served at n in slot t at level c = (step, freq),
+                  only for feasible (i, n, k, c);
+  Lo[t,i,n,k], Lc[t,n,k,c]   late jobs served this slot: origin part and level part (linked);
+  Bo[t,i,n,k], Bc[t,n,k,c]   jobs admitted to the backlog (late), served at level c in slot t+1;
+  D[t,i,n,k]      dropped jobs;
+  ch, dis, soc, buy, sell, cur [t,n]  battery, state of charge after slot t, grid, curtailment.
+Constraints: every arriving job is placed once; capacity (backlog from t-1 first); backlog cap;
+power balance; SoC dynamics. Objective: revenue - penalties - transfer - energy - degradation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from dcsched.sim.params import SimParams
+
+
+@dataclass
+class Coefficients:
+    """Per-level coefficients from the kernels' formulas (float64 numpy)."""
+
+    exec_s: np.ndarray  # [N, C]
+    energy_j: np.ndarray  # [N, C]
+    quality: np.ndarray  # [N, C]
+    feasible: np.ndarray  # [N(i), N(n), K, C] bool
+    step_of: np.ndarray  # [C] step index
+    freq_of: np.ndarray  # [C] frequency index
+
+
+def level_coefficients(p: SimParams) -> Coefficients:
+    import torch
+
+    from dcsched.sim.kernels import job_time_and_energy
+
+    S, F, N = len(p.steps_grid), len(p.freq_levels), p.num_dcs
+    step_of = np.repeat(np.arange(S), F)
+    freq_of = np.tile(np.arange(F), S)
+    p64 = p.to(dtype=torch.float64)
+    steps = p64.steps_grid[torch.as_tensor(step_of)].expand(N, -1)  # [N, C] (the kernel's class axis = C)
+    freq = p64.freq_levels[torch.as_tensor(freq_of)]  # [C]
+    # evaluate the kernel formula level by level: treat C as the class axis with one frequency per level
+    exec_s = np.empty((N, S * F))
+    energy_j = np.empty((N, S * F))
+    for f_idx in range(F):  # F is 5: build coefficients once, outside any step
+        cols = freq_of == f_idx
+        e, ej = job_time_and_energy(p64, steps[:, cols], p64.freq_levels[f_idx].expand(N))
+        exec_s[:, cols], energy_j[:, cols] = e.numpy(), ej.numpy()
+    quality = p64.quality.numpy()[:, step_of]
+    delay = p64.transfer_delay_s.numpy()
+    deadline = p64.deadline_s.numpy()
+    feasible = (exec_s[None, :, None, :] + delay[:, :, None, None]) <= deadline[None, None, :, None]
+    del freq
+    return Coefficients(exec_s, energy_j, quality, feasible, step_of, freq_of)
+
+
+@dataclass
+class Window:
+    """Exogenous inputs of H slots, numpy float64: arrivals [H, N, K], the rest [H, N]."""
+
+    arrivals: np.ndarray
+    price_usd_per_mwh: np.ndarray
+    temp_c: np.ndarray
+    pv_kw: np.ndarray  # already times kWp
+    wind_kw: np.ndarray
+    soc0: np.ndarray = None  # [N] initial SoC
+    backlog_work0_gpu_s: np.ndarray = None  # [N] backlog entering the first slot
+    backlog_energy0_j: np.ndarray = None
+
+
+@dataclass
+class LPModel:
+    c: np.ndarray  # objective to MAXIMISE
+    A_eq: sp.csr_matrix
+    b_eq: np.ndarray
+    A_ub: sp.csr_matrix
+    b_ub: np.ndarray
+    lb: np.ndarray
+    ub: np.ndarray
+    blocks: dict = field(default_factory=dict)  # name -> (offset, shape, index arrays)
+    constant: float = 0.0
+
+
+class _Builder:
+    def __init__(self):
+        self.n = 0
+        self.blocks = {}
+        self.obj, self.lb, self.ub = [], [], []
+        self.rows_eq, self.rows_ub = [], []  # (row_ids, col_ids, vals) triplets
+        self.b_eq, self.b_ub = [], []
+        self.n_eq = self.n_ub = 0
+
+    def add_block(self, name, count, obj, lb=0.0, ub=np.inf, meta=None):
+        off = self.n
+        self.blocks[name] = (off, count, meta)
+        self.n += count
+        self.obj.append(np.broadcast_to(np.asarray(obj, dtype=np.float64), (count,)))
+        self.lb.append(np.broadcast_to(np.asarray(lb, dtype=np.float64), (count,)))
+        self.ub.append(np.broadcast_to(np.asarray(ub, dtype=np.float64), (count,)))
+        return np.arange(off, off + count)
+
+    def rows(self, kind, count, rhs):
+        start = self.n_eq if kind == "eq" else self.n_ub
+        if kind == "eq":
+            self.n_eq += count
+            self.b_eq.append(np.broadcast_to(np.asarray(rhs, dtype=np.float64), (count,)))
+        else:
+            self.n_ub += count
+            self.b_ub.append(np.broadcast_to(np.asarray(rhs, dtype=np.float64), (count,)))
+        return start
+
+    def coef(self, kind, rows, cols, vals):
+        rows, cols = np.asarray(rows).ravel(), np.asarray(cols).ravel()
+        vals = np.broadcast_to(np.asarray(vals, dtype=np.float64), rows.shape).ravel()
+        (self.rows_eq if kind == "eq" else self.rows_ub).append((rows, cols, vals))
+
+    def matrix(self, kind):
+        trip = self.rows_eq if kind == "eq" else self.rows_ub
+        nrows = self.n_eq if kind == "eq" else self.n_ub
+        if not trip:
+            return sp.csr_matrix((nrows, self.n))
+        r = np.concatenate([t[0] for t in trip])
+        c = np.concatenate([t[1] for t in trip])
+        v = np.concatenate([t[2] for t in trip])
+        return sp.csr_matrix((v, (r, c)), shape=(nrows, self.n))
+
+
+def build_lp(p: SimParams, w: Window, coef: Coefficients | None = None) -> LPModel:
+    """LP of one window of H slots. See the module docstring for the variables."""
+    import torch
+
+    coef = coef or level_coefficients(p)
+    H, N, K = w.arrivals.shape
+    C = coef.exec_s.shape[1]
+    slot_s, slot_h = p.slot_s, p.slot_s / 3600.0
+    pn = {k: (v.detach().double().numpy() if isinstance(v, torch.Tensor) else v) for k, v in vars(p).items()}
+    rho, psi, psi_drop = pn["price_usd_per_image"], pn["late_penalty_usd"], pn["drop_penalty_usd"]
+    ctr = pn["transfer_cost_usd_per_job"]
+    cap, bcap = pn["capacity_gpu_s"], pn["backlog_cap_gpu_s"]
+    idle_w, base_w = pn["idle_power_w"], pn["base_power_w"]
+    allowed = np.ones((N, N), dtype=bool) if p.allow_transfer else np.eye(N, dtype=bool)
+    soc0 = w.soc0 if w.soc0 is not None else np.full(N, p.soc_init)
+    bw0 = w.backlog_work0_gpu_s if w.backlog_work0_gpu_s is not None else np.zeros(N)
+    be0 = w.backlog_energy0_j if w.backlog_energy0_j is not None else np.zeros(N)
+
+    b = _Builder()
+    # ---- variables
+    feas = coef.feasible & allowed[:, :, None, None]  # [i, n, k, c]
+    ti, ii, nn, kk, cc = np.nonzero(np.broadcast_to(feas, (H, N, N, K, C)))
+    yot = b.add_block("Yot", len(ti), rho[ii] * coef.quality[nn, cc] - ctr[ii, nn], meta=(ti, ii, nn, kk, cc))
+    grid_o = np.array(np.meshgrid(np.arange(H), np.arange(N), np.arange(N), np.arange(K), indexing="ij")).reshape(4, -1)
+    ok = allowed[grid_o[1], grid_o[2]]
+    to, io, no, ko = grid_o[:, ok]
+    late_o = b.add_block("Lo", len(to), -psi[io, ko] - ctr[io, no], meta=(to, io, no, ko))
+    back_o = b.add_block("Bo", len(to), -psi[io, ko] - ctr[io, no], meta=(to, io, no, ko))
+    drop = b.add_block("D", len(to), -psi_drop[io] - ctr[io, no], meta=(to, io, no, ko))
+    grid_c = np.array(np.meshgrid(np.arange(H), np.arange(N), np.arange(K), np.arange(C), indexing="ij")).reshape(4, -1)
+    tc, nc, kc, ccc = grid_c
+    late_c = b.add_block("Lc", len(tc), 0.0, meta=(tc, nc, kc, ccc))
+    back_c = b.add_block("Bc", len(tc), 0.0, meta=(tc, nc, kc, ccc))
+    price = w.price_usd_per_mwh
+    mwh = slot_h / 1000.0
+    has_batt = pn["battery_kwh"] > 0
+    pmax = np.where(has_batt, pn["battery_kw"], 0.0)
+    ch = b.add_block("charge", H * N, -p.degradation_usd_per_kwh * slot_h, ub=np.tile(pmax, H))
+    dis = b.add_block("discharge", H * N, -p.degradation_usd_per_kwh * slot_h, ub=np.tile(pmax, H))
+    soc_lb = np.tile(np.where(has_batt, p.soc_min, soc0), H)
+    soc_ub = np.tile(np.where(has_batt, p.soc_max, soc0), H)
+    soc = b.add_block("soc", H * N, 0.0, lb=soc_lb, ub=soc_ub)
+    renew = (w.pv_kw + w.wind_kw).reshape(-1)
+    if p.curtail_at_negative_price:
+        sell_ub = np.where(price.reshape(-1) < 0, 0.0, np.inf)
+        buy_ub = np.inf
+    else:  # selling at a loss is possible in the env: bound the arbitrage physically
+        sell_ub = renew + np.tile(pmax, H)
+        buy_ub = 10.0 * (np.tile(cap, H) * 1e-3 * 2 + np.tile(pmax, H) + 1.0) * 1e3
+    buy = b.add_block("buy", H * N, -price.reshape(-1) * mwh, ub=buy_ub)
+    sell = b.add_block("sell", H * N, p.sell_price_factor * price.reshape(-1) * mwh, ub=sell_ub)
+    cur = b.add_block("curtail", H * N, 0.0, ub=renew)
+
+    def tn(t, n):
+        return t * N + n
+
+    # ---- (a) every arriving job placed once: per (t, i, k)
+    r0 = b.rows("eq", H * N * K, w.arrivals.reshape(-1))
+    row_tik = lambda t, i, k: r0 + (t * N + i) * K + k  # noqa: E731
+    b.coef("eq", row_tik(ti, ii, kk), yot, 1.0)
+    for block in (late_o, back_o, drop):
+        b.coef("eq", row_tik(to, io, ko), block, 1.0)
+    # ---- (b, c) late and backlog links: per (t, n, k): sum_i origin part = sum_c level part
+    for origin_block, level_block in ((late_o, late_c), (back_o, back_c)):
+        r = b.rows("eq", H * N * K, 0.0)
+        b.coef("eq", r + (to * N + no) * K + ko, origin_block, 1.0)
+        b.coef("eq", r + (tc * N + nc) * K + kc, level_block, -1.0)
+    # ---- (d) capacity per (t, n): this slot's served work + the backlog admitted in t-1
+    r_cap = b.rows("ub", H * N, np.tile(cap, H) - np.concatenate([bw0, np.zeros((H - 1) * N)]))
+    b.coef("ub", r_cap + tn(ti, nn), yot, coef.exec_s[nn, cc])
+    b.coef("ub", r_cap + tn(tc, nc), late_c, coef.exec_s[nc, ccc])
+    nxt = tc + 1 < H
+    b.coef("ub", r_cap + tn(tc[nxt] + 1, nc[nxt]), back_c[nxt], coef.exec_s[nc[nxt], ccc[nxt]])
+    # ---- (e) backlog cap per (t, n)
+    r_bc = b.rows("ub", H * N, np.tile(bcap, H))
+    b.coef("ub", r_bc + tn(tc, nc), back_c, coef.exec_s[nc, ccc])
+    # ---- (f) power balance per (t, n)
+    pue = p.pue_base + p.pue_slope_per_c * np.maximum(w.temp_c - p.pue_threshold_c, 0.0)  # [H, N]
+    it_const_kw = (idle_w * cap + base_w * slot_s) / slot_s / 1000.0  # [N]
+    it_b0_kw = (be0 - idle_w * bw0) / slot_s / 1000.0  # initial backlog's energy net of idle
+    rhs = pue * it_const_kw[None, :] - w.pv_kw - w.wind_kw
+    rhs[0] += pue[0] * it_b0_kw
+    r_pb = b.rows("eq", H * N, rhs.reshape(-1))
+    per_job_kw = (coef.energy_j - idle_w[:, None] * coef.exec_s) / slot_s / 1000.0  # [N, C]
+    b.coef("eq", r_pb + tn(ti, nn), yot, -pue[ti, nn] * per_job_kw[nn, cc])
+    b.coef("eq", r_pb + tn(tc, nc), late_c, -pue[tc, nc] * per_job_kw[nc, ccc])
+    b.coef("eq", r_pb + tn(tc[nxt] + 1, nc[nxt]), back_c[nxt],
+           -pue[tc[nxt] + 1, nc[nxt]] * per_job_kw[nc[nxt], ccc[nxt]])
+    idx = np.arange(H * N)
+    b.coef("eq", r_pb + idx, buy, 1.0)
+    b.coef("eq", r_pb + idx, sell, -1.0)
+    b.coef("eq", r_pb + idx, cur, -1.0)
+    b.coef("eq", r_pb + idx, ch, -1.0)
+    b.coef("eq", r_pb + idx, dis, 1.0)
+    # ---- (g) SoC dynamics per (t, n)
+    e_kwh = np.where(has_batt, pn["battery_kwh"], 1.0)
+    rhs = np.zeros((H, N))
+    rhs[0] = soc0
+    r_soc = b.rows("eq", H * N, rhs.reshape(-1))
+    b.coef("eq", r_soc + idx, soc, 1.0)
+    t_idx = idx // N
+    prev = t_idx > 0
+    b.coef("eq", r_soc + idx[prev], soc[idx[prev] - N], -1.0)
+    b.coef("eq", r_soc + idx, ch, -p.eta_charge * slot_h / np.tile(e_kwh, H))
+    b.coef("eq", r_soc + idx, dis, slot_h / (p.eta_discharge * np.tile(e_kwh, H)))
+
+    return LPModel(
+        c=np.concatenate(b.obj), A_eq=b.matrix("eq"), b_eq=np.concatenate(b.b_eq), A_ub=b.matrix("ub"),
+        b_ub=np.concatenate(b.b_ub), lb=np.concatenate(b.lb), ub=np.concatenate(b.ub), blocks=b.blocks)

@@ -1,0 +1,165 @@
+"""LP-based policies: the rounded perfect-foresight oracle, rolling-horizon MPC and greedy myopic.
+
+All share one decision extraction from an LP solution: transfer fractions per (origin, DC,
+class), the dominant step level per (DC, class) and the dominant frequency per DC (by job count),
+because the env applies one step level per (DC, class) and one frequency per DC.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dcsched.baselines.lp_bound import LPResult, block, solve_window, window_from_exo
+from dcsched.baselines.lp_model import Window, level_coefficients
+from dcsched.baselines.policy import Policy
+from dcsched.registry import POLICIES
+from dcsched.sim.kernels import Decision
+
+
+def plan_from_solution(res: LPResult, H: int, N: int, K: int, C: int, F: int, arrivals: np.ndarray,
+                       exec_s: np.ndarray):
+    """Per slot of the window: transfer [H, N, N, K], steps_idx [H, N, K], freq_idx [H, N].
+
+    Frequency: the LP's dominant level per DC (by job count). Steps per (DC, class): the largest
+    step count whose work, for all the jobs the LP placed there, stays within the work the LP
+    planned for them (so rounding never exceeds the planned capacity); the smallest if none fits."""
+    placed = np.zeros((H, N, N, K))
+    for name in ("Yot",):
+        x, (t, i, n, k, c) = block(res, name)
+        np.add.at(placed, (t, i, n, k), x)
+    for name in ("Lo", "Bo", "D"):
+        x, (t, i, n, k) = block(res, name)
+        np.add.at(placed, (t, i, n, k), x)
+    level_jobs = np.zeros((H, N, K, C))
+    x, (t, i, n, k, c) = block(res, "Yot")
+    np.add.at(level_jobs, (t, n, k, c), x)
+    for name in ("Lc", "Bc"):
+        x, (t, n, k, c) = block(res, name)
+        np.add.at(level_jobs, (t, n, k, c), x)
+    total = arrivals[:, :, None, :]  # [H, i, 1, k]
+    eye = np.broadcast_to(np.eye(N)[None, :, :, None], placed.shape)
+    transfer = np.where(total > 1e-9, placed / np.maximum(total, 1e-300), eye)
+    transfer = transfer / transfer.sum(axis=2, keepdims=True)
+    S = C // F
+    by_step = level_jobs.reshape(H, N, K, S, F)
+    freq_idx = by_step.sum((2, 3)).argmax(-1)  # [H, N]
+    idle = by_step.sum((2, 3, 4)) <= 1e-9
+    freq_idx = np.where(idle, F - 1, freq_idx)
+    e = exec_s.reshape(N, S, F)  # [N, S, F]
+    planned_work = (level_jobs * exec_s[None, :, None, :]).sum(-1)  # [H, N, K]
+    jobs = level_jobs.sum(-1)  # [H, N, K]
+    e_at_f = np.take_along_axis(e[None].repeat(H, 0), freq_idx[:, :, None, None].repeat(S, 2), axis=3)[..., 0]  # [H, N, S]
+    fits = jobs[..., None] * e_at_f[:, :, None, :] <= planned_work[..., None] * (1 + 1e-9) + 1e-9  # [H, N, K, S]
+    steps_idx = np.where(fits.any(-1), S - 1 - np.argmax(fits[..., ::-1], axis=-1), 0)
+    return transfer, steps_idx, freq_idx
+
+
+class PlanPolicy(Policy):
+    """Applies a per-(env, slot) plan of decisions; subclasses fill the plan."""
+
+    def _decision(self, transfer, steps_idx, freq_idx) -> Decision:
+        p = self.env.params
+        dev = self.env.device
+        return Decision(transfer=torch.as_tensor(transfer, dtype=p.capacity_gpu_s.dtype, device=dev),
+                        steps_idx=torch.as_tensor(steps_idx, dtype=torch.long, device=dev),
+                        freq_idx=torch.as_tensor(freq_idx, dtype=torch.long, device=dev),
+                        battery_frac=torch.zeros(len(freq_idx), p.num_dcs, dtype=p.capacity_gpu_s.dtype, device=dev))
+
+
+@POLICIES.register("lp_oracle", "rounded perfect-foresight LP: its dominant step/frequency and transfer shares replayed in the env")
+class RoundedOracle(PlanPolicy):
+    name = "lp_oracle"
+
+    def bind(self, env):
+        super().bind(env)
+        p64 = env.params.to(dtype=torch.float64)
+        coef = level_coefficients(p64)
+        N, K, C, F = p64.num_dcs, p64.num_classes, coef.exec_s.shape[1], len(p64.freq_levels)
+        self.plans, self.bounds = [], []
+        for d in range(len(env.exo.days)):
+            w = window_from_exo(p64, env.exo, d)
+            res = solve_window(p64, w, f"day index {int(env.exo.days[d])}", coef)
+            self.bounds.append(res.value_usd)
+            self.plans.append(plan_from_solution(res, w.arrivals.shape[0], N, K, C, F, w.arrivals, coef.exec_s))
+        return self
+
+    def decide(self, td):
+        days = td["day_idx"].cpu().numpy()
+        t = td["t"].squeeze(-1).clamp(max=self.env.T - 1).cpu().numpy()
+        tr = np.stack([self.plans[d][0][s] for d, s in zip(days, t)])
+        st = np.stack([self.plans[d][1][s] for d, s in zip(days, t)])
+        fq = np.stack([self.plans[d][2][s] for d, s in zip(days, t)])
+        return self._decision(tr, st, fq)
+
+
+class RollingHorizon(PlanPolicy):
+    """MPC: every ``every`` slots, solve the LP over the next ``horizon`` slots from the current
+    state and observed arrivals, on forecasts (``persistence``: current values held; ``perfect``:
+    the true future), and apply the plan's next decisions."""
+
+    name = "mpc"
+
+    def __init__(self, horizon: int = 12, every: int = 1, forecast: str = "persistence", seed: int = 0):
+        if forecast not in ("persistence", "perfect"):
+            raise ValueError(f"forecast '{forecast}' not in (persistence, perfect)")
+        self.horizon, self.every, self.forecast = int(horizon), int(every), forecast
+
+    def bind(self, env):
+        super().bind(env)
+        self.p64 = env.params.to(dtype=torch.float64)
+        self.coef = level_coefficients(self.p64)
+        self.plans: dict[int, tuple] = {}
+        return self
+
+    def reset(self):
+        self.plans = {}
+
+    def _window(self, b, day, t, td) -> Window:
+        p = self.p64
+        H = min(self.horizon, self.env.T - t)
+        w = window_from_exo(p, self.env.exo, day, t, H)
+        current = td["arrivals"][b].detach().double().cpu().numpy()
+        if self.forecast == "persistence":
+            for name in ("price_usd_per_mwh", "temp_c", "pv_kw", "wind_kw"):
+                arr = getattr(w, name)
+                setattr(w, name, np.repeat(arr[:1], H, axis=0))
+            w.arrivals = np.repeat(current[None], H, axis=0)
+        else:
+            w.arrivals = w.arrivals.copy()
+            w.arrivals[0] = current
+        w.soc0 = td["soc"][b].detach().double().cpu().numpy()
+        w.backlog_work0_gpu_s = td["backlog_work_gpu_s"][b].detach().double().cpu().numpy()
+        w.backlog_energy0_j = td["backlog_energy_j"][b].detach().double().cpu().numpy()
+        return w
+
+    def decide(self, td):
+        p = self.p64
+        N, K, C, F = p.num_dcs, p.num_classes, self.coef.exec_s.shape[1], len(p.freq_levels)
+        days = td["day_idx"].cpu().numpy()
+        ts = td["t"].squeeze(-1).clamp(max=self.env.T - 1).cpu().numpy()
+        out = []
+        for b, (day, t) in enumerate(zip(days, ts)):
+            plan = self.plans.get(b)
+            if plan is None or t - plan[0] >= self.every or t - plan[0] >= len(plan[1][1]):
+                w = self._window(b, int(day), int(t), td)
+                res = solve_window(p, w, f"{self.name} at day index {int(self.env.exo.days[day])}, slot {t}", self.coef)
+                plan = (int(t), plan_from_solution(res, w.arrivals.shape[0], N, K, C, F, w.arrivals, self.coef.exec_s))
+                self.plans[b] = plan
+            j = int(t) - plan[0]
+            out.append(tuple(x[j] for x in plan[1]))
+        tr, st, fq = (np.stack(z) for z in zip(*out))
+        return self._decision(tr, st, fq)
+
+
+@POLICIES.register("mpc", "rolling-horizon LP, 12 slots ahead, re-solved every slot, persistence forecasts (mpc:horizon=H,every=k,forecast=perfect)")
+class MPC(RollingHorizon):
+    name = "mpc"
+
+
+@POLICIES.register("greedy_myopic", "each slot, the exact best decision for that slot alone given current arrivals (one-slot LP)")
+class GreedyMyopic(RollingHorizon):
+    name = "greedy_myopic"
+
+    def __init__(self, seed: int = 0):
+        super().__init__(horizon=1, every=1, forecast="perfect")

@@ -1,0 +1,94 @@
+"""The perfect-foresight LP: consistency with the env, the bound property, errors."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from dcsched.baselines.lp_bound import LPSolveError, solve_window, window_from_exo
+from dcsched.baselines.lp_model import build_lp, level_coefficients
+from dcsched.baselines.lp_replay import max_violation, replay_day, trajectory_vector
+from dcsched.config import EnvConfig, load_scenario
+from dcsched.data.exogenous import load_exogenous, split_days
+from dcsched.envs import make_env
+from dcsched.eval.rollout import run_days
+from dcsched.baselines.factory import make_policy
+from dcsched.sim.kernels import Decision
+from dcsched.sim.params import build_params
+from helpers import random_decision
+
+
+@pytest.fixture(scope="module")
+def setup():
+    cfg = load_scenario("paper3")
+    p = build_params(cfg, dtype=torch.float64)
+    days = split_days(cfg, "test")[:2]
+    exo = load_exogenous(cfg, days, dtype=torch.float64)
+    return cfg, p, days, exo
+
+
+def local_decide(p):
+    N, K = p.num_dcs, p.num_classes
+    eye = torch.eye(N, dtype=torch.float64).unsqueeze(-1).expand(1, N, N, K).clone()
+    return lambda t, s: Decision(eye, torch.full((1, N, K), 6), torch.full((1, N), len(p.freq_levels) - 1))
+
+
+@pytest.mark.parametrize("which", ["local_only", "random"])
+def test_lp_at_env_trajectory_reproduces_env_utility(setup, which):
+    cfg, p, days, exo = setup
+    gen = torch.Generator().manual_seed(3)
+    decide = local_decide(p) if which == "local_only" else (lambda t, s: random_decision(p, 1, gen))
+    slots = replay_day(p, exo, 0, decide)
+    utility = sum(float(s["utility_usd"].sum()) for s in slots)
+    model = build_lp(p, window_from_exo(p, exo, 0))
+    x = trajectory_vector(model, slots, len(p.freq_levels))
+    assert float(model.c @ x) == pytest.approx(utility, rel=1e-6)
+    assert max_violation(model, x) < 1e-6 * max(1.0, np.abs(model.b_eq).max())
+    if which == "random":
+        assert sum(float(s["flow_backlogged"].sum()) for s in slots) > 0, "exercise the backlog path"
+
+
+def test_bound_dominates_every_policy_on_test_days(setup):
+    cfg, p, days, exo = setup
+    env = make_env(cfg, EnvConfig(dtype="float64"), days=days, sequential_days=True, stochastic=False)
+    coef = level_coefficients(p)
+    bounds = np.array([solve_window(p, window_from_exo(p, exo, j), f"day {d}", coef).value_usd
+                       for j, d in enumerate(days)])
+    results = {}
+    for name in ("random", "local_only", "greedy_myopic", "lp_oracle", "mpc:every=12"):
+        out = run_days(env, make_policy(name, env))
+        results[name] = out["utility_usd"].sum(axis=(1, 2))
+        assert (results[name] <= bounds + 1e-6 * np.abs(bounds)).all(), (name, results[name], bounds)
+    assert (results["lp_oracle"] >= 0.9 * bounds).all(), "the rounded oracle should be close to its bound"
+    assert (results["lp_oracle"] > results["local_only"]).all()
+
+
+def test_no_transfer_bound_is_not_higher(setup):
+    cfg, p, days, exo = setup
+    w = window_from_exo(p, exo, 0)
+    with_transfer = solve_window(p, w, "t").value_usd
+    no_transfer = solve_window(dataclasses.replace(p, allow_transfer=False), w, "n").value_usd
+    assert no_transfer <= with_transfer + 1e-6 * abs(with_transfer)
+
+
+def test_infeasible_lp_names_day_and_scenario(setup):
+    cfg, p, days, exo = setup
+    w = window_from_exo(p, exo, 0)
+    w.soc0 = np.full(p.num_dcs, 0.99)  # above soc_max, cannot be discharged in one slot
+    with pytest.raises(LPSolveError, match="scenario 'paper3', day 2023-01-06.*infeasible"):
+        solve_window(p, w, "scenario 'paper3', day 2023-01-06")
+
+
+def test_solve_cli_writes_bounds(tmp_path):
+    from dcsched.cli import main
+
+    assert main(["solve", "--scenario", "paper3", "--days", "2023-01-06", "--out", str(tmp_path)]) == 0
+    import json
+
+    data = json.loads((tmp_path / "bounds.json").read_text())
+    assert data["per_day"][0]["lp_bound_usd"] > 0 and data["per_day"][0]["solve_s"] > 0
+    assert main(["evaluate", "--policy", "local_only", "--days", "2023-01-06", "--out", str(tmp_path / "ev"),
+                 "--bounds", str(tmp_path / "bounds.json"), "--no-plots"]) == 0
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert 0 < summary["mean"]["share_of_bound"] < 1
