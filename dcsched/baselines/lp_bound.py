@@ -30,6 +30,8 @@ class LPResult:
     model: LPModel
     build_s: float
     solve_s: float
+    num_variables: int = 0
+    num_constraints: int = 0
 
 
 def window_from_exo(p: SimParams, exo, day: int, start: int = 0, horizon: int | None = None,
@@ -63,11 +65,13 @@ def solve_window(p: SimParams, w: Window, what: str, coef: Coefficients | None =
     model = build_lp(p, w, coef)
     t1 = time.perf_counter()
     x, value = solve_model(model, what)
-    return LPResult(value, x, model, t1 - t0, time.perf_counter() - t1)
+    return LPResult(value, x, model, t1 - t0, time.perf_counter() - t1, int(model.c.size),
+                    int(model.A_eq.shape[0] + model.A_ub.shape[0]))
 
 
-def solve_days(scenario_cfg, days: list[int], progress=None) -> dict[int, LPResult]:
-    """Perfect-foresight LP per day (deterministic expected arrivals)."""
+def solve_days(scenario_cfg, days: list[int], progress=None, keep_solution: bool = False) -> dict[int, LPResult]:
+    """Perfect-foresight LP per day (deterministic expected arrivals). Unless ``keep_solution``,
+    the model and solution vector are dropped after each solve to bound memory."""
     import torch
 
     from dcsched.data.exogenous import load_exogenous
@@ -79,7 +83,10 @@ def solve_days(scenario_cfg, days: list[int], progress=None) -> dict[int, LPResu
     out = {}
     for j, day in enumerate(days):
         what = f"scenario '{scenario_cfg.name}', day index {day}"
-        out[day] = solve_window(p, window_from_exo(p, exo, j), what, coef)
+        res = solve_window(p, window_from_exo(p, exo, j), what, coef)
+        if not keep_solution:
+            res.x, res.model = None, None
+        out[day] = res
         if progress is not None:
             progress()
     return out
@@ -108,7 +115,7 @@ def solve_command(args, console=None) -> int:
         results = solve_days(cfg, days, progress=lambda: bar.advance(task))
     dates = day_dates(cfg, days)
     rows = [{"day": d, "lp_bound_usd": r.value_usd, "build_s": r.build_s, "solve_s": r.solve_s,
-             "variables": int(r.model.c.size), "constraints": int(r.model.A_eq.shape[0] + r.model.A_ub.shape[0])}
+             "variables": r.num_variables, "constraints": r.num_constraints}
             for d, r in zip(dates, results.values())]
     summary = {"scenario": cfg.name, "days": dates, "per_day": rows,
                "mean_lp_bound_usd": float(np.mean([r["lp_bound_usd"] for r in rows])),
