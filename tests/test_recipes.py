@@ -6,7 +6,7 @@ import pytest
 
 from dcsched.config import RECIPES_DIR, load_recipe
 
-RECIPES = sorted(p for p in RECIPES_DIR.rglob("*.yaml") if "scenario" not in p.parts)
+RECIPES = sorted(p for p in RECIPES_DIR.rglob("*.yaml") if not {"scenario", "calibrate"} & set(p.parts))
 QUICK = sorted((RECIPES_DIR / "quick").glob("*.yaml"))
 
 
@@ -14,6 +14,14 @@ QUICK = sorted((RECIPES_DIR / "quick").glob("*.yaml"))
 def test_recipe_loads(path):
     cfg = load_recipe(path)
     assert cfg.agent.name in ("sac", "td3", "ppo")
+
+
+@pytest.mark.parametrize("name", ["digits", "train_digits"])
+def test_calibration_recipe_loads(name):
+    from dcsched.quality.calibrate import load_calibration_recipe
+
+    cfg = load_calibration_recipe(str(RECIPES_DIR / "calibrate" / f"{name}.yaml"), [])
+    assert cfg.kind == name and min(cfg.steps) > 0
 
 
 @pytest.mark.parametrize("path", QUICK, ids=lambda p: p.stem)

@@ -53,9 +53,19 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
     dc_names = [dc.region for dc in scenario_cfg.dcs]
     class_names = list(scenario_cfg.classes.names)
     results: dict[str, dict] = {}
+    from contextlib import nullcontext
+
+    from rich.progress import Progress
+
+    bar_ctx = Progress(transient=True, console=console) if console is not None else nullcontext()
+    with bar_ctx as bar:
+        outs = {}
+        for name in policies:
+            task = bar.add_task(f"{policy_label(name)}: {len(days)} day(s)", total=env.T) if bar else None
+            policy = make_policy(name, env, seed=seed)
+            outs[name] = run_days(env, policy, progress=(lambda: bar.advance(task)) if bar else None)
     for name in policies:
-        policy = make_policy(name, env, seed=seed)
-        out = run_days(env, policy)
+        out = outs[name]
         per_day = day_summary(out, env.params.slot_h)
         for date, row in zip(dates, per_day):
             row["day"] = date

@@ -23,32 +23,34 @@ def normalise(raw: float, bad: float, good: float) -> MetricValue:
     return MetricValue(raw, float(min(max(q, 0.0), 1.0)), bool(q < 0.0 or q > 1.0))
 
 
-@QUALITY_METRICS.register("digits_fd", "Fréchet distance on a digit classifier's features vs held-out digits (lower is better)")
-class DigitsFD:
+class _DigitsMetric:
+    """A digit-classifier metric normalised between Gaussian noise (0) and real digits (1)."""
+
     def __init__(self, reference, noise_images: torch.Tensor, real_images: torch.Tensor):
         self.ref = reference
-        self.bad = reference.fd(noise_images)
-        self.good = reference.fd(real_images)
+        self.bad = self.raw(noise_images)
+        self.good = self.raw(real_images)
+
+    def raw(self, images: torch.Tensor) -> float:
+        raise NotImplementedError
 
     def __call__(self, images, context=None) -> MetricValue:
-        return normalise(self.ref.fd(images), self.bad, self.good)
+        return normalise(self.raw(images), self.bad, self.good)
 
     def references(self) -> dict:
         return {"noise": self.bad, "real": self.good}
+
+
+@QUALITY_METRICS.register("digits_fd", "Fréchet distance on a digit classifier's features vs held-out digits (lower is better)")
+class DigitsFD(_DigitsMetric):
+    def raw(self, images):
+        return self.ref.fd(images)
 
 
 @QUALITY_METRICS.register("digits_is", "Inception-score analogue from the digit classifier (higher is better, max 10)")
-class DigitsIS:
-    def __init__(self, reference, noise_images: torch.Tensor, real_images: torch.Tensor):
-        self.ref = reference
-        self.bad = reference.inception(noise_images)
-        self.good = reference.inception(real_images)
-
-    def __call__(self, images, context=None) -> MetricValue:
-        return normalise(self.ref.inception(images), self.bad, self.good)
-
-    def references(self) -> dict:
-        return {"noise": self.bad, "real": self.good}
+class DigitsIS(_DigitsMetric):
+    def raw(self, images):
+        return self.ref.inception(images)
 
 
 def combine(values: dict[str, MetricValue], weights: dict[str, float]) -> float:
