@@ -217,6 +217,7 @@ class EvalConfig:
     days: str = "test"
     max_days: int = 0  # 0 = all days of the split
     policies: Optional[list[str]] = field(default_factory=lambda: ["local_only", "random"])  # null: no eval after training
+    with_bound: bool = False  # also solve the LP bound of each evaluated day (adds % of bound)
 
 
 @dataclass

@@ -32,7 +32,7 @@ def test_quick_recipe_trains_and_evaluates(path, tmp_path):
         f"out_dir={tmp_path}", "trainer.total_frames=2048", "trainer.frames_per_batch=512",
         "trainer.checkpoint_every_batches=2", "agent.warmup_frames=512", "trainer.progress=false",
         "logger.wandb_mode=disabled", "eval.max_days=1", "eval.policies=[local_only]",
-        "shaper.rs_learning_starts=512"])
+        "shaper.rs_learning_starts=512", "eval.with_bound=false"])
     module, run_dir = train_from_config(cfg)
     assert int(module.frames) == 2048 and int(module.updates) > 0
     assert (run_dir / "config.yaml").exists() and (run_dir / "checkpoints" / "last.ckpt").exists()
@@ -57,3 +57,17 @@ def test_wandb_offline_run_and_resume_keep_one_id(tmp_path, monkeypatch):
         f"resume={ckpt}", "trainer.total_frames=2048"]), evaluate=False)
     assert run_dir2 == run_dir and module2.wandb_id == first_id and int(module2.frames) == 2048
     assert (run_dir / "csv" / "version_0" / "metrics.csv").exists() and (run_dir / "csv" / "version_1" / "metrics.csv").exists()
+
+
+def test_training_stops_at_the_frame_budget_mid_epoch(tmp_path):
+    import torch
+
+    from dcsched.agents.train import train_from_config
+
+    cfg = load_recipe(RECIPES_DIR / "quick" / "sac.yaml", [
+        f"out_dir={tmp_path}", "trainer.total_frames=1536", "trainer.frames_per_batch=512",
+        "trainer.checkpoint_every_batches=2", "agent.warmup_frames=512", "trainer.progress=false",
+        "logger.wandb_mode=disabled", "eval.policies=null", "agent.hidden_sizes=[32,32]"])
+    module, run_dir = train_from_config(cfg, evaluate=False)
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert int(module.frames) == 1536 and int(ckpt["state_dict"]["frames"]) == 1536

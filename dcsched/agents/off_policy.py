@@ -112,7 +112,13 @@ class CollectorAgent(L.LightningModule):
         self.frames += batch.numel()
         return batch
 
+    def stop_at_budget(self) -> None:
+        """Stop after the batch that reaches trainer.total_frames (not at the end of a whole epoch)."""
+        if int(self.frames) >= self.cfg.trainer.total_frames and self._trainer is not None:
+            self.trainer.should_stop = True
+
     def log_metrics(self, metrics: dict[str, float]) -> None:
+        self.stop_at_budget()
         metrics["frames"] = float(self.frames)
         metrics["updates"] = float(self.updates)
         metrics["fps"] = float(self.frames) / max(time.perf_counter() - self._t0, 1e-9)
