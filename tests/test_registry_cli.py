@@ -49,6 +49,7 @@ def test_cli_evaluate_writes_summary_and_trace(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["days"] == ["2023-01-06"] and summary["mean"]["jobs_arrived"] > 0
     assert (out / "trace.csv").exists() and (out / "behaviour.png").stat().st_size > 1000
+    assert "US-CAL-CISO" in (out / "scenario.yaml").read_text()  # the resolved scenario beside the outputs
     assert not list(out.glob(".*.tmp")), "temporary files left behind"
 
 

@@ -123,6 +123,11 @@ def solve_command(args, console=None) -> int:
                "mean_solve_s": float(np.mean([r["solve_s"] for r in rows]))}
     out = Path(args.out) if args.out else Path("runs") / f"solve-{cfg.name}"
     atomic_write_json(out / "bounds.json", summary)
+    from omegaconf import OmegaConf
+
+    from dcsched.io import atomic_write_text
+
+    atomic_write_text(out / "scenario.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     if console is not None:
         from rich.table import Table
 

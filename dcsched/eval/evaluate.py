@@ -91,6 +91,9 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
             if plots:
                 plot_day_behaviour(out, dc_names, dates[0], env.params.slot_h, target / "behaviour.png")
     if out_dir is not None:
+        from omegaconf import OmegaConf
+
+        atomic_write_text(Path(out_dir) / "scenario.yaml", OmegaConf.to_yaml(scenario_cfg, resolve=True))
         table = comparison_table(results)
         atomic_write_text(Path(out_dir) / "comparison.md", table_markdown(table))
         atomic_write(Path(out_dir) / "comparison.csv", table)
