@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from dcsched.cli import main
@@ -57,3 +58,27 @@ def test_help_of_every_subcommand_runs():
     for cmd in ("train", "evaluate", "solve", "calibrate", "experiment", "bench", "list"):
         res = subprocess.run([sys.executable, "-m", "dcsched.cli", cmd, "--help"], capture_output=True, text=True)
         assert res.returncode == 0 and "usage" in res.stdout.lower(), cmd
+
+
+def test_trace_format_matches_summary(tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "ev"
+    assert main(["evaluate", "--policy", "random", "--days", "2023-01-06,2023-01-13", "--out", str(out), "--no-plots"]) == 0
+    trace = pd.read_csv(out / "trace.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(trace) == 2 * 288 * 3
+    for col in ("day", "slot", "dc", "arrivals_short", "served_long", "on_time_short", "late_long", "dropped",
+                "backlog_jobs", "steps_short", "freq", "x_to_2_long", "it_kw", "cooling_kw", "charge_kw", "discharge_kw",
+                "pv_kw", "wind_kw", "curtail_kw", "grid_buy_kw", "grid_sell_kw", "soc", "revenue_usd",
+                "energy_cost_usd", "transfer_cost_usd", "penalty_usd", "degradation_usd", "utility_usd", "carbon_kg",
+                "price_usd_per_mwh", "temp_c"):
+        assert col in trace.columns, col
+    for day_summary, (day, rows) in zip(summary["per_day"], trace.groupby("day", sort=True)):
+        assert day_summary["day"] == day
+        assert rows["utility_usd"].sum() == pytest.approx(day_summary["utility_usd"], rel=1e-6)
+        arrived = rows[["arrivals_short", "arrivals_long"]].sum().sum()
+        ended = rows[["on_time_short", "on_time_long", "late_short", "late_long", "dropped"]].sum().sum()
+        assert ended == pytest.approx(arrived, rel=1e-6)
+    shares = trace[[f"x_to_{n}_short" for n in range(3)]].sum(axis=1)
+    assert np.allclose(shares, 1.0, atol=1e-5)
