@@ -22,7 +22,7 @@ EXIT_INTERRUPTED = 130
 def _console():
     from rich.console import Console
 
-    return Console(width=max(120, Console().width))
+    return Console(width=max(160, Console().width))
 
 
 def cmd_list(args) -> int:
