@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402,F401
 import numpy as np  # noqa: E402
 
 from dcsched.io import atomic_write  # noqa: E402
@@ -60,4 +61,49 @@ def plot_day_behaviour(out: dict[str, np.ndarray], dc_names: list[str], day_labe
     axes[2].set_ylabel("late + dropped share")
     axes[2].set_xlabel("hour of day (UTC)")
     fig.suptitle(f"Behaviour on {day_label}")
+    return _save(fig, path)
+
+
+def read_metrics(run_dir: Path) -> "dict[str, np.ndarray]":
+    """Training metrics of a run (all csv/version_*/metrics.csv, in order), as arrays by column."""
+    import pandas as pd
+
+    files = sorted(Path(run_dir).glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
+    if not files:
+        raise FileNotFoundError(f"no csv/version_*/metrics.csv under {run_dir}")
+    df = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    return {c: df[c].to_numpy() for c in df.columns}
+
+
+def plot_learning_curves(runs: dict[str, list[Path]], path: Path, window: int = 10) -> Path:
+    """Episode utility ($/day), environment return and violation rate vs frames; mean over seeds
+    (line) and min-max band, each curve smoothed by a moving average of ``window`` batches."""
+    keys = [("train/episode_utility_usd", "episode utility ($/day, training days)"),
+            ("train/episode_return", "episode return (env reward)"),
+            ("train/violation_rate", "late + dropped share (per batch)")]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for method, dirs in runs.items():
+        for ax, (key, label) in zip(axes, keys):
+            curves = []
+            for d in dirs:
+                m = read_metrics(d)
+                ok = ~np.isnan(m[key]) if key in m else None
+                if ok is None or not ok.any():
+                    continue
+                frames, vals = m["frames"][ok], m[key][ok]
+                if len(vals) >= window:
+                    vals = np.convolve(vals, np.ones(window) / window, mode="valid")
+                    frames = frames[window - 1:]
+                curves.append((frames, vals))
+            if not curves:
+                continue
+            grid = np.linspace(max(c[0][0] for c in curves), min(c[0][-1] for c in curves), 100)
+            ys = np.stack([np.interp(grid, f, v) for f, v in curves])
+            line, = ax.plot(grid, ys.mean(0), label=f"{method} ({len(curves)} seeds)")
+            ax.fill_between(grid, ys.min(0), ys.max(0), color=line.get_color(), alpha=0.2)
+            ax.set_xlabel("environment frames (thousands)")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1000:g}"))
+            ax.set_ylabel(label)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Training curves (mean over seeds, band = min-max)")
     return _save(fig, path)
