@@ -40,6 +40,9 @@ def test_quick_recipe_trains_and_evaluates(path, tmp_path):
     assert "train/utility_usd_per_slot" in metrics and "train/violation_rate" in metrics
     summary = (run_dir / "eval" / "comparison.md").read_text()
     assert run_dir.name in summary and "local_only" in summary
+    from dcsched.eval.plots import plot_learning_curves
+
+    assert plot_learning_curves({"run": [run_dir]}, tmp_path / "curves.png").stat().st_size > 5000
 
 
 def test_wandb_offline_run_and_resume_keep_one_id(tmp_path, monkeypatch):
