@@ -38,6 +38,9 @@ def test_quick_recipe_trains_and_evaluates(path, tmp_path):
     assert (run_dir / "config.yaml").exists() and (run_dir / "checkpoints" / "last.ckpt").exists()
     metrics = (run_dir / "csv" / "version_0" / "metrics.csv").read_text()
     assert "train/utility_usd_per_slot" in metrics and "train/violation_rate" in metrics
+    if cfg.shaper.name != "none":
+        for key in ("rs/shaped_reward_mean", "rs/shaped_reward_std", "rs/corr_shaped_env", "rs/loss_actor"):
+            assert key in metrics, key
     summary = (run_dir / "eval" / "comparison.md").read_text()
     assert run_dir.name in summary and "local_only" in summary
     from dcsched.eval.plots import plot_learning_curves

@@ -234,6 +234,7 @@ class OffPolicyAgent(CollectorAgent):
                 if self.shaper is not None:
                     shaped = self.shaper.shaped_reward(sample, self.actor, int(self.frames))
                     losses["rs/shaped_reward_mean"] = float(shaped.mean())
+                    losses["rs/shaped_reward_std"] = float(shaped.std())
                     losses["rs/corr_shaped_env"] = _corr(shaped, r_env)
                     sample.set(("next", "reward"), shaped)
                 losses.update(self.gradient_update(sample))

@@ -39,7 +39,7 @@ def build_trainer(cfg, run_dir: Path, loggers, extra_callbacks=()):
         accelerator=t.accelerator, devices=1, max_epochs=epochs, limit_train_batches=batches_per_epoch,
         logger=loggers or False, callbacks=[ckpt, *extra_callbacks], enable_progress_bar=t.progress,
         enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1,
-        plugins=[AtomicCheckpointIO()], default_root_dir=str(run_dir), deterministic=False,
+        plugins=[AtomicCheckpointIO()], default_root_dir=str(run_dir),
     )
 
 
@@ -52,7 +52,6 @@ def train_from_config(cfg, console=None, agent_cls=None, evaluate: bool = True):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     for pattern in (".*dataloader_iter.*", ".*LeafSpec.*", ".*Consider using tensor.detach.*"):
         warnings.filterwarnings("ignore", message=pattern)
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     agent_cls = agent_cls or AGENTS.get(cfg.agent.name)
     run_dir = run_dir_for(cfg)
     save_resolved(cfg, run_dir)
