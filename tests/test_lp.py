@@ -92,3 +92,21 @@ def test_solve_cli_writes_bounds(tmp_path):
                  "--bounds", str(tmp_path / "bounds.json"), "--no-plots"]) == 0
     summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
     assert 0 < summary["mean"]["share_of_bound"] < 1
+
+
+def test_lp_consistent_and_bounded_when_selling_at_negative_prices():
+    """With curtailment off the env sells at negative prices; the LP must contain that
+    trajectory (same value) and stay bounded (buy/sell arbitrage limited physically)."""
+    cfg = load_scenario("paper3", ["energy.curtail_at_negative_price=false"])
+    p = build_params(cfg, dtype=torch.float64)
+    exo = load_exogenous(cfg, [100], dtype=torch.float64)
+    exo.price_usd_per_mwh[0, :60] = -30.0
+    gen = torch.Generator().manual_seed(1)
+    slots = replay_day(p, exo, 0, lambda t, s: random_decision(p, 1, gen))
+    utility = sum(float(s["utility_usd"].sum()) for s in slots)
+    w = window_from_exo(p, exo, 0)
+    model = build_lp(p, w)
+    x = trajectory_vector(model, slots, len(p.freq_levels))
+    assert float(model.c @ x) == pytest.approx(utility, rel=1e-6)
+    assert max_violation(model, x) < 1e-6 * max(1.0, np.abs(model.b_eq).max())
+    assert solve_window(p, w, "negative prices").value_usd >= utility

@@ -185,9 +185,11 @@ def build_lp(p: SimParams, w: Window, coef: Coefficients | None = None) -> LPMod
     if p.curtail_at_negative_price:
         sell_ub = np.where(price.reshape(-1) < 0, 0.0, np.inf)
         buy_ub = np.inf
-    else:  # selling at a loss is possible in the env: bound the arbitrage physically
+    else:  # selling at a loss is possible in the env: bound buy/sell arbitrage by physical limits
+        pue_max = p.pue_base + p.pue_slope_per_c * np.maximum(w.temp_c - p.pue_threshold_c, 0.0)  # [H, N]
+        full_it_kw = (pn["num_gpus"] * pn["busy_power_w"] + base_w) / 1000.0  # every GPU busy at f_max
+        buy_ub = (pue_max * full_it_kw[None, :] + pmax[None, :]).reshape(-1)
         sell_ub = renew + np.tile(pmax, H)
-        buy_ub = 10.0 * (np.tile(cap, H) * 1e-3 * 2 + np.tile(pmax, H) + 1.0) * 1e3
     buy = b.add_block("buy", H * N, -price.reshape(-1) * mwh, ub=buy_ub)
     sell = b.add_block("sell", H * N, p.sell_price_factor * price.reshape(-1) * mwh, ub=sell_ub)
     cur = b.add_block("curtail", H * N, 0.0, ub=renew)
