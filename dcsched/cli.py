@@ -59,12 +59,9 @@ def cmd_evaluate(args) -> int:
 
         bounds = load_bounds(Path(args.bounds))
     elif args.with_bound:
-        from dcsched.baselines.lp_bound import solve_days
-        from dcsched.data.exogenous import parse_days
-        from dcsched.eval.evaluate import day_dates
+        from dcsched.baselines.lp_bound import bounds_by_date
 
-        days = parse_days(cfg, args.days)[: args.max_days or None]
-        bounds = {d: r.value_usd for d, r in zip(day_dates(cfg, days), solve_days(cfg, days).values())}
+        bounds = bounds_by_date(cfg, args.days, args.max_days)
     evaluate_policies(cfg, args.policy, args.days, out, deterministic=not args.stochastic, seed=args.seed,
                       max_days=args.max_days, env_cfg=env_cfg, bounds=bounds, plots=not args.no_plots,
                       console=_console())

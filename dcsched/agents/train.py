@@ -78,12 +78,9 @@ def train_from_config(cfg, console=None, agent_cls=None, evaluate: bool = True):
         ckpt = run_dir / "checkpoints" / "last.ckpt"
         bounds = None
         if cfg.eval.with_bound:
-            from dcsched.baselines.lp_bound import solve_days
-            from dcsched.data.exogenous import parse_days
-            from dcsched.eval.evaluate import day_dates
+            from dcsched.baselines.lp_bound import bounds_by_date
 
-            days = parse_days(cfg.scenario, cfg.eval.days)[: cfg.eval.max_days or None]
-            bounds = {d: r.value_usd for d, r in zip(day_dates(cfg.scenario, days), solve_days(cfg.scenario, days).values())}
+            bounds = bounds_by_date(cfg.scenario, cfg.eval.days, cfg.eval.max_days)
         evaluate_policies(cfg.scenario, [str(ckpt), *cfg.eval.policies], cfg.eval.days, run_dir / "eval",
                           deterministic=True, seed=cfg.seed, max_days=cfg.eval.max_days, bounds=bounds, console=console)
     return module, run_dir

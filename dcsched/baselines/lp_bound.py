@@ -92,6 +92,15 @@ def solve_days(scenario_cfg, days: list[int], progress=None, keep_solution: bool
     return out
 
 
+def bounds_by_date(scenario_cfg, days_spec: str, max_days: int = 0) -> dict[str, float]:
+    """LP bound ($/day) of each selected day, keyed by date (what the evaluator's share-of-bound uses)."""
+    from dcsched.data.exogenous import parse_days
+    from dcsched.eval.evaluate import day_dates
+
+    days = parse_days(scenario_cfg, days_spec)[: max_days or None]
+    return {d: r.value_usd for d, r in zip(day_dates(scenario_cfg, days), solve_days(scenario_cfg, days).values())}
+
+
 def block(result: LPResult, name: str) -> tuple[np.ndarray, tuple]:
     off, count, meta = result.model.blocks[name]
     return result.x[off : off + count], meta

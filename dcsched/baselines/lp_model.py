@@ -52,7 +52,6 @@ def level_coefficients(p: SimParams) -> Coefficients:
     freq_of = np.tile(np.arange(F), S)
     p64 = p.to(dtype=torch.float64)
     steps = p64.steps_grid[torch.as_tensor(step_of)].expand(N, -1)  # [N, C] (the kernel's class axis = C)
-    freq = p64.freq_levels[torch.as_tensor(freq_of)]  # [C]
     # evaluate the kernel formula level by level: treat C as the class axis with one frequency per level
     exec_s = np.empty((N, S * F))
     energy_j = np.empty((N, S * F))
@@ -64,7 +63,6 @@ def level_coefficients(p: SimParams) -> Coefficients:
     delay = p64.transfer_delay_s.numpy()
     deadline = p64.deadline_s.numpy()
     feasible = (exec_s[None, :, None, :] + delay[:, :, None, None]) <= deadline[None, None, :, None]
-    del freq
     return Coefficients(exec_s, energy_j, quality, feasible, step_of, freq_of)
 
 

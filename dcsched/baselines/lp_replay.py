@@ -38,7 +38,7 @@ def trajectory_vector(model: LPModel, slots: list[dict], num_freq: int) -> np.nd
     H = len(slots)
     N, _, K = slots[0]["flow_on_time"].shape
 
-    def put(name, keyfn, values):
+    def put(name, values):
         off, count, meta = model.blocks[name]
         lookup = {key: off + j for j, key in enumerate(zip(*meta))}
         for key, v in values:
@@ -65,12 +65,12 @@ def trajectory_vector(model: LPModel, slots: list[dict], num_freq: int) -> np.nd
                     bc.append(((t, n, k, c), s["flow_backlogged"][i, n, k]))
         ch[t], dis[t], soc[t] = s["charge_kw"], s["discharge_kw"], s["soc"]
         buy[t], sell[t], cur[t] = s["grid_buy_kw"], s["grid_sell_kw"], s["curtail_kw"]
-    put("Yot", None, yot)
-    put("Lo", None, lo)
-    put("Bo", None, bo)
-    put("D", None, dr)
-    put("Lc", None, lc)
-    put("Bc", None, bc)
+    put("Yot", yot)
+    put("Lo", lo)
+    put("Bo", bo)
+    put("D", dr)
+    put("Lc", lc)
+    put("Bc", bc)
     for name, arr in (("charge", ch), ("discharge", dis), ("soc", soc), ("buy", buy), ("sell", sell), ("curtail", cur)):
         off, count, _ = model.blocks[name]
         x[off : off + count] = arr.reshape(-1)

@@ -96,7 +96,7 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
         atomic_write_text(Path(out_dir) / "scenario.yaml", OmegaConf.to_yaml(scenario_cfg, resolve=True))
         table = comparison_table(results)
         atomic_write_text(Path(out_dir) / "comparison.md", table_markdown(table))
-        atomic_write(Path(out_dir) / "comparison.csv", table)
+        _write_csv(Path(out_dir) / "comparison.csv", table)
         if plots:
             plot_comparison(results, Path(out_dir) / "comparison.png")
     if console is not None:
@@ -104,7 +104,7 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
     return results
 
 
-def atomic_write(path: Path, frame: pd.DataFrame) -> None:
+def _write_csv(path: Path, frame: pd.DataFrame) -> None:
     from dcsched.io import atomic_write as _aw
 
     _aw(path, lambda p: frame.to_csv(p, float_format="%.6g"))

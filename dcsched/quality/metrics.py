@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from dcsched.registry import QUALITY_METRICS
@@ -64,4 +63,4 @@ def noise_like(images: torch.Tensor, seed: int = 12345) -> torch.Tensor:
     return torch.randn(images.shape, generator=g).clamp(-1, 1)
 
 
-__all__ = ["MetricValue", "normalise", "combine", "DigitsFD", "DigitsIS", "noise_like", "np"]
+__all__ = ["MetricValue", "normalise", "combine", "DigitsFD", "DigitsIS", "noise_like"]
