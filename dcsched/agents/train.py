@@ -43,9 +43,11 @@ def build_trainer(cfg, run_dir: Path, loggers, extra_callbacks=()):
     )
 
 
-def train_from_config(cfg, console=None, agent_cls=None, evaluate: bool = True):
+def train_from_config(cfg, console=None, agent_cls=None, evaluate: bool = True, run_dir: Path | None = None):
     """Train per the resolved RunConfig; returns (module, run_dir). Writes runs/<run>/config.yaml,
-    csv/metrics.csv, checkpoints/last.ckpt and, after training, eval/ on the test days."""
+    csv/metrics.csv, checkpoints/last.ckpt and, after training, eval/ on the test days.
+
+    ``run_dir``: a fixed folder (the experiment layer's); default ``out_dir/<name>-s<seed>-<time>``."""
     from dcsched.registry import AGENTS
     from dcsched.tracking import make_loggers
 
@@ -53,7 +55,7 @@ def train_from_config(cfg, console=None, agent_cls=None, evaluate: bool = True):
     for pattern in (".*dataloader_iter.*", ".*LeafSpec.*", ".*Consider using tensor.detach.*"):
         warnings.filterwarnings("ignore", message=pattern)
     agent_cls = agent_cls or AGENTS.get(cfg.agent.name)
-    run_dir = run_dir_for(cfg)
+    run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
     save_resolved(cfg, run_dir)
     module = agent_cls(to_container(cfg))
     wandb_id = None

@@ -75,35 +75,54 @@ def read_metrics(run_dir: Path) -> "dict[str, np.ndarray]":
     return {c: df[c].to_numpy() for c in df.columns}
 
 
-def plot_learning_curves(runs: dict[str, list[Path]], path: Path, window: int = 10) -> Path:
-    """Episode utility ($/day), environment return and violation rate vs frames; mean over seeds
-    (line) and min-max band, each curve smoothed by a moving average of ``window`` batches."""
-    keys = [("train/episode_utility_usd", "episode utility ($/day, training days)"),
-            ("train/episode_return", "episode return (env reward)"),
-            ("train/violation_rate", "late + dropped share (per batch)")]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+CURVE_KEYS = (("train/episode_return", "episode return (env reward)"),
+              ("train/episode_utility_usd", "episode utility ($/day, training days)"),
+              ("train/violation_rate", "late + dropped share (per batch)"))
+
+
+def seed_curves(dirs: list[Path], key: str, window: int = 10, points: int = 100):
+    """One metric of several runs on a common frame grid: (frames [points], values [runs, points]),
+    each run smoothed by a moving average of ``window`` logged values; None if no run logged it."""
+    curves = []
+    for d in dirs:
+        m = read_metrics(d)
+        ok = ~np.isnan(m[key]) if key in m else None
+        if ok is None or not ok.any():
+            continue
+        frames, vals = m["frames"][ok], m[key][ok]
+        if len(vals) >= window:
+            vals = np.convolve(vals, np.ones(window) / window, mode="valid")
+            frames = frames[window - 1:]
+        curves.append((frames, vals))
+    if not curves:
+        return None
+    grid = np.linspace(max(c[0][0] for c in curves), min(c[0][-1] for c in curves), points)
+    return grid, np.stack([np.interp(grid, f, v) for f, v in curves])
+
+
+def plot_curve_panels(axes_row, runs: dict[str, list[Path]], window: int = 10) -> None:
+    """Fill one row of 3 axes (CURVE_KEYS) with mean and 95 % bootstrap band over seeds per method."""
+    from dcsched.experiments.stats import band_over_seeds
+
     for method, dirs in runs.items():
-        for ax, (key, label) in zip(axes, keys):
-            curves = []
-            for d in dirs:
-                m = read_metrics(d)
-                ok = ~np.isnan(m[key]) if key in m else None
-                if ok is None or not ok.any():
-                    continue
-                frames, vals = m["frames"][ok], m[key][ok]
-                if len(vals) >= window:
-                    vals = np.convolve(vals, np.ones(window) / window, mode="valid")
-                    frames = frames[window - 1:]
-                curves.append((frames, vals))
-            if not curves:
+        for ax, (key, label) in zip(axes_row, CURVE_KEYS):
+            got = seed_curves(dirs, key, window)
+            if got is None:
                 continue
-            grid = np.linspace(max(c[0][0] for c in curves), min(c[0][-1] for c in curves), 100)
-            ys = np.stack([np.interp(grid, f, v) for f, v in curves])
-            line, = ax.plot(grid, ys.mean(0), label=f"{method} ({len(curves)} seeds)")
-            ax.fill_between(grid, ys.min(0), ys.max(0), color=line.get_color(), alpha=0.2)
+            grid, ys = got
+            mean, lo, hi = band_over_seeds(ys)
+            line, = ax.plot(grid, mean, label=f"{method} ({len(ys)} seed{'s' if len(ys) > 1 else ''})")
+            ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.2)
             ax.set_xlabel("environment frames (thousands)")
             ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1000:g}"))
             ax.set_ylabel(label)
+
+
+def plot_learning_curves(runs: dict[str, list[Path]], path: Path, window: int = 10) -> Path:
+    """Environment return, episode utility ($/day) and violation rate vs frames: mean over seeds
+    (line) and 95 % bootstrap interval of the mean (band), each run smoothed over ``window`` batches."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    plot_curve_panels(axes, runs, window)
     axes[0].legend(fontsize=8)
-    fig.suptitle("Training curves (mean over seeds, band = min-max)")
+    fig.suptitle("Training curves (mean over seeds, band = 95 % bootstrap CI of the mean)")
     return _save(fig, path)

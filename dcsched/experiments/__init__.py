@@ -1,0 +1,76 @@
+"""`dcsched experiment NAME [key=value ...]`: run a declared experiment grid and write its report.
+
+NAME is a file in recipes/experiments/ (or a path to one), or ``all`` for every declared
+experiment in turn. Output: ``<out_dir>/<NAME>/`` (default runs/experiments/NAME, or
+runs/experiments-quick/NAME with ``tier=quick``) with runs/<cell>/result.json per cell, runs.csv,
+summary.csv, table_<scenario>.md, PNG figures and report.md.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from pathlib import Path
+
+from dcsched.experiments.spec import available_experiments, expand, load_experiment
+
+__all__ = ["experiment_command", "run_experiment"]
+
+
+def run_experiment(name: str, overrides: list[str] | None = None, console=None) -> tuple[Path, dict]:
+    """Expand, launch (skipping finished cells), aggregate. Returns (report path, outcome by cell key)."""
+    from dcsched.experiments.launchers import run_ray, run_sequential
+    from dcsched.experiments.report import write_report
+    from dcsched.experiments.runner import RunOptions, read_result
+
+    overrides = list(overrides or [])
+    cfg = load_experiment(name, overrides)
+    specs = expand(cfg)
+    out_root = Path(cfg.out_dir)
+    if cfg.tier == "quick" and cfg.out_dir == "runs/experiments":
+        out_root = Path("runs/experiments-quick")
+    exp_dir = out_root / cfg.name
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    command = "dcsched experiment " + " ".join(shlex.quote(x) for x in [name, *overrides])
+    todo = [s for s in specs if read_result(exp_dir, s) is None]
+    if cfg.only:
+        import re
+
+        todo = [s for s in todo if re.search(cfg.only, s.key)]
+    if cfg.max_runs:
+        todo = todo[: cfg.max_runs]
+    options = RunOptions(wandb_mode=cfg.wandb_mode, threads=cfg.threads_per_run,
+                         reuse_root=str(out_root) if cfg.reuse else "", launcher=cfg.launcher)
+    if console is not None:
+        console.print(f"[bold]{cfg.name}[/] ({cfg.tier}): {len(specs)} runs, {len(specs) - len(todo)} finished, "
+                      f"{len(todo)} to run with launcher={cfg.launcher} -> {exp_dir}")
+    t0 = time.perf_counter()
+    counter = {"n": 0}
+
+    def progress(spec, status: str) -> None:
+        counter["n"] += 1
+        if console is not None:
+            style = "red" if status.startswith("failed") else "green"
+            console.print(f"  [{counter['n']}/{len(todo)}] {spec.key}: [{style}]{status}[/] "
+                          f"({time.perf_counter() - t0:.0f} s)")
+
+    if cfg.launcher == "ray":
+        outcome = run_ray(todo, exp_dir, options, address=cfg.ray_address, num_cpus=cfg.ray_num_cpus,
+                          cpus_per_run=cfg.cpus_per_run, progress=progress)
+    else:
+        outcome = run_sequential(todo, exp_dir, options, progress=progress)
+    report = write_report(cfg, specs, exp_dir, command, outcome)
+    if console is not None:
+        console.print(f"report: {report}")
+    return report, outcome
+
+
+def experiment_command(args, console=None) -> int:
+    names = available_experiments() if args.name == "all" else [args.name]
+    failed = 0
+    for name in names:
+        _, outcome = run_experiment(name, args.overrides, console=console)
+        failed += sum(isinstance(v, str) for v in outcome.values())
+    if failed and console is not None:
+        console.print(f"[red]{failed} run(s) failed; their error.txt is in the run folders[/]")
+    return 1 if failed else 0

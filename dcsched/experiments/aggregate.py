@@ -1,0 +1,115 @@
+"""Results of an experiment's cells -> a per-run table and a per-method table with intervals.
+
+``runs.csv``: one row per (scenario, setting, method, seed) with every test-day metric (mean over
+days) and the LP bound of the same days. ``summary.csv``: per (scenario, setting, method) the
+number of seeds, mean, 95 % bootstrap interval of the mean and IQM of each metric.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dcsched.experiments.stats import bootstrap_ci, iqm
+
+METRICS = ("utility_usd", "share_of_bound", "violation_rate", "revenue_usd", "energy_cost_usd", "transfer_cost_usd",
+           "penalty_usd", "grid_buy_kwh", "carbon_kg", "mean_steps", "episode_return", "train_wall_s",
+           "frames_per_s")
+LABELS = {  # column -> (header, format of one value)
+    "utility_usd": ("utility $/day", "{:,.2f}"), "share_of_bound": ("% of LP bound", "{:.1%}"),
+    "violation_rate": ("late+dropped", "{:.2%}"), "revenue_usd": ("revenue $", "{:,.2f}"),
+    "energy_cost_usd": ("energy $", "{:,.2f}"), "transfer_cost_usd": ("transfer $", "{:,.2f}"),
+    "penalty_usd": ("penalty $", "{:,.2f}"), "grid_buy_kwh": ("grid kWh", "{:,.0f}"),
+    "carbon_kg": ("CO2 kg", "{:,.1f}"), "mean_steps": ("mean steps", "{:.1f}"),
+    "episode_return": ("test return", "{:,.1f}"), "train_wall_s": ("train s", "{:,.0f}"),
+    "frames_per_s": ("frames/s", "{:,.0f}"),
+}
+
+
+def run_rows(results: list[dict]) -> pd.DataFrame:
+    """One row per evaluated run; baselines shared by several settings appear once per setting."""
+    bounds: dict[tuple[str, str], dict] = {}
+    for r in results:
+        if r["spec"]["kind"] == "bound":
+            for setting in r["spec"]["covers"] or [r["spec"]["setting"]]:
+                bounds[(r["spec"]["scenario"], setting)] = r["bounds_usd"]
+    rows = []
+    for r in results:
+        spec = r["spec"]
+        if spec["kind"] == "bound":
+            continue
+        settings = (spec["covers"] or [spec["setting"]]) if spec["kind"] == "policy" else [spec["setting"]]
+        for setting in settings:
+            row = {"scenario": spec["scenario"], "setting": setting, "method": spec["method"], "seed": spec["seed"],
+                   "kind": spec["kind"], "x": spec.get("x"), "config_hash": spec["config_hash"]}
+            row.update({k: r["summary"].get(k, np.nan) for k in METRICS if k in r["summary"]})
+            bound = bounds.get((spec["scenario"], setting))
+            if bound is not None and all(d in bound for d in r["days"]):
+                row["lp_bound_usd"] = float(np.mean([bound[d] for d in r["days"]]))
+                row["share_of_bound"] = row["utility_usd"] / row["lp_bound_usd"]
+            if spec["kind"] == "train":
+                row["train_wall_s"] = r["train"]["wall_s"]
+                row["frames_per_s"] = r["train"]["frames_per_s"]
+                row["frames"] = r["train"]["frames"]
+                row["resumed"] = r["train"]["resumed"]
+            rows.append(row)
+    for (scen, setting), bound in bounds.items():  # the bound itself, as a row of its own
+        rows.append({"scenario": scen, "setting": setting, "method": "LP bound", "seed": 0, "kind": "bound",
+                     "utility_usd": float(np.mean(list(bound.values()))), "share_of_bound": 1.0})
+    frame = pd.DataFrame(rows)
+    for col in METRICS:
+        if col not in frame:
+            frame[col] = np.nan
+    return frame
+
+
+def summarize(runs: pd.DataFrame, order: list[str] | None = None, settings: list[str] | None = None) -> pd.DataFrame:
+    """Per (scenario, setting, method): n seeds, mean, 95 % bootstrap CI of the mean, IQM per metric."""
+    out = []
+    for (scen, setting, method), g in runs.groupby(["scenario", "setting", "method"], sort=False):
+        row = {"scenario": scen, "setting": setting, "method": method, "kind": g["kind"].iloc[0],
+               "n_seeds": int(len(g)), "x": g["x"].iloc[0] if "x" in g else None}
+        for m in METRICS:
+            vals = g[m].to_numpy(dtype=float)
+            if np.isnan(vals).all():
+                continue
+            lo, hi = bootstrap_ci(vals)
+            row.update({m: float(np.nanmean(vals)), f"{m}_lo": lo, f"{m}_hi": hi, f"{m}_iqm": iqm(vals)})
+        out.append(row)
+    frame = pd.DataFrame(out)
+    if frame.empty:
+        return frame
+    kind_rank = {"bound": 2, "policy": 0, "train": 1}
+    method_rank = {m: i for i, m in enumerate(order or [])}
+    setting_rank = {s: i for i, s in enumerate(settings or [])}
+    frame["_k"] = frame["kind"].map(kind_rank)
+    frame["_m"] = frame["method"].map(lambda m: method_rank.get(m, len(method_rank)))
+    frame["_s"] = frame["setting"].map(lambda s: setting_rank.get(s, len(setting_rank)))
+    return frame.sort_values(["scenario", "_s", "_k", "_m"]).drop(columns=["_k", "_m", "_s"]).reset_index(drop=True)
+
+
+def _cell(row: pd.Series, metric: str) -> str:
+    value = row.get(metric, np.nan)
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    fmt = LABELS[metric][1]
+    text = fmt.format(value)
+    lo, hi = row.get(f"{metric}_lo", np.nan), row.get(f"{metric}_hi", np.nan)
+    if row["n_seeds"] > 1 and not (np.isnan(lo) or np.isnan(hi)):
+        text += f" [{fmt.format(lo)}, {fmt.format(hi)}]"
+    return text
+
+
+def markdown_table(summary: pd.DataFrame, metrics: list[str], by_setting: bool) -> str:
+    """A Markdown table; learned methods show ``mean [95 % CI]`` over their seeds."""
+    if summary.empty:
+        return "_no finished runs yet_\n"
+    cols = (["setting"] if by_setting else []) + ["method", "seeds"] + [LABELS[m][0] for m in metrics]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in summary.iterrows():
+        cells = ([str(row["setting"])] if by_setting else []) + [
+            f"**{row['method']}**" if row["kind"] == "bound" else str(row["method"]),
+            str(row["n_seeds"]) if row["kind"] == "train" else "—"]
+        cells += [_cell(row, m) for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

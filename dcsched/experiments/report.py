@@ -1,0 +1,154 @@
+"""Write an experiment's tables (CSV, Markdown), figures (PNG) and report.md from its finished cells."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from dcsched.config import REPO_ROOT
+from dcsched.experiments import figures
+from dcsched.experiments.aggregate import markdown_table, run_rows, summarize
+from dcsched.experiments.runner import read_result, run_dir
+from dcsched.experiments.spec import RunSpec
+from dcsched.io import atomic_write, atomic_write_text
+
+TABLE_METRICS = ["utility_usd", "share_of_bound", "violation_rate", "revenue_usd", "energy_cost_usd",
+                 "transfer_cost_usd", "penalty_usd", "grid_buy_kwh", "carbon_kg", "mean_steps"]
+TIMING_METRICS = ["train_wall_s", "frames_per_s", "utility_usd", "share_of_bound"]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> None:
+    atomic_write(path, lambda p: frame.to_csv(p, index=False, float_format="%.6g"))
+
+
+def train_command(spec: RunSpec) -> str:
+    """The `dcsched train` line that reproduces a learned cell on its own."""
+    return "dcsched train " + " ".join(shlex.quote(x) for x in [spec.recipe, *spec.overrides])
+
+
+def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome: dict | None = None) -> Path:
+    """Aggregate every finished cell into tables, figures and report.md; returns report.md's path."""
+    exp_dir = Path(exp_dir)
+    results = [r for r in (read_result(exp_dir, s) for s in specs) if r is not None]
+    order = [m.label for m in cfg.methods]
+    settings = [s.label for s in cfg.settings]
+    tables, figs = [], []
+    runs = run_rows(results) if results else pd.DataFrame()
+    summary = summarize(runs, order, settings) if not runs.empty else pd.DataFrame()
+    if not runs.empty:
+        _write_csv(exp_dir / "runs.csv", runs)
+        _write_csv(exp_dir / "summary.csv", summary)
+        tables += [("runs.csv", "every run (one row per scenario, setting, method, seed)"),
+                   ("summary.csv", "per method: n seeds, mean, 95 % bootstrap CI (_lo, _hi) and IQM (_iqm)")]
+    by_setting = len(settings) > 1
+    metrics = TIMING_METRICS if cfg.kind == "timing" else TABLE_METRICS
+    md_parts = []
+    for scen in cfg.scenarios:
+        sub = summary[summary["scenario"] == scen] if not summary.empty else summary
+        md = markdown_table(sub, metrics, by_setting)
+        atomic_write_text(exp_dir / f"table_{scen}.md", md)
+        tables.append((f"table_{scen}.md", f"test-day table, {scen}"))
+        md_parts.append(f"### {scen}\n\n{md}")
+    if not summary.empty:
+        figs += _figures(cfg, specs, summary, exp_dir)
+    done = {s.key for s in specs if read_result(exp_dir, s) is not None}
+    failed = {k: v for k, v in (outcome or {}).items() if isinstance(v, str)}
+    lines = [f"# Experiment `{cfg.name}`", "", cfg.description.strip(), "",
+             f"- tier: **{cfg.tier}**" + (" (quick version: fewer seeds, frames and days than the full one; "
+                                          "not a result to cite)" if cfg.tier == "quick" else ""),
+             f"- scenarios: {', '.join(cfg.scenarios)}; settings: {', '.join(settings)}",
+             f"- methods: {', '.join(order)}", f"- days: {cfg.days}" + (f" (first {specs[0].max_days})" if specs and specs[0].max_days else ""),
+             f"- runs: {len(done)} of {len(specs)} finished" + (f", {len(failed)} failed" if failed else ""),
+             f"- launcher: {cfg.launcher}; code: `{git_commit()}`; written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+             "", "## Command", "", "```bash", command, "```", ""]
+    if cfg.kind == "timing":
+        lines += [_timing_note(summary, order), ""]
+    lines += ["## Tables", "", "Learned methods: mean over seeds [95 % percentile-bootstrap interval of the mean]; "
+              "baselines are deterministic (one run). % of LP bound = mean utility / mean perfect-foresight "
+              "bound of the same test days.", ""] + md_parts
+    lines += ["Files: " + ", ".join(f"[{name}]({name}) ({what})" for name, what in tables), ""]
+    if figs:
+        lines += ["## Figures", ""] + [f"![{name}]({name})\n" for name in figs]
+    if failed:
+        lines += ["## Failed runs", ""] + [f"- `{k}`: {v} (see runs/…/error.txt)" for k, v in failed.items()] + [""]
+    lines += ["## Runs and config hashes", "", "| run | kind | config hash | status | command (learned runs) |",
+              "|---|---|---|---|---|"]
+    for s in specs:
+        r = read_result(exp_dir, s)
+        status = "pending" if r is None else ("reused from " + Path(r["reused_from"]).parent.parent.name
+                                              if r.get("reused_from") else f"done ({r['wall_s']:.0f} s)")
+        cmd = f"`{train_command(s)}`" if s.kind == "train" else ""
+        lines.append(f"| `{s.key}` | {s.kind} | `{s.config_hash}` | {status} | {cmd} |")
+    path = exp_dir / "report.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    atomic_write_text(exp_dir / "experiment.json", json.dumps(
+        {"name": cfg.name, "tier": cfg.tier, "command": command, "finished": len(done), "total": len(specs),
+         "specs": [s.to_dict() for s in specs]}, indent=1))
+    return path
+
+
+def _timing_note(summary: pd.DataFrame, order: list[str]) -> str:
+    trains = summary[summary["kind"] == "train"]
+    if trains.empty or "train_wall_s" not in trains:
+        return ""
+    ref = trains.iloc[0]
+    parts = [f"{row['method']} {row['train_wall_s'] / ref['train_wall_s']:.2f}x" for _, row in trains.iterrows()]
+    return (f"Wall-clock relative to {ref['method']} (same scenario, same machine, cells run one at a time unless the "
+            f"launcher says otherwise): " + ", ".join(parts) + ". Resumed runs are left out of frames/s.")
+
+
+def _figures(cfg, specs: list[RunSpec], summary: pd.DataFrame, exp_dir: Path) -> list[str]:
+    out = []
+    learned = summary[summary["kind"] == "train"]
+    if cfg.kind == "convergence":
+        dirs: dict[str, dict[str, list[Path]]] = {}
+        for s in specs:
+            train = run_dir(exp_dir, s) / "train"
+            if s.kind == "train" and read_result(exp_dir, s) is not None:
+                dirs.setdefault(s.scenario, {}).setdefault(s.method, []).append(train)
+        if dirs:
+            figures.convergence(dirs, exp_dir / "convergence.png")
+            out.append("convergence.png")
+    if cfg.kind == "sweep" and not learned.empty:
+        figures.sweep(summary, cfg.sweep_label or "setting", exp_dir / "sweep.png",
+                      f"{cfg.name}: test days, mean over seeds with 95 % CI")
+        out.append("sweep.png")
+    if cfg.kind in ("table", "convergence", "ablation", "behaviour") or (cfg.kind == "sweep" and learned.empty):
+        figures.bars(summary, "share_of_bound", "% of the LP bound (test days)", exp_dir / "share_of_bound.png",
+                     f"{cfg.name}: utility as % of the perfect-foresight bound", percent=True)
+        out.append("share_of_bound.png")
+    if cfg.kind == "ablation":
+        figures.bars(summary[summary["method"] != "LP bound"], "energy_cost_usd", "energy cost $/day",
+                     exp_dir / "energy_cost.png", f"{cfg.name}: energy cost per day (test days)")
+        out.append("energy_cost.png")
+    if cfg.kind == "timing" and not learned.empty:
+        figures.timing(summary, exp_dir / "timing.png")
+        out.append("timing.png")
+    if cfg.kind == "behaviour":
+        for scen in cfg.scenarios:
+            traces = {}
+            for s in specs:
+                path = run_dir(exp_dir, s) / "eval" / "trace.csv"
+                if s.scenario == scen and s.kind != "bound" and path.exists() and read_result(exp_dir, s) is not None:
+                    traces[s.method + (f" (seed {s.seed})" if s.kind == "train" else "")] = pd.read_csv(path)
+            if traces:
+                name = f"behaviour_{scen}.png"
+                figures.behaviour(traces, exp_dir / name, f"Behaviour on the test days, {scen}")
+                out.append(name)
+    return out

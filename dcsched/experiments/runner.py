@@ -1,0 +1,167 @@
+"""Execute one cell of an experiment grid into ``<exp_dir>/runs/<cell>/`` and write its result.json.
+
+A cell is done when its ``result.json`` exists with the cell's config hash; a done cell is never
+re-run. A learned run interrupted mid-training resumes from its ``train/checkpoints/last.ckpt``.
+A cell folder left by an older config (hash differs) is cleared before the new run starts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from dcsched.experiments.spec import RunSpec
+from dcsched.io import atomic_write_json
+
+RESULT = "result.json"
+SPEC = "spec.json"
+
+
+@dataclass
+class RunOptions:
+    """How cells are executed (the same for every cell of one invocation)."""
+
+    wandb_mode: str = "offline"
+    threads: int = 0  # torch threads; 0 = leave torch's default
+    reuse_root: str = ""  # search finished cells with the same hash under this folder ("" = no reuse)
+    launcher: str = "sequential"
+
+
+def run_dir(exp_dir: Path, spec: RunSpec) -> Path:
+    return Path(exp_dir) / "runs" / spec.dirname
+
+
+def read_result(exp_dir: Path, spec: RunSpec) -> dict | None:
+    """The finished result of a cell, or None (absent, unreadable or from another config)."""
+    path = run_dir(exp_dir, spec) / RESULT
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return result if result.get("spec", {}).get("config_hash") == spec.config_hash else None
+
+
+def execute(spec: RunSpec | dict, exp_dir: str | Path, options: RunOptions | dict) -> dict:
+    """Run one cell (or return its finished result). Safe to call in another process or a Ray task."""
+    spec = spec if isinstance(spec, RunSpec) else RunSpec(**spec)
+    options = options if isinstance(options, RunOptions) else RunOptions(**options)
+    exp_dir = Path(exp_dir)
+    done = read_result(exp_dir, spec)
+    if done is not None:
+        return done
+    folder = run_dir(exp_dir, spec)
+    _clear_if_stale(folder, spec)
+    if options.reuse_root:
+        reused = _reuse(Path(options.reuse_root), exp_dir, spec)
+        if reused is not None:
+            return reused
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / SPEC, spec.to_dict())
+    if options.threads > 0:
+        import torch
+
+        torch.set_num_threads(options.threads)
+    t0 = time.perf_counter()
+    body = {"bound": _run_bound, "policy": _run_policy, "train": _run_train}[spec.kind](spec, folder, options)
+    import torch
+
+    result = {"spec": spec.to_dict(), **body, "wall_s": time.perf_counter() - t0,
+              "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "host": platform.node(), "launcher": options.launcher, "torch_threads": torch.get_num_threads(),
+              "pid": os.getpid()}
+    atomic_write_json(folder / RESULT, result)
+    return result
+
+
+def _clear_if_stale(folder: Path, spec: RunSpec) -> None:
+    try:
+        old = json.loads((folder / SPEC).read_text())
+    except (OSError, ValueError):
+        return
+    if old.get("config_hash") != spec.config_hash:
+        logging.getLogger("dcsched").warning("clearing %s: it holds a run of another config", folder)
+        shutil.rmtree(folder)
+
+
+def _reuse(root: Path, exp_dir: Path, spec: RunSpec) -> dict | None:
+    """Copy a finished cell with the same config hash from another experiment under ``root``."""
+    for candidate in sorted(root.glob(f"*/runs/*/{RESULT}")):
+        if candidate.parent.parent.parent.resolve() == exp_dir.resolve():
+            continue
+        try:
+            other = json.loads(candidate.read_text())
+        except (OSError, ValueError):
+            continue
+        if other.get("spec", {}).get("config_hash") != spec.config_hash or other["spec"].get("kind") != spec.kind:
+            continue
+        folder = run_dir(exp_dir, spec)
+        tmp = folder.with_name(folder.name + ".copying")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(candidate.parent, tmp)
+        other["reused_from"] = str(candidate.parent)
+        other["spec"] = spec.to_dict()
+        atomic_write_json(tmp / RESULT, other)
+        atomic_write_json(tmp / SPEC, spec.to_dict())
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+        return other
+    return None
+
+
+def _scenario(spec: RunSpec):
+    from dcsched.config import load_scenario
+
+    return load_scenario(spec.scenario, spec.scenario_overrides)
+
+
+def _run_bound(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
+    from dcsched.baselines.lp_bound import bounds_by_date
+
+    by_date = bounds_by_date(_scenario(spec), spec.days, spec.max_days)
+    values = list(by_date.values())
+    return {"bounds_usd": by_date, "summary": {"utility_usd": sum(values) / len(values), "num_days": len(values)}}
+
+
+def _evaluate(scenario_cfg, policy: str, spec: RunSpec, folder: Path, env_cfg=None) -> dict:
+    from dcsched.eval.evaluate import evaluate_policies
+
+    out_dir = folder / "eval" if spec.keep_traces else None
+    results = evaluate_policies(scenario_cfg, [policy], spec.days, out_dir, deterministic=True, seed=spec.seed,
+                                max_days=spec.max_days, env_cfg=env_cfg, plots=False)
+    summary = next(iter(results.values()))
+    return {"summary": summary["mean"], "per_day": summary["per_day"], "days": summary["days"]}
+
+
+def _run_policy(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
+    return _evaluate(_scenario(spec), spec.policy, spec, folder)
+
+
+def _run_train(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
+    from dcsched.agents.train import train_from_config
+    from dcsched.config import load_recipe
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    train_dir = folder / "train"
+    ckpt = train_dir / "checkpoints" / "last.ckpt"
+    extra = [f"name={spec.dirname}", f"out_dir={folder}", f"logger.wandb_mode={options.wandb_mode}",
+             "trainer.progress=false", "eval.policies=null"]
+    cfg = load_recipe(spec.recipe, [*spec.overrides, *extra])
+    resumed = ckpt.exists()
+    if resumed:
+        cfg.resume = str(ckpt)
+    t0 = time.perf_counter()
+    module, _ = train_from_config(cfg, evaluate=False, run_dir=train_dir)
+    train_wall_s = time.perf_counter() - t0
+    body = _evaluate(cfg.scenario, str(ckpt), spec, folder, env_cfg=cfg.env)
+    body["train"] = {"frames": int(module.frames), "updates": int(module.updates), "wall_s": train_wall_s,
+                     "frames_per_s": float("nan") if resumed else float(module.frames) / train_wall_s,
+                     "resumed": resumed, "total_frames": int(cfg.trainer.total_frames)}
+    return body

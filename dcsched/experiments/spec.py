@@ -1,0 +1,304 @@
+"""Experiment declarations (recipes/experiments/NAME.yaml) and their expansion into runs.
+
+An experiment is a grid: scenarios x settings x methods x seeds. A *method* is either a learned
+recipe (trained per seed, then evaluated on the test days) or a baseline policy (evaluated once
+per scenario and setting: the env is deterministic). Every (scenario, setting) also gets its
+perfect-foresight LP bound. Each cell is one :class:`RunSpec` with a config hash; the launcher
+executes the specs, the aggregator reads their ``result.json`` files back.
+
+Load order of an experiment: schema defaults <- YAML file <- ``tier=quick`` block <- command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from dcsched.config import RECIPES_DIR, _load_yaml, _wrap, load_recipe, load_scenario, to_container
+from dcsched.errors import ConfigError
+
+EXPERIMENTS_DIR = RECIPES_DIR / "experiments"
+KINDS = ("convergence", "table", "sweep", "ablation", "behaviour", "timing")
+LAUNCHERS = ("sequential", "ray")
+TIERS = ("full", "quick")
+# Fields of a DC that belong to its model and hardware (moved together by `models_from`);
+# region (prices, weather, carbon) and arrival weight (its customers) stay with the site.
+MODEL_FIELDS = ("model", "gpu", "num_gpus", "tau_step_s", "tau_fixed_s", "energy_step_j", "energy_fixed_j",
+                "idle_power_w", "price_usd_per_image", "quality_artifact")
+# Run-config keys that do not change a run's result (left out of its hash).
+VOLATILE_KEYS = ("name", "out_dir", "resume", "logger", "trainer.progress", "eval")
+
+
+@dataclass
+class MethodSpec:
+    """A learned recipe (``recipe``) or a baseline policy (``policy``, any `--policy` string)."""
+
+    label: str = MISSING
+    recipe: str = ""
+    policy: str = ""
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SettingSpec:
+    """One point of the experiment's grid: overrides for every run of the setting.
+
+    ``scenario.*`` overrides also reach baselines and bounds; other keys only learned runs.
+    ``models_from[n] = m``: DC n runs the model (and hardware) of DC m (heterogeneity).
+    ``x``: the numeric value of the setting on a sweep plot's axis.
+    """
+
+    label: str = MISSING
+    overrides: list[str] = field(default_factory=list)
+    models_from: list[int] = field(default_factory=list)
+    x: Optional[float] = None
+
+
+QUICK_OVERRIDES = ["trainer.total_frames=8192", "trainer.checkpoint_every_batches=4", "agent.warmup_frames=2048",
+                   "agent.batch_size=128", "agent.hidden_sizes=[64,64]", "shaper.hidden_sizes=[64,64]",
+                   "shaper.cond_hidden=64", "shaper.rs_learning_starts=2048"]
+
+
+@dataclass
+class TierSpec:
+    """What ``tier=quick`` changes: fewer seeds, frames and days (overrides of learned runs, applied
+    after the experiment's own and before each method's and setting's)."""
+
+    seeds: Optional[list[int]] = field(default_factory=lambda: [0, 1])
+    overrides: list[str] = field(default_factory=lambda: list(QUICK_OVERRIDES))
+    max_days: Optional[int] = 2
+    baselines: Optional[list[str]] = None  # labels of the baselines kept (None: all)
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = MISSING
+    description: str = ""
+    kind: str = "table"
+    scenarios: list[str] = field(default_factory=lambda: ["paper3"])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    methods: list[MethodSpec] = field(default_factory=list)
+    settings: list[SettingSpec] = field(default_factory=lambda: [SettingSpec(label="default")])
+    overrides: list[str] = field(default_factory=list)  # every learned run
+    sweep_label: str = ""  # x-axis label of a sweep
+    days: str = "test"
+    max_days: int = 0
+    with_bound: bool = True
+    keep_traces: bool = False  # write trace.csv of every evaluation (behaviour plots)
+    quick: TierSpec = field(default_factory=TierSpec)
+    # how to run it (usually from the command line)
+    tier: str = "full"
+    launcher: str = "sequential"
+    ray_address: str = ""  # "" = start a local Ray instance; else an existing cluster's address
+    ray_num_cpus: int = 0  # local instance only; 0 = all cores
+    cpus_per_run: int = 1  # Ray resource request of one run (and its torch threads)
+    threads_per_run: int = 0  # torch threads in a sequential run; 0 = torch's default
+    out_dir: str = "runs/experiments"
+    wandb_mode: str = "offline"  # offline | disabled | online
+    reuse: bool = True  # copy a finished run with the same config hash from another experiment
+    max_runs: int = 0  # stop after this many executed runs (0 = all); the rest resume later
+    only: str = ""  # regex on run keys: run only matching cells (the report still covers all finished ones)
+
+
+ENUMS = {"kind": KINDS, "launcher": LAUNCHERS, "tier": TIERS, "wandb_mode": ("offline", "disabled", "online")}
+
+
+@dataclass
+class RunSpec:
+    """One cell of the grid. ``kind``: train (learned method, one seed), policy (baseline), bound (LP)."""
+
+    key: str
+    kind: str
+    scenario: str
+    setting: str
+    method: str
+    seed: int
+    recipe: str = ""
+    policy: str = ""
+    overrides: list[str] = field(default_factory=list)  # learned runs: run-config overrides
+    scenario_overrides: list[str] = field(default_factory=list)  # policy/bound: scenario overrides
+    days: str = "test"
+    max_days: int = 0
+    keep_traces: bool = False
+    config_hash: str = ""
+    x: Optional[float] = None
+    covers: list[str] = field(default_factory=list)  # policy/bound: every setting with this scenario config
+
+    @property
+    def dirname(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", self.key.replace("/", "__"))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- loading
+def experiment_path(name: str) -> Path:
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.exists():
+            raise ConfigError(str(p), "<file>", "file not found")
+        return p
+    candidate = EXPERIMENTS_DIR / f"{name}.yaml"
+    if candidate.exists():
+        return candidate
+    allowed = available_experiments()
+    close = difflib.get_close_matches(name, allowed, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise ConfigError("command line", "NAME", f"unknown experiment '{name}'{hint}", ", ".join(allowed))
+
+
+def available_experiments() -> list[str]:
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+
+
+def load_experiment(name: str, overrides: list[str] | None = None) -> DictConfig:
+    """Load, apply ``tier`` and command-line ``key=value`` overrides, validate."""
+    path = experiment_path(name)
+    source = str(path)
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), _load_yaml(path))
+    except OmegaConfBaseException as err:
+        raise _experiment_error(err, source) from err
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError("command line", item, "overrides must look like key=value")
+        key, _, value = item.partition("=")
+        if OmegaConf.select(cfg, key.rpartition(".")[0] or key, default=None) is None and key.split(".")[0] not in cfg:
+            raise ConfigError("command line", key, "unknown key", _allowed_keys(key))
+        try:
+            parsed = OmegaConf.from_dotlist([f"v={value}"])["v"]
+            OmegaConf.update(cfg, key, parsed, merge=False)
+        except OmegaConfBaseException as err:
+            raise _experiment_error(err, "command line") from err
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(source, missing[0], "required value is missing")
+    for key, allowed in ENUMS.items():
+        if cfg[key] not in allowed:
+            raise ConfigError(source if key == "kind" else "command line", key, f"'{cfg[key]}' is not allowed",
+                              ", ".join(allowed))
+    if not cfg.methods:
+        raise ConfigError(source, "methods", "an experiment needs at least one method")
+    for i, m in enumerate(cfg.methods):
+        if bool(m.recipe) == bool(m.policy):
+            raise ConfigError(source, f"methods.{i}", f"method '{m.label}' must set exactly one of recipe, policy")
+    labels = [s.label for s in cfg.settings]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(source, "settings", f"setting labels must be unique, got {labels}")
+    return cfg
+
+
+def _allowed_keys(key: str) -> str:
+    keys = [f.name for f in dataclasses.fields(ExperimentConfig)]
+    close = difflib.get_close_matches(key.split(".")[0], keys, n=1)
+    return ", ".join(keys) + (f"; closest: '{close[0]}'" if close else "")
+
+
+def _experiment_error(err: OmegaConfBaseException, source: str) -> ConfigError:
+    wrapped = _wrap(err, source)
+    if wrapped.problem == "unknown key" or "not in" in str(err):
+        return ConfigError(source, wrapped.key, "unknown key", _allowed_keys(wrapped.key))
+    return wrapped
+
+
+# --------------------------------------------------------------------------- expansion
+def _tiered(cfg: DictConfig) -> tuple[list[int], list[str], int, Optional[list[str]]]:
+    seeds, extra, max_days, keep = list(cfg.seeds), [], int(cfg.max_days), None
+    if cfg.tier == "quick":
+        q = cfg.quick
+        seeds = list(q.seeds) if q.seeds is not None else seeds
+        extra = list(q.overrides)
+        max_days = int(q.max_days) if q.max_days is not None else max_days
+        keep = list(q.baselines) if q.baselines is not None else None
+    return seeds, extra, max_days, keep
+
+
+def models_from_overrides(scenario_name: str, models_from: list[int], source: str) -> list[str]:
+    """``scenario.dcs.N.FIELD=value`` overrides that give DC n the model bundle of DC models_from[n]."""
+    if not models_from:
+        return []
+    base = load_scenario(scenario_name)
+    n_dcs = len(base.dcs)
+    if sorted(models_from) != list(range(n_dcs)):
+        raise ConfigError(source, "settings.models_from", f"must be a permutation of 0..{n_dcs - 1}, got {list(models_from)}")
+    out = []
+    for n, src in enumerate(models_from):
+        for f in MODEL_FIELDS:
+            value = base.dcs[src][f]
+            out.append(f"scenario.dcs.{n}.{f}={json.dumps(value) if isinstance(value, str) else value}")
+    return out
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def run_config_hash(run_cfg: DictConfig) -> str:
+    """Hash of everything that changes a learned run's result (not its name, folder or loggers)."""
+    data = to_container(run_cfg)
+    for key in VOLATILE_KEYS:
+        head, _, leaf = key.rpartition(".")
+        node = data
+        for part in head.split(".") if head else []:
+            node = node.get(part, {})
+        node.pop(leaf, None)
+    return _hash(data)
+
+
+def expand(cfg: DictConfig) -> list[RunSpec]:
+    """Every run of the experiment, bounds first, then baselines, then learned runs by seed.
+
+    Settings that leave the scenario unchanged (e.g. an eta sweep) share one bound and one set of
+    baseline runs, whose ``covers`` lists them all.
+    """
+    seeds, tier_overrides, max_days, keep_baselines = _tiered(cfg)
+    source = str(experiment_path(cfg.name)) if (EXPERIMENTS_DIR / f"{cfg.name}.yaml").exists() else cfg.name
+    shared, trains = [], []
+    for scen in cfg.scenarios:
+        groups: dict[str, list] = {}  # scenario hash -> [(setting, scenario overrides)]
+        for setting in cfg.settings:
+            setting_ovr = list(setting.overrides) + models_from_overrides(scen, list(setting.models_from), source)
+            scen_ovr = [o.removeprefix("scenario.") for o in setting_ovr if o.startswith("scenario.")]
+            scen_cfg = load_scenario(scen, scen_ovr)
+            scen_hash = _hash({"scenario": to_container(scen_cfg), "days": cfg.days, "max_days": max_days})
+            groups.setdefault(scen_hash, []).append((setting, scen_ovr))
+            for m in cfg.methods:
+                if not m.recipe:
+                    continue
+                for seed in seeds:
+                    # later wins: experiment, tier, method, setting (a method or setting may undo the tier)
+                    ovr = [f"scenario={scen}", *cfg.overrides, *tier_overrides, *m.overrides, *setting_ovr,
+                           f"seed={seed}"]
+                    run_cfg = load_recipe(m.recipe, ovr)
+                    h = _hash({"run": run_config_hash(run_cfg), "days": cfg.days, "max_days": max_days,
+                               "keep_traces": cfg.keep_traces})
+                    trains.append(RunSpec(key=f"{scen}/{setting.label}/{m.label}/s{seed}", kind="train", scenario=scen,
+                                          setting=setting.label, method=m.label, seed=seed, recipe=m.recipe,
+                                          overrides=ovr, days=cfg.days, max_days=max_days,
+                                          keep_traces=cfg.keep_traces, config_hash=h, x=setting.x))
+        for scen_hash, members in groups.items():
+            setting, scen_ovr = members[0]
+            covers = [s.label for s, _ in members]
+            common = dict(scenario=scen, setting=setting.label, seed=0, scenario_overrides=scen_ovr, days=cfg.days,
+                          max_days=max_days, x=setting.x, covers=covers)
+            if cfg.with_bound:
+                shared.append(RunSpec(key=f"{scen}/{setting.label}/LP bound", kind="bound", method="LP bound",
+                                      config_hash=scen_hash, **common))
+            for m in cfg.methods:
+                if not m.policy or (keep_baselines is not None and m.label not in keep_baselines):
+                    continue
+                h = _hash({"scenario": scen_hash, "policy": m.policy, "keep_traces": cfg.keep_traces})
+                shared.append(RunSpec(key=f"{scen}/{setting.label}/{m.label}", kind="policy", method=m.label,
+                                      policy=m.policy, keep_traces=cfg.keep_traces, config_hash=h, **common))
+    trains.sort(key=lambda s: (s.seed, s.scenario))
+    return shared + trains

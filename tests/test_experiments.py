@@ -1,0 +1,199 @@
+"""The experiment layer: declarations, expansion, resume, reuse, aggregation and reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dcsched.errors import ConfigError
+from dcsched.experiments import run_experiment
+from dcsched.experiments.spec import available_experiments, expand, load_experiment
+from dcsched.experiments.stats import band_over_seeds, bootstrap_ci, iqm
+
+TINY = """
+name: tiny
+description: two seeds of a very short SAC against local_only on one test day
+kind: {kind}
+seeds: [0, 1]
+max_days: 1
+overrides: [trainer.total_frames=2048, agent.warmup_frames=1024, trainer.checkpoint_every_batches=1,
+            "agent.hidden_sizes=[32,32]", agent.batch_size=64, env.num_envs=8]
+methods:
+  - {{label: local_only, policy: local_only}}
+  - {{label: SAC, recipe: sac}}
+settings: {settings}
+"""
+
+
+def tiny_yaml(tmp_path: Path, kind: str = "table", settings: str = "[{label: default}]", name: str = "tiny") -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(TINY.format(kind=kind, settings=settings).replace("name: tiny", f"name: {name}"))
+    return str(path)
+
+
+def results_of(exp_dir: Path) -> dict[str, dict]:
+    return {json.loads(p.read_text())["spec"]["key"]: json.loads(p.read_text()) for p in exp_dir.glob("runs/*/result.json")}
+
+
+# --------------------------------------------------------------------------- declarations
+def test_every_section_10_experiment_is_declared():
+    expected = {"convergence", "testday_table", "eta_sweep", "denoise_steps_sweep", "latent_sweep", "no_conditioning",
+                "component_ablations", "price_sensitivity", "heterogeneity", "behaviour", "training_time"}
+    assert expected <= set(available_experiments())
+
+
+@pytest.mark.parametrize("name", ["convergence", "eta_sweep", "component_ablations", "heterogeneity", "testday_table"])
+def test_declared_experiments_expand_in_both_tiers(name):
+    full, quick = (expand(load_experiment(name, [f"tier={t}"])) for t in ("full", "quick"))
+    cfg = load_experiment(name)
+    learned = [m for m in cfg.methods if m.recipe]
+    assert sum(s.kind == "train" for s in full) == len(learned) * len(cfg.seeds) * len(cfg.settings) * len(cfg.scenarios)
+    assert len(cfg.seeds) >= 5 or name == "behaviour"
+    assert {s.seed for s in quick if s.kind == "train"} < {s.seed for s in full if s.kind == "train"}
+    assert len({s.key for s in full}) == len(full)  # keys are unique
+    def frames(spec):  # the last override wins
+        return int([o for o in spec.overrides if o.startswith("trainer.total_frames=")][-1].split("=")[1])
+
+    assert all(frames(s) == 163840 for s in full if s.kind == "train")
+    assert all(frames(s) < 163840 for s in quick if s.kind == "train")
+
+
+def test_settings_that_keep_the_scenario_share_bound_and_baselines():
+    specs = expand(load_experiment("eta_sweep", ["tier=quick"]))
+    bounds = [s for s in specs if s.kind == "bound"]
+    assert len(bounds) == 1 and len(bounds[0].covers) == 6
+    ablation = expand(load_experiment("component_ablations", ["tier=quick"]))
+    assert len([s for s in ablation if s.kind == "bound"]) == 12  # 6 systems x 2 regimes, each its own bound
+    assert len({s.config_hash for s in ablation if s.kind == "bound"}) == 12
+
+
+def test_models_from_moves_model_and_hardware_not_the_site():
+    specs = expand(load_experiment("heterogeneity", ["tier=quick", "scenarios=[paper3]"]))
+    rotated = next(s for s in specs if s.kind == "bound" and s.setting == "sd35/sd15/sdxl")
+    ovr = dict(o.split("=", 1) for o in rotated.scenario_overrides)
+    assert ovr["dcs.0.model"] == '"sd35"' and ovr["dcs.1.model"] == '"sd15"' and ovr["dcs.2.model"] == '"sdxl"'
+    assert ovr["dcs.0.num_gpus"] == "70" and ovr["dcs.0.price_usd_per_image"] == "0.035"
+    assert not any(k.endswith(("region", "arrival_weight")) for k in ovr)
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["tier=fast"], "tier"), (["launcher=slurm"], "launcher"), (["seedz=[1]"], "seedz"),
+])
+def test_bad_experiment_overrides_name_key_and_allowed_values(overrides, key):
+    with pytest.raises(ConfigError) as err:
+        load_experiment("eta_sweep", overrides)
+    assert err.value.key == key and err.value.allowed
+
+
+def test_unknown_experiment_lists_the_declared_ones():
+    with pytest.raises(ConfigError, match="did you mean 'eta_sweep'") as err:
+        load_experiment("eta_swep")
+    assert "latent_sweep" in err.value.allowed
+
+
+def test_method_must_be_recipe_or_policy(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nmethods:\n  - {label: x, recipe: sac, policy: local_only}\n")
+    with pytest.raises(ConfigError, match="exactly one of recipe, policy") as err:
+        load_experiment(str(bad))
+    assert err.value.source == str(bad) and err.value.key == "methods.0"
+
+
+def test_models_from_must_be_a_permutation(tmp_path):
+    path = tiny_yaml(tmp_path, settings="[{label: bad, models_from: [0, 0, 1]}]")
+    with pytest.raises(ConfigError, match="permutation"):
+        expand(load_experiment(path))
+
+
+# --------------------------------------------------------------------------- statistics
+def test_bootstrap_interval_and_iqm():
+    rng = np.random.default_rng(1)
+    x = rng.normal(10.0, 2.0, size=5)
+    lo, hi = bootstrap_ci(x)
+    assert lo < x.mean() < hi and hi - lo < x.max() - x.min()
+    lo20, hi20 = bootstrap_ci(rng.normal(10.0, 2.0, size=200))
+    assert hi20 - lo20 < hi - lo  # more seeds, narrower interval
+    assert np.isnan(bootstrap_ci([3.0])[0])
+    assert iqm([1.0, 2.0, 3.0, 4.0, 100.0]) == pytest.approx(3.0)  # the outlier is cut
+    mean, blo, bhi = band_over_seeds(np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]))
+    assert np.allclose(mean, [2.0, 3.0]) and (blo <= mean).all() and (bhi >= mean).all()
+
+
+# --------------------------------------------------------------------------- running
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The tiny experiment run in two invocations (max_runs=3, then the rest) and in one."""
+    root = tmp_path_factory.mktemp("exp")
+    path = tiny_yaml(root)
+    base = ["wandb_mode=disabled", "threads_per_run=1", "reuse=false"]
+    split_dir = root / "split"
+    run_experiment(path, [*base, f"out_dir={split_dir}", "max_runs=3"])
+    partial = results_of(split_dir / "tiny")
+    mtimes = {p: p.stat().st_mtime_ns for p in (split_dir / "tiny").glob("runs/*/result.json")}
+    report, outcome = run_experiment(path, [*base, f"out_dir={split_dir}"])
+    whole_dir = root / "whole"
+    run_experiment(path, [*base, f"out_dir={whole_dir}"])
+    return dict(root=root, path=path, partial=partial, mtimes=mtimes, report=report, outcome=outcome,
+                split=split_dir / "tiny", whole=whole_dir / "tiny")
+
+
+def test_interrupted_experiment_resumes_without_redoing_finished_runs(tiny_run):
+    assert len(tiny_run["partial"]) == 3
+    for path, mtime in tiny_run["mtimes"].items():
+        assert path.stat().st_mtime_ns == mtime  # finished runs were not redone
+    assert len(results_of(tiny_run["split"])) == 4  # bound, local_only, SAC x 2 seeds
+    assert len(tiny_run["outcome"]) == 1  # the second invocation ran only what was left
+
+
+def test_resumed_experiment_equals_one_uninterrupted_invocation(tiny_run):
+    split, whole = results_of(tiny_run["split"]), results_of(tiny_run["whole"])
+    assert split.keys() == whole.keys()
+    for key in split:
+        assert split[key]["summary"]["utility_usd"] == pytest.approx(whole[key]["summary"]["utility_usd"], rel=1e-9), key
+
+
+def test_report_tables_and_bound_dominate(tiny_run):
+    exp_dir = tiny_run["split"]
+    text = tiny_run["report"].read_text()
+    for item in ("tier: **full**", "## Command", "dcsched experiment", "table_paper3.md", "share_of_bound.png",
+                 "config hash", "dcsched train sac"):
+        assert item in text, item
+    import pandas as pd
+
+    summary = pd.read_csv(exp_dir / "summary.csv")
+    sac = summary[summary["method"] == "SAC"].iloc[0]
+    assert sac["n_seeds"] == 2 and sac["utility_usd_lo"] <= sac["utility_usd"] <= sac["utility_usd_hi"]
+    runs = pd.read_csv(exp_dir / "runs.csv")
+    bound = runs.loc[runs["method"] == "LP bound", "utility_usd"].iloc[0]
+    assert (runs.loc[runs["kind"] != "bound", "utility_usd"] <= bound + 1e-6).all()  # the LP bounds every policy
+    assert runs.loc[runs["kind"] != "bound", "share_of_bound"].between(-5, 1.0 + 1e-9).all()
+    assert (exp_dir / "share_of_bound.png").stat().st_size > 5000
+
+
+def test_identical_runs_are_reused_across_experiments(tiny_run):
+    root = tiny_run["root"]
+    other = tiny_yaml(root, name="tiny_copy")
+    out = tiny_run["split"].parent
+    _, outcome = run_experiment(other, ["wandb_mode=disabled", f"out_dir={out}", "reuse=true"])
+    assert outcome and all(r.get("reused_from") for r in outcome.values())
+    a, b = results_of(tiny_run["split"]), results_of(out / "tiny_copy")
+    for key in a:
+        assert b[key]["summary"]["utility_usd"] == a[key]["summary"]["utility_usd"]
+    assert (out / "tiny_copy" / "report.md").exists()
+
+
+def test_a_changed_config_reruns_the_cell(tiny_run, tmp_path):
+    import shutil
+
+    exp_dir = tmp_path / "out" / "tiny"
+    shutil.copytree(tiny_run["whole"], exp_dir)
+    changed = tmp_path / "tiny.yaml"
+    changed.write_text(Path(tiny_run["path"]).read_text().replace("total_frames=2048", "total_frames=1024")
+                       .replace("warmup_frames=1024", "warmup_frames=512"))
+    _, outcome = run_experiment(str(changed), ["wandb_mode=disabled", f"out_dir={tmp_path / 'out'}", "reuse=false",
+                                               "only=SAC/s0"])
+    assert list(outcome) == ["paper3/default/SAC/s0"]  # bound and baseline unchanged, s1 filtered out
+    assert outcome["paper3/default/SAC/s0"]["train"]["frames"] == 1024
