@@ -202,6 +202,19 @@ class LoggerConfig:
 
 
 @dataclass
+class CollectorConfig:
+    """Where environment steps run (docs/scaling.md). ``inprocess``: the learner's process (exact
+    resume); ``process``: TorchRL MultiSyncCollector over ``num_workers`` processes; ``ray``: TorchRL
+    RayCollector over ``num_workers`` Ray actors. env.num_envs is split evenly over the workers;
+    worker w's env is seeded with seed + w. Policy weights reach the workers through TorchRL's weight
+    synchronisation after every batch of updates."""
+
+    backend: str = "inprocess"  # inprocess | process | ray
+    num_workers: int = 1
+    ray_address: str = ""  # ray backend: "" = local instance (loopback), else a cluster address
+
+
+@dataclass
 class TrainerConfig:
     total_frames: int = 100_000
     frames_per_batch: int = 1024
@@ -232,6 +245,7 @@ class RunConfig:
     shaper: ShaperConfig = field(default_factory=ShaperConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
@@ -245,6 +259,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "scenario.arrivals.shape": ("alibaba_gentd26", "flat"),
     "scenario.arrivals.daily_variation": ("none", "sustaindc"),
     "scenario.transfer.cost_matrix": ("aws",),
+    "collector.backend": ("inprocess", "process", "ray"),
 }
 
 

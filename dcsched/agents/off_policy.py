@@ -27,6 +27,8 @@ from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.objectives import SACLoss, SoftUpdate, TD3Loss
 
 from dcsched.agents import networks
+from dcsched.agents.collection import make_collector
+from dcsched.agents.replay_state import compact_state, expand_state
 from dcsched.config import RunConfig
 from dcsched.envs.dc_env import make_env
 
@@ -40,9 +42,16 @@ class CollectorStream(IterableDataset):
 
     def __init__(self, collector: Collector):
         self.collector = collector
+        self._batches = None
 
     def __iter__(self):
-        yield from self.collector
+        # one collector iterator for the whole fit: Lightning asks for a new one each epoch, and a
+        # multi-process collector cannot restart its workers' protocol mid-run. No `yield from`:
+        # closing an epoch's generator must not close the collector's iterator.
+        if self._batches is None:
+            self._batches = iter(self.collector)
+        while True:
+            yield next(self._batches)
 
 
 def typed_config(cfg) -> DictConfig:
@@ -102,7 +111,10 @@ class CollectorAgent(L.LightningModule):
         raise NotImplementedError
 
     def next_batch(self, dataloader_iter) -> TensorDictBase:
-        """Pull one collector batch (Lightning does not prefetch: exact resume) and count frames."""
+        """Pull one collector batch (Lightning does not prefetch: exact resume) and count frames.
+        Remote workers first receive the current policy weights (TorchRL weight sync)."""
+        if self.collector is not None and self.cfg.collector.backend != "inprocess" and int(self.updates) > 0:
+            self.collector.update_policy_weights_(self.exploration_module())
         if self._pending_rng is not None:  # resume: the global stream continues where it was saved
             torch.set_rng_state(self._pending_rng)
             self._pending_rng = None
@@ -130,10 +142,8 @@ class CollectorAgent(L.LightningModule):
     def train_dataloader(self):
         if self.collector is None:
             c = self.cfg
-            self.collector = Collector(
-                self.env, self.exploration_module(), frames_per_batch=c.trainer.frames_per_batch, total_frames=-1,
-                init_random_frames=c.agent.warmup_frames if c.agent.warmup_frames > 0 else None,
-                auto_register_policy_transforms=False)
+            self.collector = make_collector(c, self.env, self.exploration_module(),
+                                            c.agent.warmup_frames if c.agent.warmup_frames > 0 else None)
         # own generator: creating the loader's iterator must not draw from the global RNG
         return DataLoader(CollectorStream(self.collector), batch_size=None, num_workers=0, collate_fn=_identity,
                           generator=torch.Generator())
@@ -168,12 +178,13 @@ class CollectorAgent(L.LightningModule):
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         extra = {
-            "rb": self.rb.state_dict(),
+            "rb": compact_state(self.rb.state_dict()),
             "env_rng": self.env.rng.get_state(),
             "torch_rng": torch.get_rng_state(),
             "wandb_id": self.wandb_id,
         }
-        if self.collector is not None:
+        if self.collector is not None and self.cfg.collector.backend == "inprocess":
+            # exact resume needs the in-process collector's state; remote workers restart their envs
             extra["collector"] = self.collector.state_dict()
             extra["carrier"] = self.collector._carrier.clone()
         if self.shaper is not None:
@@ -182,7 +193,12 @@ class CollectorAgent(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         extra = checkpoint["dcsched"]
-        self.rb.load_state_dict(extra["rb"])
+        if "rb" in extra:
+            self.rb.load_state_dict(expand_state(extra["rb"]))
+        else:  # a slimmed evaluation checkpoint (the experiment layer drops the buffer of finished runs)
+            import warnings
+
+            warnings.warn("checkpoint has no replay buffer: training resumes with an empty one", stacklevel=2)
         if self.shaper is not None and "shaper_opt" in extra:
             self.shaper.load_optimizer_state(extra["shaper_opt"])
         self.wandb_id = extra.get("wandb_id")
@@ -200,6 +216,12 @@ class CollectorAgent(L.LightningModule):
             self.collector.load_state_dict(state)
             self.collector._carrier.update(extra["carrier"])
         self._pending_rng = extra["torch_rng"]
+
+    def teardown(self, stage: str) -> None:
+        """Stop remote collector workers (processes or Ray actors) when fitting ends or fails."""
+        if self.collector is not None and self.cfg.collector.backend != "inprocess":
+            self.collector.shutdown()
+            self.collector = None
 
     # ------------------------------------------------------------------ acting
     @torch.no_grad()

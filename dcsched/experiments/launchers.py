@@ -64,11 +64,7 @@ def run_ray(specs: list[RunSpec], exp_dir: Path, options: RunOptions, address: s
                           "(pip install -e '.[ray]')", "sequential, ray") from err
     started_here = not ray.is_initialized()
     if started_here:
-        init = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
-        if address:
-            ray.init(address=address, **init)
-        else:
-            ray.init(num_cpus=num_cpus or None, **init)
+        init_ray(address, num_cpus)
     try:
         task = ray.remote(num_cpus=cpus_per_run, max_retries=0)(_ray_execute)
         opts = asdict(options) | {"threads": cpus_per_run, "launcher": "ray"}
@@ -99,6 +95,28 @@ def run_ray(specs: list[RunSpec], exp_dir: Path, options: RunOptions, address: s
     finally:
         if started_here:
             ray.shutdown()
+
+
+def init_ray(address: str = "", num_cpus: int = 0) -> None:
+    """Connect to a cluster at ``address``, or start a local instance on the loopback interface
+    only, without dashboard or usage reporting (nothing leaves the machine)."""
+    import os
+
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    init = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if address:
+        ray.init(address=address, **init)
+        return
+    # A single-node instance: Ray's own switch for loopback-only nodes (its default on macOS and
+    # Windows), read at call time by ray._private.services.get_node_ip_address and by the
+    # processes the instance spawns.
+    from ray._private import ray_constants
+
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    ray.init(num_cpus=num_cpus or None, **init)
 
 
 def _ray_execute(spec: dict, exp_dir: str, options: dict) -> dict:

@@ -143,6 +143,19 @@ def _run_policy(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
     return _evaluate(_scenario(spec), spec.policy, spec, folder)
 
 
+def drop_replay_buffer(ckpt: Path) -> float:
+    """Rewrite a finished run's checkpoint without its replay buffer (weights, optimisers and
+    counters stay: it still evaluates and loads). Returns the new size in MB."""
+    import torch
+
+    from dcsched.io import atomic_write
+
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    if state.get("dcsched", {}).pop("rb", None) is not None:
+        atomic_write(ckpt, lambda p: torch.save(state, p))
+    return ckpt.stat().st_size / 1e6
+
+
 def _run_train(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
     from dcsched.agents.train import train_from_config
     from dcsched.config import load_recipe
@@ -161,6 +174,7 @@ def _run_train(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
     module, _ = train_from_config(cfg, evaluate=False, run_dir=train_dir)
     train_wall_s = time.perf_counter() - t0
     body = _evaluate(cfg.scenario, str(ckpt), spec, folder, env_cfg=cfg.env)
+    body["checkpoint_mb"] = drop_replay_buffer(ckpt)
     body["train"] = {"frames": int(module.frames), "updates": int(module.updates), "wall_s": train_wall_s,
                      "frames_per_s": float("nan") if resumed else float(module.frames) / train_wall_s,
                      "resumed": resumed, "total_frames": int(cfg.trainer.total_frames)}

@@ -252,6 +252,9 @@ def run_config_hash(run_cfg: DictConfig) -> str:
         for part in head.split(".") if head else []:
             node = node.get(part, {})
         node.pop(leaf, None)
+    collector = data.pop("collector", {})
+    if collector.get("backend", "inprocess") != "inprocess":  # the default leaves older hashes valid
+        data["collector"] = {k: v for k, v in collector.items() if k != "ray_address"}
     return _hash(data)
 
 
