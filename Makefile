@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.dcsched-installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow experiments-quick bench clean
 
 install: $(STAMP)
 
@@ -24,6 +24,11 @@ demo: install
 
 test: install
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q
+
+# Every experiment of recipes/experiments/ in its quick version (minutes each; CI runs this).
+QUICK_OUT ?= runs/experiments-quick
+experiments-quick: install
+	WANDB_MODE=disabled $(BIN)/dcsched experiment all tier=quick wandb_mode=disabled out_dir=$(QUICK_OUT)
 
 test-slow: install
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m slow

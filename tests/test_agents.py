@@ -120,3 +120,34 @@ def test_short_training_beats_random_on_deterministic_dense_env(tmp_path):
     learned = run_days(env, CheckpointPolicy(module, tmp_path / "x.ckpt").bind(env))["utility_usd"].sum()
     rand = run_days(env, RandomPolicy(seed=0).bind(env))["utility_usd"].sum()
     assert learned > rand * 1.05, (learned, rand)
+
+
+def test_replay_buffer_checkpoint_holds_only_filled_rows():
+    """A checkpoint stores the filled rows (not the whole pre-allocated capacity) and restores the
+    same buffer: same rows, length, cursor, and the same samples for the same generator state."""
+    from tensordict import TensorDict
+    from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
+
+    from dcsched.agents.replay_state import compact_state, expand_state
+
+    def make():
+        return TensorDictReplayBuffer(storage=LazyTensorStorage(10_000), batch_size=8)
+
+    rb = make()
+    rb.extend(TensorDict({"obs": torch.randn(100, 5), "next": {"reward": torch.randn(100, 1)}}, [100]))
+    state = compact_state(rb.state_dict())
+    leaves = [v for v in state["_storage"]["_storage"].values() if isinstance(v, torch.Tensor)]
+    assert leaves and all(t.shape[0] == 100 for t in leaves)
+    full = rb.state_dict()["_storage"]["_storage"]
+    assert all(t.shape[0] == 10_000 for t in full.values() if isinstance(t, torch.Tensor))
+    restored = make()
+    restored.load_state_dict(expand_state(state))
+    assert len(restored) == 100 and restored.storage._storage.batch_size == torch.Size([10_000])
+    assert (restored.storage._storage[:100] == rb.storage._storage[:100]).all()
+    torch.manual_seed(3)
+    a = rb.sample()
+    torch.manual_seed(3)
+    b = restored.sample()
+    assert (a["obs"] == b["obs"]).all()
+    restored.extend(TensorDict({"obs": torch.ones(4, 5), "next": {"reward": torch.ones(4, 1)}}, [4]))
+    assert len(restored) == 104

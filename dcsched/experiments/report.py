@@ -116,6 +116,7 @@ def _timing_note(summary: pd.DataFrame, order: list[str]) -> str:
 def _figures(cfg, specs: list[RunSpec], summary: pd.DataFrame, exp_dir: Path) -> list[str]:
     out = []
     learned = summary[summary["kind"] == "train"]
+    has_bound = "share_of_bound" in summary and summary["share_of_bound"].notna().any()
     if cfg.kind == "convergence":
         dirs: dict[str, dict[str, list[Path]]] = {}
         for s in specs:
@@ -125,11 +126,11 @@ def _figures(cfg, specs: list[RunSpec], summary: pd.DataFrame, exp_dir: Path) ->
         if dirs:
             figures.convergence(dirs, exp_dir / "convergence.png")
             out.append("convergence.png")
-    if cfg.kind == "sweep" and not learned.empty:
+    if cfg.kind == "sweep" and not learned.empty and has_bound:
         figures.sweep(summary, cfg.sweep_label or "setting", exp_dir / "sweep.png",
                       f"{cfg.name}: test days, mean over seeds with 95 % CI")
         out.append("sweep.png")
-    if cfg.kind in ("table", "convergence", "ablation", "behaviour") or (cfg.kind == "sweep" and learned.empty):
+    if has_bound and (cfg.kind in ("table", "convergence", "ablation", "behaviour") or (cfg.kind == "sweep" and learned.empty)):
         figures.bars(summary, "share_of_bound", "% of the LP bound (test days)", exp_dir / "share_of_bound.png",
                      f"{cfg.name}: utility as % of the perfect-foresight bound", percent=True)
         out.append("share_of_bound.png")
