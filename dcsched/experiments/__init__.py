@@ -33,6 +33,7 @@ def run_experiment(name: str, overrides: list[str] | None = None, console=None) 
     exp_dir.mkdir(parents=True, exist_ok=True)
     command = "dcsched experiment " + " ".join(shlex.quote(x) for x in [name, *overrides])
     todo = [s for s in specs if read_result(exp_dir, s) is None]
+    finished = len(specs) - len(todo)
     if cfg.only:
         import re
 
@@ -42,8 +43,8 @@ def run_experiment(name: str, overrides: list[str] | None = None, console=None) 
     options = RunOptions(wandb_mode=cfg.wandb_mode, threads=cfg.threads_per_run,
                          reuse_root=str(out_root) if cfg.reuse else "", launcher=cfg.launcher)
     if console is not None:
-        console.print(f"[bold]{cfg.name}[/] ({cfg.tier}): {len(specs)} runs, {len(specs) - len(todo)} finished, "
-                      f"{len(todo)} to run with launcher={cfg.launcher} -> {exp_dir}")
+        console.print(f"[bold]{cfg.name}[/] ({cfg.tier}): {len(specs)} runs, {finished} finished, "
+                      f"{len(todo)} to run now with launcher={cfg.launcher} -> {exp_dir}")
     t0 = time.perf_counter()
     counter = {"n": 0}
 

@@ -26,8 +26,10 @@ LABELS = {  # column -> (header, format of one value)
 }
 
 
-def run_rows(results: list[dict]) -> pd.DataFrame:
-    """One row per evaluated run; baselines shared by several settings appear once per setting."""
+def run_rows(results: list[dict], setting_x: dict[str, float | None] | None = None) -> pd.DataFrame:
+    """One row per evaluated run; baselines shared by several settings appear once per setting.
+    ``setting_x``: the sweep value of each setting (rows of shared baselines take their setting's)."""
+    setting_x = setting_x or {}
     bounds: dict[tuple[str, str], dict] = {}
     for r in results:
         if r["spec"]["kind"] == "bound":
@@ -41,7 +43,7 @@ def run_rows(results: list[dict]) -> pd.DataFrame:
         settings = (spec["covers"] or [spec["setting"]]) if spec["kind"] == "policy" else [spec["setting"]]
         for setting in settings:
             row = {"scenario": spec["scenario"], "setting": setting, "method": spec["method"], "seed": spec["seed"],
-                   "kind": spec["kind"], "x": spec.get("x"), "config_hash": spec["config_hash"]}
+                   "kind": spec["kind"], "x": setting_x.get(setting, spec.get("x")), "config_hash": spec["config_hash"]}
             row.update({k: r["summary"].get(k, np.nan) for k in METRICS if k in r["summary"]})
             bound = bounds.get((spec["scenario"], setting))
             if bound is not None and all(d in bound for d in r["days"]):
@@ -55,6 +57,7 @@ def run_rows(results: list[dict]) -> pd.DataFrame:
             rows.append(row)
     for (scen, setting), bound in bounds.items():  # the bound itself, as a row of its own
         rows.append({"scenario": scen, "setting": setting, "method": "LP bound", "seed": 0, "kind": "bound",
+                     "x": setting_x.get(setting),
                      "utility_usd": float(np.mean(list(bound.values()))), "share_of_bound": 1.0})
     frame = pd.DataFrame(rows)
     for col in METRICS:

@@ -66,7 +66,7 @@ def sweep(summary: pd.DataFrame, xlabel: str, path: Path, title: str) -> Path:
         sub = summary[summary["scenario"] == scen]
         for ax, metric, label in ((axes[row][0], "share_of_bound", "% of LP bound (test days)"),
                                   (axes[row][1], "violation_rate", "late + dropped share (%)")):
-            for method in dict.fromkeys(sub["method"]):
+            for i, method in enumerate(dict.fromkeys(sub["method"])):
                 m = sub[sub["method"] == method]
                 if m["kind"].iloc[0] == "train":
                     m = m.sort_values("x")
@@ -75,9 +75,13 @@ def sweep(summary: pd.DataFrame, xlabel: str, path: Path, title: str) -> Path:
                     lo, hi = m.get(f"{metric}_lo"), m.get(f"{metric}_hi")
                     if lo is not None and not lo.isna().all():
                         ax.fill_between(x, lo * 100, hi * 100, color=line.get_color(), alpha=0.2)
+                elif m["x"].notna().all() and len(m) > 1:  # a baseline re-run at every value (its system changes)
+                    m = m.sort_values("x")
+                    ax.plot(m["x"].to_numpy(dtype=float), m[metric] * 100, ls=":" if method == "LP bound" else "--",
+                            marker=".", color="black" if method == "LP bound" else f"C{5 + i}", label=method)
                 elif method != "LP bound" or metric == "share_of_bound":
-                    ax.axhline(float(m[metric].iloc[0]) * 100, ls="--", lw=1, color="gray" if method == "LP bound" else None,
-                               label=method)
+                    ax.axhline(float(m[metric].iloc[0]) * 100, ls=(0, (4, 2)) if method != "LP bound" else ":",
+                               lw=1.2, color="black" if method == "LP bound" else f"C{5 + i}", label=method)
             ax.set_xlabel(xlabel)
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)

@@ -49,7 +49,7 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
     order = [m.label for m in cfg.methods]
     settings = [s.label for s in cfg.settings]
     tables, figs = [], []
-    runs = run_rows(results) if results else pd.DataFrame()
+    runs = run_rows(results, {s.label: s.x for s in cfg.settings}) if results else pd.DataFrame()
     summary = summarize(runs, order, settings) if not runs.empty else pd.DataFrame()
     if not runs.empty:
         _write_csv(exp_dir / "runs.csv", runs)
@@ -131,8 +131,9 @@ def _figures(cfg, specs: list[RunSpec], summary: pd.DataFrame, exp_dir: Path) ->
                       f"{cfg.name}: test days, mean over seeds with 95 % CI")
         out.append("sweep.png")
     if has_bound and (cfg.kind in ("table", "convergence", "ablation", "behaviour") or (cfg.kind == "sweep" and learned.empty)):
-        figures.bars(summary, "share_of_bound", "% of the LP bound (test days)", exp_dir / "share_of_bound.png",
-                     f"{cfg.name}: utility as % of the perfect-foresight bound", percent=True)
+        figures.bars(summary[summary["method"] != "LP bound"], "share_of_bound", "% of the LP bound (test days)",
+                     exp_dir / "share_of_bound.png", f"{cfg.name}: utility as % of the perfect-foresight bound "
+                     "(bound of each system = 100 %)", percent=True)
         out.append("share_of_bound.png")
     if cfg.kind == "ablation":
         figures.bars(summary[summary["method"] != "LP bound"], "energy_cost_usd", "energy cost $/day",
