@@ -1,6 +1,7 @@
 """Scale-out on this machine, measured in one run (issue 8).
 
-    python benchmarks/scale.py [--envs 64] [--batches 20] [--workers 1 2 4] [--skip-sweep]
+    python benchmarks/scale.py [--envs 64] [--batches 20] [--workers 1 2 4] [--sweep-frames 8192]
+                               [--skip-collection] [--skip-sweep]
 
 1. Collection: environment frames per second of the SAC actor (stochastic, as in training) over
    ``--envs`` paper3 envs, in-process and with the process backend at 1, 2 and 4 workers (each
@@ -27,7 +28,7 @@ kind: table
 seeds: [0, 1]
 max_days: 1
 with_bound: false
-overrides: [trainer.total_frames=8192, agent.warmup_frames=2048, trainer.checkpoint_every_batches=4,
+overrides: [trainer.total_frames={frames}, agent.warmup_frames=2048, trainer.checkpoint_every_batches=4,
             "agent.hidden_sizes=[64,64]", agent.batch_size=128]
 methods:
   - {label: SAC, recipe: sac}
@@ -58,11 +59,11 @@ def collection_fps(backend: str, workers: int, envs: int, batches: int) -> float
             collector.shutdown()
 
 
-def sweep_runs_per_hour(launcher: str, root: Path) -> tuple[float, dict]:
+def sweep_runs_per_hour(launcher: str, root: Path, frames: int) -> tuple[float, dict]:
     from dcsched.experiments import run_experiment
 
     path = root / "scale_sweep.yaml"
-    path.write_text(SWEEP)
+    path.write_text(SWEEP.replace("{frames}", str(frames)))
     extra = ["launcher=ray", "ray_num_cpus=2", "cpus_per_run=1"] if launcher == "ray" else ["threads_per_run=1"]
     start = time.perf_counter()
     _, outcome = run_experiment(str(path), ["wandb_mode=disabled", "reuse=false", f"out_dir={root / launcher}", *extra])
@@ -75,21 +76,24 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=64)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--sweep-frames", type=int, default=8192, help="training frames of each sweep run")
+    parser.add_argument("--skip-collection", action="store_true")
     parser.add_argument("--skip-sweep", action="store_true")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores; torch threads in the learner process: default")
-    base = collection_fps("inprocess", 1, args.envs, args.batches)
-    print(f"collection, {args.envs} envs, SAC actor: in-process {base:,.0f} frames/s (1.00x)")
-    for w in args.workers:
-        fps = collection_fps("process", w, args.envs, args.batches)
-        print(f"collection, {args.envs} envs, process backend, {w} worker(s): {fps:,.0f} frames/s ({fps / base:.2f}x)")
+    if not args.skip_collection:
+        base = collection_fps("inprocess", 1, args.envs, args.batches)
+        print(f"collection, {args.envs} envs, SAC actor: in-process {base:,.0f} frames/s (1.00x)")
+        for w in args.workers:
+            fps = collection_fps("process", w, args.envs, args.batches)
+            print(f"collection, {args.envs} envs, process backend, {w} worker(s): {fps:,.0f} frames/s ({fps / base:.2f}x)")
     if args.skip_sweep:
         return
     with tempfile.TemporaryDirectory() as tmp:
-        seq, out_seq = sweep_runs_per_hour("sequential", Path(tmp))
-        par, out_par = sweep_runs_per_hour("ray", Path(tmp))
+        seq, out_seq = sweep_runs_per_hour("sequential", Path(tmp), args.sweep_frames)
+        par, out_par = sweep_runs_per_hour("ray", Path(tmp), args.sweep_frames)
     same = all(abs(out_seq[k]["summary"]["utility_usd"] - out_par[k]["summary"]["utility_usd"]) < 1e-6 for k in out_seq)
-    print(f"sweep of {len(out_seq)} runs: sequential {seq:,.1f} runs/h, Ray 2 workers {par:,.1f} runs/h "
+    print(f"sweep of {len(out_seq)} runs x {args.sweep_frames} frames: sequential {seq:,.1f} runs/h, Ray 2 workers {par:,.1f} runs/h "
           f"({par / seq:.2f}x); per-run results identical: {same}")
 
 
