@@ -6,7 +6,7 @@ import pytest
 
 from dcsched.config import RECIPES_DIR, load_recipe
 
-RECIPES = sorted(p for p in RECIPES_DIR.rglob("*.yaml") if not {"scenario", "calibrate"} & set(p.parts))
+RECIPES = sorted(p for p in RECIPES_DIR.rglob("*.yaml") if not {"scenario", "calibrate", "experiments"} & set(p.parts))
 QUICK = sorted((RECIPES_DIR / "quick").glob("*.yaml"))
 
 
