@@ -198,3 +198,25 @@ def test_a_changed_config_reruns_the_cell(tiny_run, tmp_path):
                                                "only=SAC/s0"])
     assert list(outcome) == ["paper3/default/SAC/s0"]  # bound and baseline unchanged, s1 filtered out
     assert outcome["paper3/default/SAC/s0"]["train"]["frames"] == 1024
+
+
+def test_interrupted_learned_cell_resumes_from_its_checkpoint(tiny_run, tmp_path):
+    """A cell whose training stopped half-way (here: after its first batch) continues from
+    train/checkpoints/last.ckpt and ends exactly where an uninterrupted cell ends."""
+    from dcsched.agents.train import train_from_config
+    from dcsched.config import load_recipe
+    from dcsched.experiments.runner import RunOptions, execute, run_dir
+
+    cfg = load_experiment(tiny_run["path"], ["wandb_mode=disabled"])
+    spec = next(s for s in expand(cfg) if s.key.endswith("SAC/s0"))
+    exp_dir = tmp_path / "tiny"
+    folder = run_dir(exp_dir, spec)
+    partial = load_recipe(spec.recipe, [*spec.overrides, "trainer.total_frames=1024", f"out_dir={folder}",
+                                        "logger.wandb_mode=disabled", "trainer.progress=false", "eval.policies=null"])
+    train_from_config(partial, evaluate=False, run_dir=folder / "train")
+    (folder / "spec.json").write_text(json.dumps(spec.to_dict()))
+    result = execute(spec, exp_dir, RunOptions(wandb_mode="disabled", threads=1))
+    assert result["train"]["resumed"] and result["train"]["frames"] == 2048
+    whole = results_of(tiny_run["whole"])[spec.key]
+    assert result["summary"]["utility_usd"] == pytest.approx(whole["summary"]["utility_usd"], rel=1e-9)
+    assert result["checkpoint_mb"] < 5  # the finished cell's checkpoint lost its replay buffer
