@@ -20,6 +20,16 @@ from dcsched.errors import ConfigError
 from dcsched.experiments import run_experiment
 
 pytestmark = pytest.mark.ray
+RAY_TEST_LIMIT_S = 600  # a hung Ray or worker process ends the test run instead of eating CI's time
+
+
+@pytest.fixture(autouse=True)
+def bounded_time():
+    import faulthandler
+
+    faulthandler.dump_traceback_later(RAY_TEST_LIMIT_S, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 SWEEP = """
 name: sweep
