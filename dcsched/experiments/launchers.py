@@ -70,8 +70,9 @@ def run_ray(specs: list[RunSpec], exp_dir: Path, options: RunOptions, address: s
         opts = asdict(options) | {"threads": cpus_per_run, "launcher": "ray"}
         pending, outcome = {}, {}
         for spec in specs:
-            if read_result(exp_dir, spec) is not None:  # finished: no task at all
-                outcome[spec.key] = read_result(exp_dir, spec)
+            finished = read_result(exp_dir, spec)
+            if finished is not None:  # no task at all
+                outcome[spec.key] = finished
                 if progress:
                     progress(spec, "done")
                 continue

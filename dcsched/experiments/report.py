@@ -45,7 +45,8 @@ def train_command(spec: RunSpec) -> str:
 def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome: dict | None = None) -> Path:
     """Aggregate every finished cell into tables, figures and report.md; returns report.md's path."""
     exp_dir = Path(exp_dir)
-    results = [r for r in (read_result(exp_dir, s) for s in specs) if r is not None]
+    by_key = {s.key: read_result(exp_dir, s) for s in specs}  # read each result.json once
+    results = [r for r in by_key.values() if r is not None]
     order = [m.label for m in cfg.methods]
     settings = [s.label for s in cfg.settings]
     tables, figs = [], []
@@ -66,8 +67,8 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
         tables.append((f"table_{scen}.md", f"test-day table, {scen}"))
         md_parts.append(f"### {scen}\n\n{md}")
     if not summary.empty:
-        figs += _figures(cfg, specs, summary, exp_dir)
-    done = {s.key for s in specs if read_result(exp_dir, s) is not None}
+        figs += _figures(cfg, specs, summary, exp_dir, by_key)
+    done = {k for k, r in by_key.items() if r is not None}
     failed = {k: v for k, v in (outcome or {}).items() if isinstance(v, str)}
     lines = [f"# Experiment `{cfg.name}`", "", cfg.description.strip(), "",
              f"- tier: **{cfg.tier}**" + (" (quick version: fewer seeds, frames and days than the full one; "
@@ -90,7 +91,7 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
     lines += ["## Runs and config hashes", "", "| run | kind | config hash | status | command (learned runs) |",
               "|---|---|---|---|---|"]
     for s in specs:
-        r = read_result(exp_dir, s)
+        r = by_key[s.key]
         status = "pending" if r is None else ("reused from " + Path(r["reused_from"]).parent.parent.name
                                               if r.get("reused_from") else f"done ({r['wall_s']:.0f} s)")
         cmd = f"`{train_command(s)}`" if s.kind == "train" else ""
@@ -113,7 +114,7 @@ def _timing_note(summary: pd.DataFrame, order: list[str]) -> str:
             f"launcher says otherwise): " + ", ".join(parts) + ". Resumed runs are left out of frames/s.")
 
 
-def _figures(cfg, specs: list[RunSpec], summary: pd.DataFrame, exp_dir: Path) -> list[str]:
+def _figures(cfg, specs: list[RunSpec], summary: pd.DataFrame, exp_dir: Path, by_key: dict) -> list[str]:
     out = []
     learned = summary[summary["kind"] == "train"]
     has_bound = "share_of_bound" in summary and summary["share_of_bound"].notna().any()
@@ -121,7 +122,7 @@ def _figures(cfg, specs: list[RunSpec], summary: pd.DataFrame, exp_dir: Path) ->
         dirs: dict[str, dict[str, list[Path]]] = {}
         for s in specs:
             train = run_dir(exp_dir, s) / "train"
-            if s.kind == "train" and read_result(exp_dir, s) is not None:
+            if s.kind == "train" and by_key[s.key] is not None:
                 dirs.setdefault(s.scenario, {}).setdefault(s.method, []).append(train)
         if dirs:
             figures.convergence(dirs, exp_dir / "convergence.png")
@@ -147,7 +148,7 @@ def _figures(cfg, specs: list[RunSpec], summary: pd.DataFrame, exp_dir: Path) ->
             traces = {}
             for s in specs:
                 path = run_dir(exp_dir, s) / "eval" / "trace.csv"
-                if s.scenario == scen and s.kind != "bound" and path.exists() and read_result(exp_dir, s) is not None:
+                if s.scenario == scen and s.kind != "bound" and path.exists() and by_key[s.key] is not None:
                     traces[s.method + (f" (seed {s.seed})" if s.kind == "train" else "")] = pd.read_csv(path)
             if traces:
                 name = f"behaviour_{scen}.png"

@@ -64,14 +64,12 @@ def execute(spec: RunSpec | dict, exp_dir: str | Path, options: RunOptions | dic
             return reused
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / SPEC, spec.to_dict())
-    if options.threads > 0:
-        import torch
+    import torch
 
+    if options.threads > 0:
         torch.set_num_threads(options.threads)
     t0 = time.perf_counter()
     body = {"bound": _run_bound, "policy": _run_policy, "train": _run_train}[spec.kind](spec, folder, options)
-    import torch
-
     result = {"spec": spec.to_dict(), **body, "wall_s": time.perf_counter() - t0,
               "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "host": platform.node(), "launcher": options.launcher, "torch_threads": torch.get_num_threads(),
