@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.dcsched-installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test test-slow experiments-quick bench clean
+.PHONY: install install-gpu demo test test-slow experiments-quick bench gpu-check clean
 
 install: $(STAMP)
 
@@ -36,6 +36,20 @@ test-slow: install
 bench: install
 	$(BIN)/python benchmarks/env_throughput.py
 	$(BIN)/python benchmarks/train_throughput.py
+
+# On a CUDA machine, with ITS python and torch (never the CPU venv): the project and its pure-Python
+# dependencies, keeping that torch (requirements-gpu.txt names everything but torch).
+GPU_PYTHON ?= python3
+install-gpu:
+	$(GPU_PYTHON) -m pip install --no-deps -e .
+	$(GPU_PYTHON) -m pip install -r requirements-gpu.txt
+	$(GPU_PYTHON) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'torch ' + torch.__version__ + ' sees no CUDA device')"
+
+# CUDA == CPU, env throughput, SAC / DRESS-SAC training and the digits calibration with NVML energy:
+# runs/gpu-check/gpu_check.{json,md} (under 6 minutes on one H100/H200; docs/performance.md).
+gpu-check:
+	WANDB_MODE=disabled $(GPU_PYTHON) -m pytest -q -m cuda tests/test_kernels.py tests/test_placement.py
+	WANDB_MODE=disabled $(GPU_PYTHON) -m dcsched.cli bench gpu --out runs/gpu-check
 
 clean:
 	rm -rf runs build *.egg-info

@@ -119,17 +119,14 @@ def cmd_experiment(args) -> int:
     return experiment_command(args, console=_console())
 
 
+BENCHMARKS = {"env": "dcsched.bench.env_throughput", "train": "dcsched.bench.train_throughput",
+              "gpu": "dcsched.bench.gpu_check"}
+
+
 def cmd_bench(args) -> int:
-    import runpy
+    import importlib
 
-    from dcsched.config import REPO_ROOT
-
-    script = REPO_ROOT / "benchmarks" / f"{args.what}_throughput.py"
-    if not script.exists():
-        return _unavailable(f"bench {args.what}", 5)
-    sys.argv = [str(script), *args.extra]
-    runpy.run_path(str(script), run_name="__main__")
-    return 0
+    return int(importlib.import_module(BENCHMARKS[args.what]).main(list(args.extra)) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,9 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_experiment)
 
-    p = sub.add_parser("bench", help="throughput benchmarks: env or train")
-    p.add_argument("what", choices=("env", "train"))
-    p.add_argument("extra", nargs=argparse.REMAINDER, help="arguments passed to the benchmark script")
+    p = sub.add_parser("bench", help="benchmarks: env or train throughput, or the GPU check (gpu)")
+    p.add_argument("what", choices=tuple(BENCHMARKS))
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="arguments passed to the benchmark (see its --help)")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -140,7 +140,7 @@ class EnvConfig:
     dtype: str = "float32"  # float32 | float64 (tests use float64 for 1e-6 checks)
     normalize_obs: bool = True
     split: str = "train"  # train | test | all
-    device: str = "cpu"
+    device: str = "cpu"  # cpu | cuda | cuda:N: the env, networks, replay buffer and shaper all live here
 
 
 @dataclass
@@ -221,7 +221,7 @@ class TrainerConfig:
     eval_every_frames: int = 50_000
     checkpoint_every_batches: int = 20  # one Lightning "epoch"; a checkpoint is written after each
     keep_all_checkpoints: bool = False  # False: only last.ckpt
-    accelerator: str = "cpu"
+    accelerator: str = "cpu"  # cpu | gpu | auto; must agree with env.device (dcsched/agents/placement.py)
     progress: bool = True
 
 
@@ -260,6 +260,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "scenario.arrivals.daily_variation": ("none", "sustaindc"),
     "scenario.transfer.cost_matrix": ("aws",),
     "collector.backend": ("inprocess", "process", "ray"),
+    "trainer.accelerator": ("cpu", "gpu", "auto"),
 }
 
 

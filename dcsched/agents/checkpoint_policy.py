@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import copy
+
 import torch
 
 from dcsched.baselines.policy import Policy
@@ -37,7 +39,10 @@ def load_checkpoint_policy(path: Path, env) -> CheckpointPolicy:
     if not path.exists():
         raise ConfigError("command line", "--policy", f"checkpoint {path} not found")
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    name = ckpt["hyper_parameters"]["cfg"]["agent"]["name"]
-    cls = AGENTS.get(name)
-    module = cls.load_from_checkpoint(path, map_location="cpu", weights_only=False)
+    cfg = copy.deepcopy(ckpt["hyper_parameters"]["cfg"])
+    cls = AGENTS.get(cfg["agent"]["name"])
+    # the policy runs where the evaluation env runs, whichever device it was trained on
+    cfg["env"]["device"] = str(env.device)
+    cfg["trainer"]["accelerator"] = "auto"
+    module = cls.load_from_checkpoint(path, map_location=env.device, weights_only=False, cfg=cfg)
     return CheckpointPolicy(module, path).bind(env)

@@ -29,6 +29,7 @@ from torchrl.objectives import SACLoss, SoftUpdate, TD3Loss
 from dcsched.agents import networks
 from dcsched.agents.collection import make_collector
 from dcsched.agents.replay_state import compact_state, expand_state
+from dcsched.agents.placement import check_placement, resolve_device
 from dcsched.config import RunConfig
 from dcsched.envs.dc_env import make_env
 
@@ -71,8 +72,11 @@ class CollectorAgent(L.LightningModule):
         self.save_hyperparameters({"cfg": cfg})
         self.automatic_optimization = False
         self.cfg = c = typed_config(cfg)
+        self.train_device = resolve_device(c.env.device, c.trainer.accelerator)
+        c.env.device = str(self.train_device)
         torch.manual_seed(c.seed)
-        self.env = make_env(c.scenario, c.env, seed=c.seed, report_outcome=True)
+        # not a child module: Lightning must not move the env's tensors (it keeps its own device)
+        object.__setattr__(self, "env", make_env(c.scenario, c.env, seed=c.seed, report_outcome=True))
         self.obs_dim = self.env.obs_dim
         self.act_dim = self.env.action_spec.shape[-1]
         if c.env.action_encoding != "continuous":
@@ -87,9 +91,11 @@ class CollectorAgent(L.LightningModule):
                 raise ConfigError("recipe", "shaper.name", f"shaping needs an off-policy agent, not {self.algo}",
                                   "none (or use agent.name=sac|td3)")
 
-            self.shaper = SHAPERS.get(c.shaper.name)(self.obs_dim, self.act_dim, c.shaper, c.seed)
+            self.shaper = SHAPERS.get(c.shaper.name)(self.obs_dim, self.act_dim, c.shaper, c.seed,
+                                                     device=self.train_device)
         size = c.agent.buffer_size if self.uses_replay else 1
-        self.rb = TensorDictReplayBuffer(storage=LazyTensorStorage(size), batch_size=c.agent.batch_size)
+        self.rb = TensorDictReplayBuffer(storage=LazyTensorStorage(size, device=self.train_device),
+                                         batch_size=c.agent.batch_size)
         self.register_buffer("frames", torch.zeros((), dtype=torch.long))
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("update_credit", torch.zeros((), dtype=torch.float64))
@@ -99,6 +105,19 @@ class CollectorAgent(L.LightningModule):
         self._pending_rng: torch.Tensor | None = None
         self.wandb_id: str | None = None
         self._t0 = time.perf_counter()
+        self.to(self.train_device)
+
+    def placed(self) -> dict[str, object]:
+        """Every part that must live on the training device (see :func:`check_placement`)."""
+        parts: dict[str, object] = {"agent": self}
+        if self.shaper is not None:
+            parts["shaper.gen"] = self.shaper.gen
+        storage = self.rb.storage
+        if getattr(storage, "initialized", False):
+            parts["replay_buffer"] = dict(storage._storage.flatten_keys().items())
+        parts["env.params"] = {k: v for k, v in vars(self.env.params).items() if isinstance(v, torch.Tensor)}
+        parts["env.rng"] = self.env.rng
+        return parts
 
     # ------------------------------------------------------------------ to implement
     def build(self, c) -> None:
@@ -183,6 +202,8 @@ class CollectorAgent(L.LightningModule):
             "torch_rng": torch.get_rng_state(),
             "wandb_id": self.wandb_id,
         }
+        if self.train_device.type == "cuda":
+            extra["cuda_rng"] = torch.cuda.get_rng_state(self.train_device)
         if self.collector is not None and self.cfg.collector.backend == "inprocess":
             # exact resume needs the in-process collector's state; remote workers restart their envs
             extra["collector"] = self.collector.state_dict()
@@ -192,9 +213,13 @@ class CollectorAgent(L.LightningModule):
         checkpoint["dcsched"] = extra
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # checkpoints written while the env was a child module carry its buffers: not state
+        state = checkpoint.get("state_dict", {})
+        for key in [k for k in state if k.startswith("env.")]:
+            del state[key]
         extra = checkpoint["dcsched"]
         if "rb" in extra:
-            self.rb.load_state_dict(expand_state(extra["rb"]))
+            self.rb.load_state_dict(expand_state(extra["rb"], device=self.train_device))
         else:  # a slimmed evaluation checkpoint (the experiment layer drops the buffer of finished runs)
             import warnings
 
@@ -206,6 +231,7 @@ class CollectorAgent(L.LightningModule):
 
     def on_train_start(self) -> None:
         self._t0 = time.perf_counter()
+        check_placement(self.placed(), self.train_device, f"{self.algo} at the start of training")
         if self._pending is None:
             return
         extra, self._pending = self._pending, None
@@ -216,6 +242,8 @@ class CollectorAgent(L.LightningModule):
             self.collector.load_state_dict(state)
             self.collector._carrier.update(extra["carrier"])
         self._pending_rng = extra["torch_rng"]
+        if "cuda_rng" in extra and self.train_device.type == "cuda":
+            torch.cuda.set_rng_state(extra["cuda_rng"].cpu(), self.train_device)
 
     def teardown(self, stage: str) -> None:
         """Stop remote collector workers (processes or Ray actors) when fitting ends or fails."""
@@ -283,9 +311,10 @@ class SACAgent(OffPolicyAgent):
     def build(self, c) -> None:
         a = c.agent
         spec = self.env.action_spec_unbatched
-        self.actor = networks.sac_actor(self.obs_dim, self.act_dim, a.hidden_sizes, spec)
+        self.actor = networks.sac_actor(self.obs_dim, self.act_dim, a.hidden_sizes, spec).to(self.train_device)
         self.actor(self.env.reset())  # initialise lazy shapes
-        self.loss = SACLoss(self.actor, networks.q_network(self.obs_dim, self.act_dim, a.hidden_sizes),
+        q_net = networks.q_network(self.obs_dim, self.act_dim, a.hidden_sizes).to(self.train_device)
+        self.loss = SACLoss(self.actor, q_net,
                             num_qvalue_nets=2, alpha_init=a.alpha_init, fixed_alpha=a.fixed_alpha, action_spec=spec)
         self.loss.make_value_estimator(gamma=a.gamma)
         _ = self.loss.target_entropy  # lazily registered buffer: touch it so checkpoints load strictly
@@ -323,10 +352,11 @@ class TD3Agent(OffPolicyAgent):
     def build(self, c) -> None:
         a = c.agent
         spec = self.env.action_spec_unbatched
-        self.actor = networks.deterministic_actor(self.obs_dim, self.act_dim, a.hidden_sizes)
-        self.explorer = networks.exploration_policy(self.actor, spec, a.exploration_noise)
+        self.actor = networks.deterministic_actor(self.obs_dim, self.act_dim, a.hidden_sizes).to(self.train_device)
+        self.explorer = networks.exploration_policy(self.actor, spec, a.exploration_noise).to(self.train_device)
         self.actor(self.env.reset())
-        self.loss = TD3Loss(self.actor, networks.q_network(self.obs_dim, self.act_dim, a.hidden_sizes),
+        q_net = networks.q_network(self.obs_dim, self.act_dim, a.hidden_sizes).to(self.train_device)
+        self.loss = TD3Loss(self.actor, q_net,
                             action_spec=spec, num_qvalue_nets=2, policy_noise=a.policy_noise, noise_clip=a.noise_clip)
         self.loss.make_value_estimator(gamma=a.gamma)
         self.target_updater = SoftUpdate(self.loss, tau=a.tau)

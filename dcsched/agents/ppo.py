@@ -32,6 +32,8 @@ class PPOAgent(CollectorAgent):
             default_interaction_type=ExplorationType.RANDOM, return_log_prob=True)
         self.critic = ValueOperator(MLP(in_features=self.obs_dim, out_features=1, num_cells=list(a.hidden_sizes),
                                         activation_class=nn.Tanh), in_keys=["observation"])
+        self.actor.to(self.train_device)
+        self.critic.to(self.train_device)
         td = self.env.reset()
         self.actor(td)
         self.critic(td)

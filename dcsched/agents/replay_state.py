@@ -41,15 +41,16 @@ def compact_state(state: dict) -> dict:
     return out
 
 
-def expand_state(state: dict) -> dict:
-    """Inverse of :func:`compact_state`: pad the storage tensors back to their capacity with zeros."""
+def expand_state(state: dict, device: torch.device | str | None = None) -> dict:
+    """Inverse of :func:`compact_state`: pad the storage tensors back to their capacity with zeros,
+    on ``device`` (default: where each saved tensor is)."""
     storage = state.get("_storage", {})
     capacity = storage.get(COMPACT_KEY)
     if capacity is None:
         return state
 
     def pad(t: torch.Tensor) -> torch.Tensor:
-        full = torch.zeros((capacity, *t.shape[1:]), dtype=t.dtype, device=t.device)
+        full = torch.zeros((capacity, *t.shape[1:]), dtype=t.dtype, device=device or t.device)
         full[: t.shape[0]] = t
         return full
 

@@ -35,6 +35,10 @@ class CalibrateConfig:
     family: str = "hill"  # the family exported to the simulator
     out_dir: str = "checkpoints/quality"
     device: str = "cpu"
+    # each (steps, seed) point is generated again until this many seconds have passed, and time and
+    # energy are averaged over the repetitions: NVML's energy counter moves in coarse ticks, so a
+    # point of a few ms reads 0 J (the first point is preceded by one unmeasured warm-up run)
+    min_measure_s: float = 0.0
     seed: int = 0
     # train_digits
     train_steps: int = 750
@@ -160,7 +164,7 @@ def run_calibration(cfg, console=None, command: str | None = None) -> tuple[Path
 
         generate, metrics, identity = sd_setup(cfg)
     weights = dict(zip(cfg.metrics, cfg.weights))
-    estimator = QualityEstimator(generate, metrics, weights)
+    estimator = QualityEstimator(generate, metrics, weights, min_measure_s=cfg.min_measure_s)
     grid = [{"steps": s, "seed": z} for s in cfg.steps for z in cfg.seeds]
     accel = "gpu" if cfg.device.startswith("cuda") else "cpu"
     trainer = L.Trainer(accelerator=accel, devices=1, logger=False, enable_progress_bar=True,

@@ -44,12 +44,18 @@ def hardware_info(device: torch.device) -> dict:
 class QualityEstimator(L.LightningModule):
     """``generate(steps, seed, device) -> (images, context)``; ``metrics``: name -> callable(images, context)."""
 
-    def __init__(self, generate: Callable, metrics: dict[str, Callable], weights: dict[str, float]):
+    def __init__(self, generate: Callable, metrics: dict[str, Callable], weights: dict[str, float],
+                 min_measure_s: float = 0.0):
         super().__init__()
         self.generate = generate
         self.metrics = metrics
         self.weights = weights
+        self.min_measure_s = float(min_measure_s)
         self._energy: NvmlEnergy | None = None
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def predict_step(self, batch, batch_idx=0):
         from dcsched.quality.metrics import combine
@@ -57,14 +63,19 @@ class QualityEstimator(L.LightningModule):
         steps, seed = int(batch["steps"]), int(batch["seed"])
         if self._energy is None:
             self._energy = NvmlEnergy(self.device)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+            if self.device.type == "cuda":  # one unmeasured run: kernels loaded, clocks up
+                self.generate(steps, seed, self.device)
+        self._sync()
         e0 = self._energy.read()
         t0 = time.perf_counter()
         images, context = self.generate(steps, seed, self.device)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        wall = time.perf_counter() - t0
+        self._sync()
+        repeats = 1
+        while time.perf_counter() - t0 < self.min_measure_s:  # same inputs again: a longer, averaged reading
+            self.generate(steps, seed, self.device)
+            self._sync()
+            repeats += 1
+        wall = (time.perf_counter() - t0) / repeats
         e1 = self._energy.read()
         images = images.detach().float().cpu()
         values = {name: m(images, context) for name, m in self.metrics.items()}
@@ -74,6 +85,6 @@ class QualityEstimator(L.LightningModule):
             "metric_quality": {k: v.quality for k, v in values.items()},
             "clipped": [k for k, v in values.items() if v.clipped],
             "quality": combine(values, self.weights),
-            "time_s": wall, "time_per_step_s": wall / steps,
-            "energy_per_step_j": (e1 - e0) / steps if e0 is not None and e1 is not None else None,
+            "time_s": wall, "time_per_step_s": wall / steps, "repeats": repeats,
+            "energy_per_step_j": (e1 - e0) / (repeats * steps) if e0 is not None and e1 is not None else None,
         }

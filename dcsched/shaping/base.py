@@ -48,19 +48,25 @@ def tanh_gaussian(mu: torch.Tensor, log_std: torch.Tensor, gen: torch.Generator 
 class Shaper(nn.Module):
     """Base class. ``eta`` scales the auxiliary reward in the policy agent's critic target."""
 
-    def __init__(self, eta: float, rs_learning_starts: int, seed: int):
+    def __init__(self, eta: float, rs_learning_starts: int, seed: int, device: torch.device | str = "cpu"):
         super().__init__()
         self.eta = float(eta)
         self.rs_learning_starts = int(rs_learning_starts)
-        self.gen = torch.Generator().manual_seed(int(seed) + 7919)
+        # on the training device: torch.randn(..., generator=gen, device=d) needs gen on d
+        self.gen = torch.Generator(device=device).manual_seed(int(seed) + 7919)
+
+    def _forked_devices(self) -> list[int]:
+        """CUDA devices whose random state :meth:`own_rng` must save and restore."""
+        return [self.gen.device.index or 0] if self.gen.device.type == "cuda" else []
 
     @contextlib.contextmanager
     def own_rng(self):
         """Run code that uses the global RNG (e.g. the policy's sampler) without touching the
         policy agent's stream: the global state is saved, reseeded from this shaper's generator
         and restored afterwards."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=self.gen)))
+        with torch.random.fork_rng(devices=self._forked_devices()):
+            # manual_seed reseeds every CUDA device too: the fork restores the training device's
+            torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=self.gen, device=self.gen.device)))
             yield
 
     def annotate(self, batch) -> None:

@@ -88,13 +88,16 @@ class RewardAgentShaper(Shaper):
                  beta_min: float = 0.1, beta_max: float = 10.0, hidden: list[int] = (256, 256),
                  cond_hidden: int = 256, time_dim: int = 16, gamma: float = 0.99, tau: float = 0.005,
                  lr_actor: float = 3e-4, lr_critic: float = 1e-3, alpha: float = 1e-4,
-                 rs_learning_starts: int = 5000, seed: int = 0):
-        super().__init__(eta, rs_learning_starts, seed)
+                 rs_learning_starts: int = 5000, seed: int = 0, device: torch.device | str = "cpu"):
+        super().__init__(eta, rs_learning_starts, seed, device)
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.conditioning, self.potential = conditioning, potential
         self.gamma, self.tau, self.alpha = gamma, tau, alpha
         cond_dim = obs_dim + act_dim
-        with torch.random.fork_rng(devices=[]):  # parameter init never touches the PA's stream
+        # parameter init never touches the PA's streams: manual_seed reseeds every CUDA device, so
+        # the training device's state is saved and restored too
+        dev = torch.device(device)
+        with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
             torch.manual_seed(int(seed) + 104729)
             if actor_kind == "diffusion":
                 self.actor = DiffusionRewardActor(cond_dim, latent_dim, num_steps, hidden[0], cond_hidden, time_dim,
@@ -105,6 +108,7 @@ class RewardAgentShaper(Shaper):
                 raise ValueError(f"actor_kind '{actor_kind}' not in (diffusion, mlp)")
             self.q1 = mlp(cond_dim + 1, 1, list(hidden), nn.ReLU)
             self.q2 = mlp(cond_dim + 1, 1, list(hidden), nn.ReLU)
+        self.to(device)
         self.q1_target = copy.deepcopy(self.q1).requires_grad_(False)
         self.q2_target = copy.deepcopy(self.q2).requires_grad_(False)
         self.opt_actor = torch.optim.Adam(self.actor.parameters(), lr=lr_actor)
@@ -208,13 +212,14 @@ class RewardAgentShaper(Shaper):
 
 
 def _factory(actor_kind: str, conditioning: bool = True, potential: bool = False):
-    def build(obs_dim: int, act_dim: int, cfg, seed: int) -> RewardAgentShaper:
+    def build(obs_dim: int, act_dim: int, cfg, seed: int, device: torch.device | str = "cpu") -> RewardAgentShaper:
         return RewardAgentShaper(
             obs_dim, act_dim, actor_kind=actor_kind, conditioning=conditioning, potential=potential,
             eta=cfg.eta, latent_dim=cfg.latent_dim, num_steps=cfg.denoising_steps, beta_min=cfg.beta_min,
             beta_max=cfg.beta_max, hidden=list(cfg.hidden_sizes), cond_hidden=cfg.cond_hidden,
             time_dim=cfg.time_embedding_dim, gamma=cfg.gamma, tau=cfg.tau, lr_actor=cfg.lr_actor,
-            lr_critic=cfg.lr_critic, alpha=cfg.alpha, rs_learning_starts=cfg.rs_learning_starts, seed=seed)
+            lr_critic=cfg.lr_critic, alpha=cfg.alpha, rs_learning_starts=cfg.rs_learning_starts, seed=seed,
+            device=device)
 
     return build
 

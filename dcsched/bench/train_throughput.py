@@ -1,0 +1,97 @@
+"""Training throughput of SAC vs DRESS-SAC on paper3, measured in one run.
+
+    dcsched bench train  [--updates 200] [--frames 8192]
+
+Prints environment frames per second (collection), gradient updates per second of the policy
+agent alone and with the reward agent (shaped target + the RA's own SAC step, broken down), and
+the wall time per environment frame of a full training loop at the recipe's update-to-data ratio
+for both, with their ratio (target: DRESS-SAC at most 1.6x SAC; the paper reports 2.4x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from dcsched.agents.off_policy import SACAgent
+from dcsched.config import load_recipe, to_container
+
+
+def build(recipe: str, overrides: list[str]) -> SACAgent:
+    cfg = load_recipe(recipe, ["logger.wandb_mode=disabled", "logger.csv=false", *overrides])
+    return SACAgent(to_container(cfg))
+
+
+def time_collection(module: SACAgent, frames: int) -> float:
+    from torchrl.collectors import Collector
+
+    collector = Collector(module.env, module.actor, frames_per_batch=module.cfg.trainer.frames_per_batch,
+                          total_frames=frames, auto_register_policy_transforms=False)
+    start = time.perf_counter()
+    n = 0
+    for batch in collector:
+        n += batch.numel()
+        if module.shaper is not None:
+            module.shaper.annotate(batch)
+        module.rb.extend(batch.exclude("outcome", ("next", "outcome")).reshape(-1))
+    return n / (time.perf_counter() - start)
+
+
+def time_updates(module: SACAgent, updates: int) -> dict[str, float]:
+    opts = [torch.optim.Adam(module.loss.actor_network_params.flatten_keys().values(), lr=3e-4),
+            torch.optim.Adam(module.loss.qvalue_network_params.flatten_keys().values(), lr=1e-3),
+            torch.optim.Adam([module.loss.log_alpha], lr=3e-4)]
+    module.optimizers = lambda: opts  # noqa: E731  (outside a Trainer)
+    module.manual_backward = lambda loss: loss.backward()  # noqa: E731
+    t = {"sample": 0.0, "policy": 0.0, "shaped_target": 0.0, "reward_agent": 0.0}
+    for _ in range(updates):
+        t0 = time.perf_counter()
+        sample = module.rb.sample()
+        t1 = time.perf_counter()
+        r_env = sample["next", "reward"]
+        if module.shaper is not None:
+            sample.set(("next", "reward"), module.shaper.shaped_reward(sample, module.actor, 10**9))
+        t2 = time.perf_counter()
+        module.gradient_update(sample)
+        t3 = time.perf_counter()
+        if module.shaper is not None:
+            sample.set(("next", "reward"), r_env)
+            module.shaper.update(sample, module.actor)
+        t4 = time.perf_counter()
+        t["sample"] += t1 - t0
+        t["shaped_target"] += t2 - t1
+        t["policy"] += t3 - t2
+        t["reward_agent"] += t4 - t3
+    return {k: v / updates for k, v in t.items()}
+
+
+def main(argv: list[str] | None = None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--updates", type=int, default=200)
+    ap.add_argument("--frames", type=int, default=8192)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = {}
+    for name, recipe in (("SAC", "recipes/sac.yaml"), ("DRESS-SAC", "recipes/dress_sac.yaml")):
+        torch.manual_seed(0)
+        module = build(recipe, [])
+        fps = time_collection(module, args.frames)
+        per = time_updates(module, args.updates)
+        per_update = sum(per.values())
+        c = module.cfg
+        updates_per_frame = c.agent.utd / c.env.num_envs
+        per_frame = 1.0 / fps + updates_per_frame * per_update
+        rows[name] = dict(fps=fps, per=per, per_update=per_update, per_frame=per_frame)
+        print(f"{name:10s} collection {fps:9,.0f} frames/s | {1 / per_update:7.1f} updates/s "
+              f"(sample {per['sample'] * 1e3:.1f} ms, policy {per['policy'] * 1e3:.1f} ms, "
+              f"shaped target {per['shaped_target'] * 1e3:.1f} ms, reward agent {per['reward_agent'] * 1e3:.1f} ms) | "
+              f"training wall time {per_frame * 1e6:.1f} us/frame at utd={c.agent.utd}, num_envs={c.env.num_envs}")
+    ratio = rows["DRESS-SAC"]["per_frame"] / rows["SAC"]["per_frame"]
+    print(f"DRESS-SAC / SAC wall time per environment frame: {ratio:.2f}x (target <= 1.6x; paper: 107/45 = 2.4x)")
+
+
+if __name__ == "__main__":
+    main()
