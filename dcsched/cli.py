@@ -22,7 +22,7 @@ EXIT_INTERRUPTED = 130
 def _console():
     from rich.console import Console
 
-    return Console(width=max(160, Console().width))
+    return Console(width=min(100, Console().width))  # tables fit 100 columns
 
 
 def cmd_list(args) -> int:
@@ -69,14 +69,21 @@ def cmd_evaluate(args) -> int:
     if args.bounds:
         from dcsched.baselines.lp_bound import load_bounds
 
-        bounds = load_bounds(Path(args.bounds))
+        from dcsched.data.exogenous import parse_days
+        from dcsched.eval.evaluate import day_dates
+
+        days = parse_days(cfg, args.days)[: args.max_days or None]
+        bounds = load_bounds(Path(args.bounds), cfg, day_dates(cfg, days))
     elif args.with_bound:
         from dcsched.baselines.lp_bound import bounds_by_date
 
         bounds = bounds_by_date(cfg, args.days, args.max_days)
-    evaluate_policies(cfg, args.policy, args.days, out, deterministic=not args.stochastic, seed=args.seed,
-                      max_days=args.max_days, env_cfg=env_cfg, bounds=bounds, plots=not args.no_plots,
-                      console=_console())
+    from dcsched.io import fresh_dir
+
+    with fresh_dir(out, overwrite=args.overwrite, key="--out") as tmp:
+        evaluate_policies(cfg, args.policy, args.days, tmp, deterministic=not args.stochastic, seed=args.seed,
+                          max_days=args.max_days, env_cfg=env_cfg, bounds=bounds, plots=not args.no_plots,
+                          console=_console())
     print(f"wrote {out}/")
     return 0
 
@@ -129,6 +136,13 @@ def cmd_bench(args) -> int:
     return int(importlib.import_module(BENCHMARKS[args.what]).main(list(args.extra)) or 0)
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is out of range (allowed: >= 0; 0 = all days)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dcsched",
@@ -151,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", default="test", help="test | train | all | YYYY-MM-DD,YYYY-MM-DD,...")
     p.add_argument("--out", default=None, help="output folder (default runs/eval-SCENARIO)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-days", type=int, default=0, help="only the first N selected days (0 = all)")
+    p.add_argument("--max-days", type=_non_negative, default=0, help="only the first N selected days (0 = all)")
     p.add_argument("--stochastic", action="store_true", help="Poisson arrivals instead of their expectation")
     p.add_argument("--encoding", default="continuous", choices=("continuous", "discrete"))
     p.add_argument("--no-plots", action="store_true")
@@ -159,13 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scenario override, e.g. --override energy.price_scale=2")
     p.add_argument("--bounds", default=None, help="bounds.json from `dcsched solve`: adds the share of the LP bound")
     p.add_argument("--with-bound", action="store_true", help="solve the LP bound of each day first (a few s per day)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing non-empty --out folder (else refused; replaced only when the new one is complete)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("solve", help="perfect-foresight LP bound per day")
     p.add_argument("--scenario", default="paper3")
     p.add_argument("--days", default="test")
     p.add_argument("--out", default=None)
-    p.add_argument("--max-days", type=int, default=0)
+    p.add_argument("--max-days", type=_non_negative, default=0)
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_solve)
 

@@ -263,6 +263,31 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "trainer.accelerator": ("cpu", "gpu", "auto"),
 }
 
+# inclusive numeric ranges (None: unbounded on that side), checked like ENUMS
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "env.num_envs": (1, None),
+    "env.violation_threshold": (0.0, 1.0),
+    "trainer.total_frames": (1, None),
+    "trainer.frames_per_batch": (1, None),
+    "trainer.checkpoint_every_batches": (1, None),
+    "eval.max_days": (0, None),
+    "agent.gamma": (0.0, 1.0),
+    "agent.batch_size": (1, None),
+    "agent.buffer_size": (1, None),
+    "agent.utd": (0.0, None),
+    "agent.warmup_frames": (0, None),
+    "shaper.eta": (0.0, 1.0),
+    "shaper.denoising_steps": (1, None),
+    "shaper.latent_dim": (1, None),
+    "collector.num_workers": (1, None),
+}
+
+
+def _range_text(lo, hi) -> str:
+    if hi is None:
+        return f">= {lo}"
+    return f"{lo} to {hi}" if lo is not None else f"<= {hi}"
+
 
 # --------------------------------------------------------------------------- loading
 def _schema_keys(node: Any, key_path: str) -> list[str]:
@@ -334,6 +359,8 @@ def _load_yaml(path: Path) -> DictConfig:
         raise ConfigError(str(path), "<file>", f"not valid YAML: {err}") from err
     if not isinstance(cfg, DictConfig):
         raise ConfigError(str(path), "<root>", "the file must hold a mapping")
+    if len(cfg) == 0:
+        raise ConfigError(str(path), "<file>", "the file is empty (a recipe or scenario needs at least one key)")
     return cfg
 
 
@@ -405,6 +432,11 @@ def _finish(cfg: DictConfig, source: str, prefix: str = "") -> DictConfig:
         value = OmegaConf.select(cfg, rel)
         if value is not None and value not in allowed:
             raise ConfigError(source, path, f"'{value}' is not allowed", ", ".join(allowed))
+    if not prefix:
+        for path, (lo, hi) in RANGES.items():
+            value = OmegaConf.select(cfg, path)
+            if value is not None and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+                raise ConfigError(source, path, f"{value} is out of range", _range_text(lo, hi))
     return cfg
 
 
@@ -456,12 +488,12 @@ def load_recipe(recipe: str | Path, overrides: list[str] | None = None) -> DictC
     return cfg
 
 
-def save_resolved(cfg: DictConfig, out_dir: Path) -> Path:
+def save_resolved(cfg: DictConfig, out_dir: Path, filename: str = "config.yaml") -> Path:
     """Write the fully resolved config beside a run's outputs (atomically)."""
     from dcsched.io import atomic_write_text
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / "config.yaml"
+    target = out_dir / filename
     atomic_write_text(target, OmegaConf.to_yaml(cfg, resolve=True))
     return target
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -37,3 +38,33 @@ def atomic_write_text(path: Path, text: str) -> Path:
 
 def atomic_write_json(path: Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+@contextlib.contextmanager
+def fresh_dir(target: Path, overwrite: bool = False, key: str = "out_dir"):
+    """Yield a temporary sibling folder to fill; on success it becomes ``target``. An existing
+    non-empty ``target`` is refused unless ``overwrite``, and is replaced only once the new folder is
+    complete (no stale files mixed in, nothing lost on failure)."""
+    import os
+    import shutil
+
+    from dcsched.errors import ConfigError
+
+    target = Path(target)
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise ConfigError("command line", key, f"{target} exists and is not empty; nothing was overwritten",
+                          "another folder, or --overwrite")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)

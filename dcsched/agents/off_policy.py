@@ -104,6 +104,7 @@ class CollectorAgent(L.LightningModule):
         self._pending: dict | None = None
         self._pending_rng: torch.Tensor | None = None
         self.wandb_id: str | None = None
+        self.interrupt_requested = False
         self._t0 = time.perf_counter()
         self.to(self.train_device)
 
@@ -144,8 +145,11 @@ class CollectorAgent(L.LightningModule):
         return batch
 
     def stop_at_budget(self) -> None:
-        """Stop after the batch that reaches trainer.total_frames (not at the end of a whole epoch)."""
-        if int(self.frames) >= self.cfg.trainer.total_frames and self._trainer is not None:
+        """Stop after the batch that reaches trainer.total_frames (not at the end of a whole epoch),
+        or after this batch when Ctrl-C asked for it (dcsched.agents.train.deferred_interrupt)."""
+        if self._trainer is None:
+            return
+        if int(self.frames) >= self.cfg.trainer.total_frames or self.interrupt_requested:
             self.trainer.should_stop = True
 
     def log_metrics(self, metrics: dict[str, float]) -> None:

@@ -1,17 +1,36 @@
-"""`dcsched train RECIPE`: build the agent, fit with Lightning, checkpoint, evaluate on test days."""
+"""`dcsched train RECIPE`: build the agent, fit with Lightning, checkpoint, evaluate on test days.
+
+Work is never lost and never overwritten:
+
+- ``checkpoints/last.ckpt`` is written (atomically) at the end of every checkpoint interval
+  (``trainer.checkpoint_every_batches`` batches) and when training stops, so a killed process
+  resumes from its last interval (``resume=.../last.ckpt``);
+- Ctrl-C (SIGINT) is deferred to the end of the current batch: training stops there, last.ckpt is
+  written, and the command exits with 130; a second Ctrl-C interrupts at once;
+- a resumed run keeps its ``config.yaml`` and writes ``config.resume-N.yaml`` beside it, and its
+  evaluation goes to a new ``eval-N/`` folder when ``eval/`` exists;
+- a run folder that an error left without a checkpoint is removed; a ``resume=`` path that does not
+  exist, or a checkpoint of another method, is refused before anything is written.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import warnings
+import shutil
+import signal
+import threading
 import uuid
+import warnings
 from datetime import datetime
 from pathlib import Path
 
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from dcsched.config import save_resolved, to_container
+from dcsched.errors import ConfigError
 
 
 def run_dir_for(cfg) -> Path:
@@ -22,32 +41,106 @@ def run_dir_for(cfg) -> Path:
     return Path(cfg.out_dir) / f"{cfg.name}-s{cfg.seed}-{stamp}"
 
 
+class LastCheckpoint(Callback):
+    """Writes ``last.ckpt`` at the end of every Lightning epoch (one checkpoint interval) and at the
+    end of a stopped one (frame budget reached, or Ctrl-C): the write is atomic (AtomicCheckpointIO)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        trainer.save_checkpoint(str(self.path))
+
+
 def build_trainer(cfg, run_dir: Path, loggers, extra_callbacks=()):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
     from dcsched.agents.checkpoint_io import AtomicCheckpointIO
+    from dcsched.agents.placement import lightning_accelerator, resolve_device
 
     t = cfg.trainer
     batches_per_epoch = max(1, t.checkpoint_every_batches)
     total_batches = max(1, math.ceil(t.total_frames / t.frames_per_batch))
     epochs = max(1, math.ceil(total_batches / batches_per_epoch))
-    ckpt = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="epoch{epoch:03d}", save_last=True,
-                           save_top_k=-1 if t.keep_all_checkpoints else 0, every_n_epochs=1,
-                           auto_insert_metric_name=False)
+    callbacks = [LastCheckpoint(run_dir / "checkpoints" / "last.ckpt")]
+    if t.keep_all_checkpoints:
+        callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="epoch{epoch:03d}",
+                                         save_last=False, save_top_k=-1, every_n_epochs=1,
+                                         auto_insert_metric_name=False))
     return L.Trainer(
-        accelerator=t.accelerator, devices=1, max_epochs=epochs, limit_train_batches=batches_per_epoch,
-        logger=loggers or False, callbacks=[ckpt, *extra_callbacks], enable_progress_bar=t.progress,
+        accelerator=lightning_accelerator(resolve_device(cfg.env.device, t.accelerator)), devices=1,
+        max_epochs=epochs, limit_train_batches=batches_per_epoch,
+        logger=loggers or False, callbacks=[*callbacks, *extra_callbacks], enable_progress_bar=t.progress,
         enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1,
         plugins=[AtomicCheckpointIO()], default_root_dir=str(run_dir),
+        enable_checkpointing=bool(t.keep_all_checkpoints),  # else Lightning adds its own epoch=..ckpt writer
     )
+
+
+class TrainingAborted(BaseException):
+    """A second Ctrl-C during training (not a KeyboardInterrupt: Lightning turns that into exit 1)."""
+
+
+@contextlib.contextmanager
+def deferred_interrupt(module):
+    """While training: the first SIGINT only asks the module to stop after the current batch
+    (``module.interrupt_requested``); a second one aborts at once (TrainingAborted)."""
+    module.interrupt_requested = False
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def abort(signum, frame):
+        raise TrainingAborted
+
+    def ask_to_stop(signum, frame):
+        module.interrupt_requested = True
+        signal.signal(signal.SIGINT, abort)
+        print("\ndcsched: stopping after this batch and saving last.ckpt (Ctrl-C again to abort at once)",
+              flush=True)
+
+    previous = signal.signal(signal.SIGINT, ask_to_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def check_resume(cfg) -> dict:
+    """The checkpoint's own dcsched record; refuses a missing file or one of another method."""
+    path = Path(cfg.resume)
+    if not path.is_file():
+        raise ConfigError("command line", "resume", f"checkpoint {path} not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        saved = ckpt["hyper_parameters"]["cfg"]
+    except Exception as err:  # noqa: BLE001  (any unreadable file: one clear message)
+        raise ConfigError("command line", "resume", f"{path} is not a dcsched training checkpoint ({err})") from err
+    for key in ("agent.name", "shaper.name"):
+        group, leaf = key.split(".")
+        was, now = saved.get(group, {}).get(leaf), cfg[group][leaf]
+        if was != now:
+            raise ConfigError("command line", "resume", f"this checkpoint is a run with {key}={was}; the recipe "
+                              f"has {key}={now}", f"a recipe with {key}={was}")
+    return ckpt.get("dcsched", {})
+
+
+def _versioned(run_dir: Path, stem: str, suffix: str = "") -> Path:
+    """``run_dir/stem+suffix`` if free, else ``stem-2``, ``stem-3``, ... (nothing is overwritten)."""
+    target, n = run_dir / f"{stem}{suffix}", 1
+    while target.exists():
+        n += 1
+        target = run_dir / f"{stem}-{n}{suffix}"
+    return target
 
 
 def train_from_config(cfg, console=None, agent_cls=None, evaluate: bool = True, run_dir: Path | None = None):
     """Train per the resolved RunConfig; returns (module, run_dir). Writes runs/<run>/config.yaml,
     csv/metrics.csv, checkpoints/last.ckpt and, after training, eval/ on the test days.
 
-    ``run_dir``: a fixed folder (the experiment layer's); default ``out_dir/<name>-s<seed>-<time>``."""
+    ``run_dir``: a fixed folder (the experiment layer's); default ``out_dir/<name>-s<seed>-<time>``.
+    Raises KeyboardInterrupt after a Ctrl-C, once last.ckpt is written."""
     from dcsched.registry import AGENTS
     from dcsched.tracking import make_loggers
 
@@ -55,34 +148,47 @@ def train_from_config(cfg, console=None, agent_cls=None, evaluate: bool = True, 
     for pattern in (".*dataloader_iter.*", ".*LeafSpec.*", ".*Consider using tensor.detach.*"):
         warnings.filterwarnings("ignore", message=pattern)
     agent_cls = agent_cls or AGENTS.get(cfg.agent.name)
+    saved = check_resume(cfg) if cfg.resume else {}
     run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
-    save_resolved(cfg, run_dir)
-    module = agent_cls(to_container(cfg))
-    wandb_id = None
-    if cfg.resume:
-        if not Path(cfg.resume).exists():
-            from dcsched.errors import ConfigError
-
-            raise ConfigError("command line", "resume", f"checkpoint {cfg.resume} not found")
-        wandb_id = torch.load(cfg.resume, map_location="cpu", weights_only=False).get("dcsched", {}).get("wandb_id")
-    module.wandb_id = wandb_id or uuid.uuid4().hex[:8]
-    loggers = make_loggers(cfg, run_dir, run_id=module.wandb_id, config=to_container(cfg))
-    trainer = build_trainer(cfg, run_dir, loggers)
-    trainer.fit(module, ckpt_path=cfg.resume or None, weights_only=False)  # our own checkpoint: trusted
+    created = not run_dir.exists()
+    try:
+        if cfg.resume and (run_dir / "config.yaml").exists():
+            save_resolved(cfg, run_dir, _versioned(run_dir, "config.resume", ".yaml").name)
+        else:
+            save_resolved(cfg, run_dir)
+        module = agent_cls(to_container(cfg))
+        module.wandb_id = saved.get("wandb_id") or uuid.uuid4().hex[:8]
+        loggers = make_loggers(cfg, run_dir, run_id=module.wandb_id, config=to_container(cfg))
+        trainer = build_trainer(cfg, run_dir, loggers)
+        with deferred_interrupt(module):
+            trainer.fit(module, ckpt_path=cfg.resume or None, weights_only=False)  # our own checkpoint: trusted
+    except BaseException as err:
+        if created and not (run_dir / "checkpoints" / "last.ckpt").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth keeping: no empty run folders
+        if isinstance(err, TrainingAborted):
+            raise KeyboardInterrupt from None
+        raise
     for lg in loggers:
         if hasattr(lg, "experiment") and type(lg).__name__ == "WandbLogger":
             lg.experiment.finish()
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    if module.interrupt_requested:
+        if console is not None:
+            console.print(f"interrupted at {int(module.frames):,} frames; saved {ckpt}\n"
+                          f"resume: dcsched train RECIPE resume={ckpt}")
+        raise KeyboardInterrupt
     if console is not None:
         console.print(f"trained {int(module.frames):,} frames, {int(module.updates):,} updates -> {run_dir}")
     if evaluate and cfg.eval.policies is not None:
         from dcsched.eval.evaluate import evaluate_policies
 
-        ckpt = run_dir / "checkpoints" / "last.ckpt"
         bounds = None
         if cfg.eval.with_bound:
             from dcsched.baselines.lp_bound import bounds_by_date
 
-            bounds = bounds_by_date(cfg.scenario, cfg.eval.days, cfg.eval.max_days)
-        evaluate_policies(cfg.scenario, [str(ckpt), *cfg.eval.policies], cfg.eval.days, run_dir / "eval",
+            if console is not None:
+                console.print("solving the LP bound of each evaluation day (a few seconds per day) ...")
+            bounds = bounds_by_date(cfg.scenario, cfg.eval.days, cfg.eval.max_days, progress=console is not None)
+        evaluate_policies(cfg.scenario, [str(ckpt), *cfg.eval.policies], cfg.eval.days, _versioned(run_dir, "eval"),
                           deterministic=True, seed=cfg.seed, max_days=cfg.eval.max_days, bounds=bounds, console=console)
     return module, run_dir

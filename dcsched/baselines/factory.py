@@ -26,6 +26,16 @@ def make_policy(name_or_path: str, env, seed: int = 0) -> Policy:
 
             allowed = [q for q in params if q != "seed"]
             raise ConfigError("command line", f"--policy {name}:{key}", "unknown option", ", ".join(allowed) or "none")
-        kwargs[key] = int(value) if value.lstrip("-").isdigit() else value
+        default = inspect.signature(cls).parameters[key].default
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            try:
+                kwargs[key] = type(default)(value)
+            except ValueError:
+                from dcsched.errors import ConfigError
+
+                raise ConfigError("command line", f"--policy {name}:{key}",
+                                  f"'{value}' is not a number", f"a {type(default).__name__}, e.g. {default}") from None
+        else:
+            kwargs[key] = int(value) if value.lstrip("-").isdigit() else value
     policy = cls(**kwargs)
     return policy.bind(env)

@@ -92,13 +92,21 @@ def solve_days(scenario_cfg, days: list[int], progress=None, keep_solution: bool
     return out
 
 
-def bounds_by_date(scenario_cfg, days_spec: str, max_days: int = 0) -> dict[str, float]:
-    """LP bound ($/day) of each selected day, keyed by date (what the evaluator's share-of-bound uses)."""
+def bounds_by_date(scenario_cfg, days_spec: str, max_days: int = 0, progress: bool = False) -> dict[str, float]:
+    """LP bound ($/day) of each selected day, keyed by date (what the evaluator's share-of-bound uses).
+    ``progress``: a progress bar over the days (each takes a few seconds)."""
     from dcsched.data.exogenous import parse_days
     from dcsched.eval.evaluate import day_dates
 
     days = parse_days(scenario_cfg, days_spec)[: max_days or None]
-    return {d: r.value_usd for d, r in zip(day_dates(scenario_cfg, days), solve_days(scenario_cfg, days).values())}
+    if not progress:
+        return {d: r.value_usd for d, r in zip(day_dates(scenario_cfg, days), solve_days(scenario_cfg, days).values())}
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(f"LP bound, {len(days)} day(s)", total=len(days))
+        solved = solve_days(scenario_cfg, days, progress=lambda: bar.advance(task))
+    return {d: r.value_usd for d, r in zip(day_dates(scenario_cfg, days), solved.values())}
 
 
 def block(result: LPResult, name: str) -> tuple[np.ndarray, tuple]:
@@ -126,7 +134,7 @@ def solve_command(args, console=None) -> int:
     rows = [{"day": d, "lp_bound_usd": r.value_usd, "build_s": r.build_s, "solve_s": r.solve_s,
              "variables": r.num_variables, "constraints": r.num_constraints}
             for d, r in zip(dates, results.values())]
-    summary = {"scenario": cfg.name, "days": dates, "per_day": rows,
+    summary = {"scenario": cfg.name, "scenario_hash": bound_scenario_hash(cfg), "days": dates, "per_day": rows,
                "mean_lp_bound_usd": float(np.mean([r["lp_bound_usd"] for r in rows])),
                "mean_build_s": float(np.mean([r["build_s"] for r in rows])),
                "mean_solve_s": float(np.mean([r["solve_s"] for r in rows]))}
@@ -151,8 +159,43 @@ def solve_command(args, console=None) -> int:
     return 0
 
 
-def load_bounds(path: Path) -> dict[str, float]:
+def bound_scenario_hash(scenario_cfg) -> str:
+    """Hash of everything in a scenario that the LP bound depends on (not the arrival draws: the
+    bound always uses expected arrivals)."""
+    import hashlib
     import json
 
-    data = json.loads(Path(path).read_text())
-    return {r["day"]: r["lp_bound_usd"] for r in data["per_day"]}
+    from dcsched.config import to_container
+
+    data = to_container(scenario_cfg)
+    data.get("arrivals", {}).pop("stochastic", None)
+    data.pop("description", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_bounds(path: Path, scenario_cfg=None, dates: list[str] | None = None) -> dict[str, float]:
+    """LP bounds from a ``dcsched solve`` bounds.json. With ``scenario_cfg`` (and ``dates``), a file
+    solved for another scenario, another configuration of it or other days is refused."""
+    import json
+
+    from dcsched.errors import ConfigError
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+        bounds = {r["day"]: float(r["lp_bound_usd"]) for r in data["per_day"]}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(str(path), "--bounds", f"not a bounds.json written by `dcsched solve` ({err})") from err
+    if scenario_cfg is not None:
+        if data.get("scenario") != scenario_cfg.name:
+            raise ConfigError(str(path), "scenario", f"bounds of scenario '{data.get('scenario')}', evaluating "
+                              f"'{scenario_cfg.name}'", f"bounds.json from `dcsched solve --scenario {scenario_cfg.name}`")
+        if data.get("scenario_hash") != bound_scenario_hash(scenario_cfg):
+            raise ConfigError(str(path), "scenario_hash", "the bounds were solved for another configuration of "
+                              f"'{scenario_cfg.name}' (different overrides, or a file from an older version)",
+                              "re-run `dcsched solve` with the same --override options")
+    missing = [d for d in dates or [] if d not in bounds]
+    if missing:
+        raise ConfigError(str(path), "days", f"no bound for {len(missing)} evaluated day(s), e.g. {missing[0]}",
+                          ", ".join(sorted(bounds)[:5]) + (" ..." if len(bounds) > 5 else ""))
+    return bounds

@@ -28,6 +28,22 @@ def policy_label(name: str) -> str:
     return f"{run}/{path.stem}" if path.stem != "last" else run
 
 
+POLICY_ENV_KEYS = ("normalize_obs", "action_encoding", "transfer_logit_scale", "transfer_min_share")
+
+
+def checkpoint_env_config(path: str, base: EnvConfig) -> EnvConfig | None:
+    """``base`` with the observation/action settings a checkpoint was trained with (None when the
+    file is missing: the policy factory reports that)."""
+    import dataclasses
+
+    import torch
+
+    if not Path(path).exists():
+        return None
+    trained = torch.load(path, map_location="cpu", weights_only=False)["hyper_parameters"]["cfg"].get("env", {})
+    return dataclasses.replace(base, **{k: trained[k] for k in POLICY_ENV_KEYS if k in trained})
+
+
 def day_dates(cfg, days: list[int]) -> list[str]:
     base = pd.Timestamp(f"{cfg.year}-01-01")
     return [(base + pd.Timedelta(days=d)).strftime("%Y-%m-%d") for d in days]
@@ -48,8 +64,33 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
         days = days[:max_days]
     dates = day_dates(scenario_cfg, days)
     env_cfg = env_cfg or EnvConfig()
+    if not isinstance(env_cfg, EnvConfig):  # a DictConfig from a recipe
+        from omegaconf import OmegaConf
+
+        env_cfg = EnvConfig(**OmegaConf.to_container(env_cfg, resolve=True))
     env = make_env(scenario_cfg, env_cfg, days=days, sequential_days=True,
                    stochastic=not deterministic, seed=seed)
+    checkpoints = [p for p in policies if Path(p).suffix == ".ckpt"]
+    if checkpoints:
+        from dcsched.data.exogenous import split_days
+
+        seen = sorted(set(days) - set(split_days(scenario_cfg, "test")))
+        if seen:
+            import warnings
+
+            msg = (f"{len(seen)} of the {len(days)} evaluated days are not test days (e.g. "
+                   f"{day_dates(scenario_cfg, seen[:1])[0]}): a trained agent may have seen them in training")
+            warnings.warn(msg, stacklevel=2)
+            if console is not None:
+                console.print(f"[yellow]warning:[/yellow] {msg}")
+
+    def env_for(name: str):
+        """A checkpoint is evaluated in the env settings it was trained with (observation
+        normalisation, action decoding); every other policy in ``env``."""
+        own = checkpoint_env_config(name, env_cfg) if Path(name).suffix == ".ckpt" else None
+        if own is None or own == env_cfg:
+            return env
+        return make_env(scenario_cfg, own, days=days, sequential_days=True, stochastic=not deterministic, seed=seed)
     dc_names = [dc.region for dc in scenario_cfg.dcs]
     class_names = list(scenario_cfg.classes.names)
     results: dict[str, dict] = {}
@@ -62,8 +103,9 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
         outs = {}
         for name in policies:
             task = bar.add_task(f"{policy_label(name)}: {len(days)} day(s)", total=env.T) if bar else None
-            policy = make_policy(name, env, seed=seed)
-            outs[name] = run_days(env, policy, progress=(lambda: bar.advance(task)) if bar else None)
+            penv = env_for(name)
+            policy = make_policy(name, penv, seed=seed)
+            outs[name] = run_days(penv, policy, progress=(lambda: bar.advance(task)) if bar else None)
     for name in policies:
         out = outs[name]
         per_day = day_summary(out, env.params.slot_h)
@@ -118,10 +160,26 @@ def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).T.rename_axis("policy")
 
 
+COLUMN_LABELS = {"utility_usd": "utility $", "revenue_usd": "revenue $", "energy_cost_usd": "energy $",
+                 "transfer_cost_usd": "transfer $", "penalty_usd": "penalty $", "violation_rate": "late+drop",
+                 "grid_buy_kwh": "grid kWh", "carbon_kg": "CO2 kg", "share_of_bound": "% of LP bound"}
+
+
+def format_value(column: str, value: float) -> str:
+    """Money and energy in fixed notation with thousands separators; shares as percentages."""
+    if value != value:  # NaN
+        return "n/a"
+    if column in ("violation_rate", "share_of_bound"):
+        return f"{100 * value:.2f} %"
+    return f"{value:,.0f}"
+
+
 def table_markdown(df: pd.DataFrame) -> str:
-    head = "| policy | " + " | ".join(df.columns) + " |\n|---|" + "---|" * len(df.columns) + "\n"
+    head = ("| policy | " + " | ".join(COLUMN_LABELS.get(c, c) for c in df.columns) + " |\n|---|"
+            + "---:|" * len(df.columns) + "\n")
     body = "".join(
-        f"| {name} | " + " | ".join(f"{v:.4g}" for v in row.values) + " |\n" for name, row in df.iterrows()
+        f"| {name} | " + " | ".join(format_value(c, v) for c, v in zip(df.columns, row.values)) + " |\n"
+        for name, row in df.iterrows()
     )
     return head + body
 
@@ -129,14 +187,12 @@ def table_markdown(df: pd.DataFrame) -> str:
 def print_table(results: dict[str, dict], console) -> None:
     from rich.table import Table
 
-    labels = {"utility_usd": "utility $", "revenue_usd": "revenue $", "energy_cost_usd": "energy $",
-              "transfer_cost_usd": "transfer $", "penalty_usd": "penalty $", "violation_rate": "late+drop",
-              "grid_buy_kwh": "grid kWh", "carbon_kg": "CO2 kg", "share_of_bound": "% of LP"}
+    labels = COLUMN_LABELS
     df = comparison_table(results)
     table = Table(title="Mean per day over the evaluated days")
     table.add_column("policy", no_wrap=True)
     for c in df.columns:
         table.add_column(labels.get(c, c), justify="right", no_wrap=True)
     for name, row in df.iterrows():
-        table.add_row(name, *[f"{v:,.4g}" for v in row.values])
+        table.add_row(name, *[format_value(c, v) for c, v in zip(df.columns, row.values)])
     console.print(table)

@@ -71,8 +71,23 @@ def read_metrics(run_dir: Path) -> "dict[str, np.ndarray]":
     files = sorted(Path(run_dir).glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
     if not files:
         raise FileNotFoundError(f"no csv/version_*/metrics.csv under {run_dir}")
-    df = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
-    return {c: df[c].to_numpy() for c in df.columns}
+    return {c: v.to_numpy() for c, v in merge_attempts([pd.read_csv(f) for f in files]).items()}
+
+
+def merge_attempts(frames_list: list) -> "pd.DataFrame":
+    """One learning curve from the CSVs of successive attempts (a run and its resumes). A resumed
+    attempt restarts from its checkpoint's frame count, so rows of earlier attempts logged past
+    that count belong to a dead attempt (it ran on after its last checkpoint) and are dropped:
+    ``frames`` is non-decreasing in the result."""
+    import pandas as pd
+
+    kept: list = []
+    for df in frames_list:
+        if "frames" in df and df["frames"].notna().any():
+            start = df["frames"].dropna().iloc[0]
+            kept = [k[~(k["frames"] >= start)] if "frames" in k else k for k in kept]
+        kept.append(df)
+    return pd.concat(kept, ignore_index=True) if kept else pd.DataFrame()
 
 
 CURVE_KEYS = (("train/episode_return", "episode return (env reward)"),

@@ -84,8 +84,14 @@ def _clear_if_stale(folder: Path, spec: RunSpec) -> None:
     except (OSError, ValueError):
         return
     if old.get("config_hash") != spec.config_hash:
-        logging.getLogger("dcsched").warning("clearing %s: it holds a run of another config", folder)
-        shutil.rmtree(folder)
+        # never deleted: the other config's run is moved aside, with its hash in the name
+        aside = folder.with_name(f"{folder.name}.superseded-{str(old.get('config_hash', 'unknown'))[:12]}")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = aside.with_name(f"{folder.name}.superseded-{str(old.get('config_hash', 'unknown'))[:12]}-{n}")
+        logging.getLogger("dcsched").warning("%s holds a run of another config: moved to %s", folder, aside.name)
+        folder.rename(aside)
 
 
 def _reuse(root: Path, exp_dir: Path, spec: RunSpec) -> dict | None:

@@ -180,6 +180,11 @@ def load_experiment(name: str, overrides: list[str] | None = None) -> DictConfig
             OmegaConf.update(cfg, key, parsed, merge=False)
         except OmegaConfBaseException as err:
             raise _experiment_error(err, "command line") from err
+    # a command-line seeds= or max_days= wins over the tier's own value (and the report shows it)
+    given = {item.partition("=")[0] for item in overrides or []}
+    for key in ("seeds", "max_days"):
+        if key in given and cfg.tier == "quick":
+            cfg.quick[key] = cfg[key]
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(source, missing[0], "required value is missing")

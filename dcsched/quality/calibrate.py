@@ -39,6 +39,7 @@ class CalibrateConfig:
     # energy are averaged over the repetitions: NVML's energy counter moves in coarse ticks, so a
     # point of a few ms reads 0 J (the first point is preceded by one unmeasured warm-up run)
     min_measure_s: float = 0.0
+    overwrite: bool = False  # an existing <out_dir>/<name>.json is refused unless true
     seed: int = 0
     # train_digits
     train_steps: int = 750
@@ -155,6 +156,10 @@ def run_calibration(cfg, console=None, command: str | None = None) -> tuple[Path
     from dcsched.quality.estimator import QualityEstimator, hardware_info
     from dcsched.quality.fitting import fit_all
 
+    out = Path(cfg.out_dir) / f"{cfg.name}.json"
+    if out.exists() and not cfg.overwrite:
+        raise ConfigError("command line", "out_dir", f"{out} exists; nothing was overwritten",
+                          "another out_dir or name, or overwrite=true")
     if cfg.kind == "train_digits":
         train_digits(cfg, console)
     if cfg.kind in ("train_digits", "digits"):

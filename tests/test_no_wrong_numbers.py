@@ -1,0 +1,100 @@
+"""Plausible wrong numbers are refused: bounds of another scenario or day, ignored overrides,
+out-of-range values, a checkpoint evaluated in other env settings than it was trained with."""
+
+import json
+
+import pytest
+
+from dcsched.baselines.lp_bound import bound_scenario_hash, load_bounds
+from dcsched.cli import main
+from dcsched.config import load_recipe, load_scenario
+from dcsched.errors import ConfigError
+from dcsched.eval.evaluate import checkpoint_env_config, format_value, table_markdown
+
+from test_agents import TINY, fit
+
+
+def write_bounds(path, cfg, days):
+    path.write_text(json.dumps({"scenario": cfg.name, "scenario_hash": bound_scenario_hash(cfg), "days": days,
+                                "per_day": [{"day": d, "lp_bound_usd": 1000.0} for d in days]}))
+    return path
+
+
+def test_bounds_of_another_scenario_config_or_day_are_refused(tmp_path):
+    paper3, energy = load_scenario("paper3"), load_scenario("paper3_energy")
+    f = write_bounds(tmp_path / "b.json", paper3, ["2023-01-06"])
+    assert load_bounds(f, paper3, ["2023-01-06"]) == {"2023-01-06": 1000.0}
+    with pytest.raises(ConfigError, match="bounds of scenario 'paper3', evaluating 'paper3_energy'"):
+        load_bounds(f, energy, ["2023-01-06"])
+    with pytest.raises(ConfigError, match="another configuration"):
+        load_bounds(f, load_scenario("paper3", ["energy.price_scale=2"]), ["2023-01-06"])
+    with pytest.raises(ConfigError, match="no bound for 1 evaluated day"):
+        load_bounds(f, paper3, ["2023-01-06", "2023-01-13"])
+    # the arrival draws do not change the bound: a stochastic evaluation may use it
+    assert load_bounds(f, load_scenario("paper3", ["arrivals.stochastic=false"]), ["2023-01-06"])
+
+
+def test_evaluate_cli_refuses_foreign_bounds(tmp_path, capsys):
+    f = write_bounds(tmp_path / "b.json", load_scenario("paper3"), ["2023-01-06"])
+    rc = main(["evaluate", "--policy", "local_only", "--scenario", "paper3_energy", "--days", "2023-01-06",
+               "--bounds", str(f), "--out", str(tmp_path / "out"), "--no-plots"])
+    assert rc == 2 and "paper3_energy" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("override,key", [
+    ("env.num_envs=0", "env.num_envs"), ("trainer.frames_per_batch=0", "trainer.frames_per_batch"),
+    ("trainer.total_frames=-1", "trainer.total_frames"), ("shaper.eta=5", "shaper.eta"),
+    ("eval.max_days=-1", "eval.max_days"),
+])
+def test_out_of_range_values_name_the_key_and_range(override, key):
+    with pytest.raises(ConfigError, match=rf"key '{key}': .* out of range \(allowed: "):
+        load_recipe("recipes/dress_sac.yaml", [override])
+
+
+def test_empty_recipe_and_bad_policy_options_are_refused(tmp_path, capsys):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match="the file is empty"):
+        load_recipe(str(empty))
+    rc = main(["evaluate", "--policy", "mpc:horizon=abc", "--scenario", "paper3", "--days", "2023-01-06",
+               "--out", str(tmp_path / "o"), "--no-plots"])
+    assert rc == 2 and "'abc' is not a number" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--policy", "local_only", "--max-days", "-1"])
+    assert exit_info.value.code == 2
+
+
+def test_quick_tier_honours_seeds_and_max_days_overrides():
+    from dcsched.experiments.spec import expand, load_experiment
+
+    cfg = load_experiment("no_conditioning", ["tier=quick", "seeds=[7]", "max_days=1"])
+    specs = expand(cfg)
+    learned = [s for s in specs if s.kind == "train"]
+    assert learned and {s.seed for s in learned} == {7}
+    assert {s.max_days for s in specs} == {1}
+
+
+def test_a_checkpoint_is_evaluated_in_its_own_env_settings(tmp_path):
+    from dcsched.config import EnvConfig
+
+    fit("recipes/sac.yaml", ["env.normalize_obs=false"], tmp_path, epochs=1)
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    own = checkpoint_env_config(str(ckpt), EnvConfig())
+    assert own.normalize_obs is False and own.num_envs == EnvConfig().num_envs
+    from dcsched.eval.evaluate import evaluate_policies
+
+    cfg = load_scenario("paper3")
+    with pytest.warns(UserWarning, match="not test days"):
+        res = evaluate_policies(cfg, [str(ckpt)], "2023-01-02", None, max_days=1, plots=False)
+    assert len(res) == 1
+
+
+def test_tables_use_fixed_notation_and_percentages():
+    import pandas as pd
+
+    assert format_value("utility_usd", 10061.4) == "10,061"
+    assert format_value("share_of_bound", 0.8452) == "84.52 %"
+    df = pd.DataFrame({"utility_usd": [10061.4], "share_of_bound": [0.8452]}, index=["sac"])
+    text = table_markdown(df)
+    assert "e+" not in text and "10,061" in text and "% of LP bound" in text
