@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.dcsched-installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install install-gpu demo test test-slow experiments-quick bench gpu-check clean
+.PHONY: install install-gpu demo test experiments-quick bench gpu-check clean
 
 install: $(STAMP)
 
@@ -29,9 +29,6 @@ test: install
 QUICK_OUT ?= runs/experiments-quick
 experiments-quick: install
 	WANDB_MODE=disabled $(BIN)/dcsched experiment all tier=quick wandb_mode=disabled out_dir=$(QUICK_OUT)
-
-test-slow: install
-	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m slow
 
 bench: install
 	$(BIN)/python benchmarks/env_throughput.py

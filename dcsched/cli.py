@@ -15,7 +15,6 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -97,32 +96,21 @@ def cmd_train(args) -> int:
     return agent.train_from_config(cfg, console=_console())
 
 
-def _unavailable(what: str, issue: int) -> int:
-    print(f"dcsched: '{what}' is not available in this version yet (tracked in issue {issue}).", file=sys.stderr)
-    return EXIT_UNAVAILABLE
-
-
 def cmd_solve(args) -> int:
-    try:
-        from dcsched.baselines.lp_bound import solve_command
-    except ImportError:
-        return _unavailable("solve", 4)
+    from dcsched.baselines.lp_bound import solve_command
+
     return solve_command(args, console=_console())
 
 
 def cmd_calibrate(args) -> int:
-    try:
-        from dcsched.quality.calibrate import calibrate_command
-    except ImportError:
-        return _unavailable("calibrate", 6)
+    from dcsched.quality.calibrate import calibrate_command
+
     return calibrate_command(args, console=_console())
 
 
 def cmd_experiment(args) -> int:
-    try:
-        from dcsched.experiments import experiment_command
-    except ImportError:
-        return _unavailable("experiment", 7)
+    from dcsched.experiments import experiment_command
+
     return experiment_command(args, console=_console())
 
 

@@ -1,4 +1,4 @@
-"""Scale-out: Ray experiment launcher and multi-process / Ray collectors (issue 8).
+"""Scale-out: Ray experiment launcher and multi-process / Ray collectors.
 
 Ray runs as a local instance bound to the loopback interface (dcsched.experiments.launchers.init_ray)
 with 2 CPUs, and is shut down by every test that starts it.

@@ -2,7 +2,7 @@
 
     dcsched bench env  [--sizes 1 64 1024 8192] [--env-sizes 1 64 1024 4096] [--device cpu]
 
-Targets (issue 3, 2 CPU cores): kernels >= 1,000,000 slot-steps/s at B=8192; the TorchRL env
+Targets (2 CPU cores): kernels >= 1,000,000 slot-steps/s at B=8192; the TorchRL env
 >= 200,000 at B=4096; kernels >= 300x the scalar reference. Ratios are measured in this run.
 """
 
