@@ -68,11 +68,11 @@ def test_empty_recipe_and_bad_policy_options_are_refused(tmp_path, capsys):
 def test_quick_tier_honours_seeds_and_max_days_overrides():
     from dcsched.experiments.spec import expand, load_experiment
 
-    cfg = load_experiment("no_conditioning", ["tier=quick", "seeds=[7]", "max_days=1"])
+    cfg = load_experiment("no_conditioning", ["tier=quick", "seeds=[7]", "max_days=3"])
     specs = expand(cfg)
     learned = [s for s in specs if s.kind == "train"]
     assert learned and {s.seed for s in learned} == {7}
-    assert {s.max_days for s in specs} == {1}
+    assert {s.max_days for s in specs} == {3}  # the tier's default is 1
 
 
 def test_a_checkpoint_is_evaluated_in_its_own_env_settings(tmp_path):

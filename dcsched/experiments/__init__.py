@@ -62,7 +62,7 @@ def run_experiment(name: str, overrides: list[str] | None = None, console=None) 
         outcome = run_sequential(todo, exp_dir, options, progress=progress)
     report = write_report(cfg, specs, exp_dir, command, outcome)
     if console is not None:
-        console.print(f"report: {report}")
+        console.print(f"report: {report} ({time.perf_counter() - t0:.0f} s)")
     return report, outcome
 
 
