@@ -161,3 +161,48 @@ def test_a_dead_attempts_rows_past_the_checkpoint_leave_the_curve():
     merged = merge_attempts([dead, resumed])
     assert merged["frames"].is_monotonic_increasing
     assert merged["x"].tolist() == [1, 2, 30, 40, 50, 60]
+
+
+EXPERIMENT = """
+name: victim
+kind: table
+scenarios: [paper3]
+seeds: [4]
+max_days: 1
+with_bound: false
+overrides: [{overrides}]
+methods:
+  - {{label: local_only, policy: local_only}}
+  - {{label: SAC, recipe: sac}}
+"""
+
+
+def test_ctrl_c_during_an_experiment_exits_130_and_the_rerun_resumes_the_cell(tmp_path):
+    overrides = ", ".join(f"'{o}'" for o in TINY if not o.startswith("logger.")) + f", 'trainer.total_frames={TOTAL}'"
+    spec = tmp_path / "victim.yaml"
+    spec.write_text(EXPERIMENT.format(overrides=overrides))
+    args = [sys.executable, "-m", "dcsched.cli", "experiment", str(spec), f"out_dir={tmp_path / 'out'}",
+            "wandb_mode=disabled"]
+    env = dict(os.environ, WANDB_MODE="disabled", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cell = tmp_path / "out" / "victim" / "runs" / "paper3__default__SAC__s4"
+    deadline, ckpt = time.time() + 240, cell / "train" / "checkpoints" / "last.ckpt"
+    while not ckpt.exists():
+        assert proc.poll() is None and time.time() < deadline, f"no checkpoint in time:\n{proc.stdout.read()}"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    flat = " ".join(output.split())  # the console wraps long lines
+    assert "victim: interrupted" in flat and "Run the same command again to resume" in flat
+    assert not (cell / "result.json").exists()
+    assert (cell.parent / "paper3__default__local_only" / "result.json").exists(), "finished cells are kept"
+    saved = frames_in(ckpt)
+    assert 0 < saved < TOTAL, "the interrupt must land mid-run for this test to mean anything"
+
+    rerun = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    import json
+
+    result = json.loads((cell / "result.json").read_text())
+    assert result["train"]["resumed"] is True and result["train"]["frames"] == TOTAL

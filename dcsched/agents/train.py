@@ -16,7 +16,6 @@ Work is never lost and never overwritten:
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import shutil
 import signal
@@ -61,8 +60,6 @@ def build_trainer(cfg, run_dir: Path, loggers, extra_callbacks=()):
 
     t = cfg.trainer
     batches_per_epoch = max(1, t.checkpoint_every_batches)
-    total_batches = max(1, math.ceil(t.total_frames / t.frames_per_batch))
-    epochs = max(1, math.ceil(total_batches / batches_per_epoch))
     callbacks = [LastCheckpoint(run_dir / "checkpoints" / "last.ckpt")]
     if t.keep_all_checkpoints:
         callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="epoch{epoch:03d}",
@@ -70,7 +67,9 @@ def build_trainer(cfg, run_dir: Path, loggers, extra_callbacks=()):
                                          auto_insert_metric_name=False))
     return L.Trainer(
         accelerator=lightning_accelerator(resolve_device(cfg.env.device, t.accelerator)), devices=1,
-        max_epochs=epochs, limit_train_batches=batches_per_epoch,
+        # The frame budget alone ends training (the module sets should_stop): an epoch count would end a
+        # resumed run early, since Lightning counts an epoch cut short by Ctrl-C as a whole one.
+        max_epochs=-1, limit_train_batches=batches_per_epoch,
         logger=loggers or False, callbacks=[*callbacks, *extra_callbacks], enable_progress_bar=t.progress,
         enable_model_summary=False, num_sanity_val_steps=0, log_every_n_steps=1,
         plugins=[AtomicCheckpointIO()], default_root_dir=str(run_dir),

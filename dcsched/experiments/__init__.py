@@ -70,7 +70,14 @@ def experiment_command(args, console=None) -> int:
     names = available_experiments() if args.name == "all" else [args.name]
     failed = 0
     for name in names:
-        _, outcome = run_experiment(name, args.overrides, console=console)
+        try:
+            _, outcome = run_experiment(name, args.overrides, console=console)
+        except KeyboardInterrupt:
+            if console is not None:
+                console.print(f"[yellow]{Path(name).stem}: interrupted.[/] Finished cells are kept; a training cell that was "
+                              "running saved its last.ckpt at a batch boundary. Run the same command again to "
+                              "resume: finished cells are skipped, the interrupted one continues from its checkpoint.")
+            raise
         failed += sum(isinstance(v, str) for v in outcome.values())
     if failed and console is not None:
         console.print(f"[red]{failed} run(s) failed; their error.txt is in the run folders[/]")
