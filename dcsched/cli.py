@@ -21,7 +21,8 @@ EXIT_INTERRUPTED = 130
 def _console():
     from rich.console import Console
 
-    return Console(width=min(100, Console().width))  # tables fit 100 columns
+    terminal = Console()
+    return Console(width=min(100, terminal.width) if terminal.is_terminal else 100)  # tables fit 100 columns
 
 
 def cmd_list(args) -> int:

@@ -37,6 +37,16 @@ def make_wandb_logger(run_dir: Path, name: str, mode: str = "offline", project: 
                        id=run_id, resume="allow" if run_id else None, config=config)
 
 
+def quiet_libraries() -> None:
+    """Keep library chatter (Lightning's hardware lines and tips, TorchRL's INFO lines, W&B's banner)
+    out of what dcsched prints; their warnings still show. dcsched prints where a W&B run went."""
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning", "torchrl"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("WANDB_SILENT", "true")
+
+
 def make_loggers(cfg, run_dir: Path, run_id: str | None = None, config: dict | None = None) -> list:
     loggers = []
     if cfg.logger.csv:

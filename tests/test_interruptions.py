@@ -195,6 +195,7 @@ def test_ctrl_c_during_an_experiment_exits_130_and_the_rerun_resumes_the_cell(tm
     assert proc.returncode == 130, output
     flat = " ".join(output.split())  # the console wraps long lines
     assert "victim: interrupted" in flat and "Run the same command again to resume" in flat
+    assert "GPU available" not in output and "[torchrl][INFO]" not in output, "library chatter is kept out"
     assert not (cell / "result.json").exists()
     assert (cell.parent / "paper3__default__local_only" / "result.json").exists(), "finished cells are kept"
     saved = frames_in(ckpt)

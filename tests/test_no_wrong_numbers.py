@@ -98,3 +98,25 @@ def test_tables_use_fixed_notation_and_percentages():
     df = pd.DataFrame({"utility_usd": [10061.4], "share_of_bound": [0.8452]}, index=["sac"])
     text = table_markdown(df)
     assert "e+" not in text and "10,061" in text and "% of LP bound" in text
+
+
+def test_the_console_table_fits_its_width_and_says_what_it_left_out():
+    from rich.console import Console
+
+    from dcsched.eval.evaluate import COLUMN_LABELS, TABLE_COLUMNS, print_table
+
+    mean = {c: 12345.6 for c in TABLE_COLUMNS} | {"violation_rate": 0.0123, "share_of_bound": 0.9876}
+    results = {"a-long-run-name-s0-20261127-015753": {"mean": mean}, "local_only": {"mean": mean}}
+    for width in (80, 100):
+        console = Console(width=width, record=True)
+        print_table(results, console)
+        lines = console.export_text().splitlines()
+        assert max(map(len, lines)) <= width
+        assert "…" not in "".join(lines), "no cell is truncated"
+        assert "left out to fit" in lines[-1] or "left out to fit" in " ".join(lines[-2:])
+        header = next(line for line in lines if "policy" in line)
+        assert all(COLUMN_LABELS[c] in header for c in ("utility_usd", "violation_rate", "share_of_bound"))
+    wide = Console(width=250, record=True)
+    print_table(results, wide)
+    text = wide.export_text()
+    assert "left out" not in text and all(label in text for label in COLUMN_LABELS.values())

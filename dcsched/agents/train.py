@@ -51,6 +51,26 @@ class LastCheckpoint(Callback):
         trainer.save_checkpoint(str(self.path))
 
 
+def frames_progress_bar():
+    """Lightning's rich progress bar, titled with frames against the budget (training has no epoch
+    count: the frame budget ends it). Overrides a private hook; if Lightning renames it, the bar
+    only falls back to Lightning's own title."""
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    class FramesProgressBar(RichProgressBar):
+        def _get_train_description(self, current_epoch: int) -> str:
+            module = self.trainer.lightning_module
+            return f"{int(module.frames):,} / {int(module.cfg.trainer.total_frames):,} frames"
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+            if self.progress is not None and self.train_progress_bar_id is not None:
+                self.progress.update(self.train_progress_bar_id,
+                                     description=self._get_train_description(trainer.current_epoch))
+
+    return FramesProgressBar()
+
+
 def build_trainer(cfg, run_dir: Path, loggers, extra_callbacks=()):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
@@ -61,6 +81,8 @@ def build_trainer(cfg, run_dir: Path, loggers, extra_callbacks=()):
     t = cfg.trainer
     batches_per_epoch = max(1, t.checkpoint_every_batches)
     callbacks = [LastCheckpoint(run_dir / "checkpoints" / "last.ckpt")]
+    if t.progress:
+        callbacks.append(frames_progress_bar())
     if t.keep_all_checkpoints:
         callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="epoch{epoch:03d}",
                                          save_last=False, save_top_k=-1, every_n_epochs=1,
@@ -141,9 +163,10 @@ def train_from_config(cfg, console=None, agent_cls=None, evaluate: bool = True, 
     ``run_dir``: a fixed folder (the experiment layer's); default ``out_dir/<name>-s<seed>-<time>``.
     Raises KeyboardInterrupt after a Ctrl-C, once last.ckpt is written."""
     from dcsched.registry import AGENTS
-    from dcsched.tracking import make_loggers
+    from dcsched.tracking import make_loggers, quiet_libraries
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    quiet_libraries()
     for pattern in (".*dataloader_iter.*", ".*LeafSpec.*", ".*Consider using tensor.detach.*"):
         warnings.filterwarnings("ignore", message=pattern)
     agent_cls = agent_cls or AGENTS.get(cfg.agent.name)
@@ -157,6 +180,7 @@ def train_from_config(cfg, console=None, agent_cls=None, evaluate: bool = True, 
             save_resolved(cfg, run_dir)
         module = agent_cls(to_container(cfg))
         module.wandb_id = saved.get("wandb_id") or uuid.uuid4().hex[:8]
+        mode = os.environ.get("WANDB_MODE") or cfg.logger.wandb_mode  # before W&B rewrites it ("dryrun")
         loggers = make_loggers(cfg, run_dir, run_id=module.wandb_id, config=to_container(cfg))
         trainer = build_trainer(cfg, run_dir, loggers)
         with deferred_interrupt(module):
@@ -170,6 +194,9 @@ def train_from_config(cfg, console=None, agent_cls=None, evaluate: bool = True, 
     for lg in loggers:
         if hasattr(lg, "experiment") and type(lg).__name__ == "WandbLogger":
             lg.experiment.finish()
+            if console is not None:
+                console.print(f"W&B run ({mode}) in {run_dir / 'wandb'}"
+                              + (f"; upload it with: wandb sync {run_dir / 'wandb'}/offline-run-*" if mode == "offline" else ""))
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     if module.interrupt_requested:
         if console is not None:

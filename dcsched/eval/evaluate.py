@@ -142,7 +142,7 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
         if plots:
             plot_comparison(results, Path(out_dir) / "comparison.png")
     if console is not None:
-        print_table(results, console)
+        print_table(results, console, None if out_dir is None else Path(out_dir) / "comparison.md")
     return results
 
 
@@ -184,15 +184,39 @@ def table_markdown(df: pd.DataFrame) -> str:
     return head + body
 
 
-def print_table(results: dict[str, dict], console) -> None:
+# Columns left out first when the terminal is too narrow for the whole table (comparison.md has all).
+DROP_ORDER = ("grid_buy_kwh", "carbon_kg", "revenue_usd", "transfer_cost_usd", "penalty_usd", "energy_cost_usd")
+
+
+def print_table(results: dict[str, dict], console, full_table: Path | None = None) -> None:
+    """The comparison table at the console's width: whole if it fits, else without the columns of
+    ``DROP_ORDER`` (first ones first) and a line saying which were left out."""
     from rich.table import Table
 
-    labels = COLUMN_LABELS
     df = comparison_table(results)
+    cells = {c: [format_value(c, v) for v in df[c].values] for c in df.columns}
+    names = [str(n) for n in df.index]
+
+    def width(columns) -> int:  # rich's default box: 3 characters per column plus one
+        widths = [max(len("policy"), *map(len, names))]
+        widths += [max(len(COLUMN_LABELS.get(c, c)), *map(len, cells[c])) for c in columns]
+        return sum(widths) + 3 * len(widths) + 1
+
+    columns = list(df.columns)
+    left_out = []
+    for c in DROP_ORDER:
+        if width(columns) <= console.width:
+            break
+        if c in columns:
+            columns.remove(c)
+            left_out.append(COLUMN_LABELS.get(c, c))
     table = Table(title="Mean per day over the evaluated days")
     table.add_column("policy", no_wrap=True)
-    for c in df.columns:
-        table.add_column(labels.get(c, c), justify="right", no_wrap=True)
-    for name, row in df.iterrows():
-        table.add_row(name, *[format_value(c, v) for c, v in zip(df.columns, row.values)])
+    for c in columns:
+        table.add_column(COLUMN_LABELS.get(c, c), justify="right", no_wrap=True)
+    for i, name in enumerate(names):
+        table.add_row(name, *[cells[c][i] for c in columns])
     console.print(table)
+    if left_out:
+        where = f"; {full_table} has every column" if full_table is not None else ""
+        console.print(f"({', '.join(left_out)} left out to fit {console.width} columns{where})")

@@ -164,8 +164,6 @@ def _run_train(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
     from dcsched.agents.train import train_from_config
     from dcsched.config import load_recipe
 
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     train_dir = folder / "train"
     ckpt = train_dir / "checkpoints" / "last.ckpt"
     extra = [f"name={spec.dirname}", f"out_dir={folder}", f"logger.wandb_mode={options.wandb_mode}",
