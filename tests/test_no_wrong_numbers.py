@@ -120,3 +120,31 @@ def test_the_console_table_fits_its_width_and_says_what_it_left_out():
     print_table(results, wide)
     text = wide.export_text()
     assert "left out" not in text and all(label in text for label in COLUMN_LABELS.values())
+
+
+def test_the_behaviour_plot_names_the_policy_and_draws_its_decisions(tmp_path, monkeypatch):
+    import numpy as np
+
+    import dcsched.eval.plots as plots
+
+    T, N, K = 12, 3, 2
+    rng = np.random.default_rng(0)
+    transfer = rng.dirichlet(np.ones(N), size=(1, T, N, K)).transpose(0, 1, 2, 4, 3)  # [D, T, i, n, K]
+    out = {"soc": rng.random((1, T, N)), "price_usd_per_mwh": rng.random((1, T, N)), "transfer": transfer,
+           "arrivals": np.full((1, T, N, K), 10.0), "served": rng.random((1, T, N, K)),
+           "steps": rng.integers(10, 50, (1, T, N, K)).astype(float), "freq": rng.random((1, T, N)),
+           "it_kw": rng.random((1, T, N)), "cooling_kw": rng.random((1, T, N)), "grid_buy_kw": rng.random((1, T, N)),
+           "violation_share": rng.random((1, T))}
+    seen = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.setdefault("fig", fig) and path)
+    plots.plot_day_behaviour(out, ["a", "b", "c"], "2023-01-06", 2.0, tmp_path / "b.png", policy="DRESS-SAC s0")
+    fig = seen["fig"]
+    assert fig._suptitle.get_text() == "DRESS-SAC s0: decisions on 2023-01-06"
+    labels = " ".join(ax.get_ylabel() for ax in fig.axes)
+    for decision in ("SoC", "sent away", "denoising steps", "GPU frequency", "grid buy"):
+        assert decision in labels
+    sent = fig.axes[1].lines[0].get_ydata()  # DC a: jobs sent away = arrivals x shares to b and c
+    expected = (transfer[0, :, 0, 1:, :] * 10.0).sum((-1, -2))
+    np.testing.assert_allclose(sent, expected, rtol=1e-12)
+    colours = {ax_line.get_color() for ax in fig.axes[:4] for ax_line in ax.lines}
+    assert colours == {"C0", "C1", "C2"}, "one colour per DC in every panel"

@@ -131,7 +131,8 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
             write_trace(target / "trace.csv", trace_frame(out, dates, dc_names, class_names))
             atomic_write_json(target / "summary.json", summary)
             if plots:
-                plot_day_behaviour(out, dc_names, dates[0], env.params.slot_h, target / "behaviour.png")
+                plot_day_behaviour(out, dc_names, dates[0], env.params.slot_h, target / "behaviour.png",
+                                   policy=label)
     if out_dir is not None:
         from omegaconf import OmegaConf
 
@@ -142,7 +143,7 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
         if plots:
             plot_comparison(results, Path(out_dir) / "comparison.png")
     if console is not None:
-        print_table(results, console, None if out_dir is None else Path(out_dir) / "comparison.md")
+        print_table(results, console, None if out_dir is None else "comparison.md")  # out_dir may be a temp folder
     return results
 
 
@@ -188,9 +189,10 @@ def table_markdown(df: pd.DataFrame) -> str:
 DROP_ORDER = ("grid_buy_kwh", "carbon_kg", "revenue_usd", "transfer_cost_usd", "penalty_usd", "energy_cost_usd")
 
 
-def print_table(results: dict[str, dict], console, full_table: Path | None = None) -> None:
+def print_table(results: dict[str, dict], console, full_table: str | None = None) -> None:
     """The comparison table at the console's width: whole if it fits, else without the columns of
-    ``DROP_ORDER`` (first ones first) and a line saying which were left out."""
+    ``DROP_ORDER`` (first ones first) and a line saying which were left out (and that ``full_table``,
+    the written comparison, has them)."""
     from rich.table import Table
 
     df = comparison_table(results)

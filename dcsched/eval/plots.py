@@ -38,29 +38,51 @@ def plot_comparison(summaries: dict[str, dict], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_day_behaviour(out: dict[str, np.ndarray], dc_names: list[str], day_label: str, slot_h: float, path: Path) -> Path:
-    """First day: SoC vs price per DC, grid and IT power, violation share."""
-    N = out["soc"].shape[2]
-    T = out["soc"].shape[1]
+def plot_day_behaviour(out: dict[str, np.ndarray], dc_names: list[str], day_label: str, slot_h: float, path: Path,
+                       policy: str = "") -> Path:
+    """What ``policy`` did on the first evaluated day, one panel per decision, one colour per DC
+    throughout (C0, C1, ... in ``dc_names`` order): battery SoC against price; jobs sent away and
+    received by transfer; denoising steps served (mean over served jobs) and GPU frequency;
+    facility and grid power; late + dropped share. ``out``: rollout arrays [D, T, N, ...]."""
+    T, N = out["soc"].shape[1], out["soc"].shape[2]
     hours = np.arange(T) * slot_h
-    fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
+    colour = [f"C{n}" for n in range(N)]
+    fig, axes = plt.subplots(5, 1, figsize=(10, 13), sharex=True)
+    ax_soc, ax_x, ax_steps, ax_power, ax_viol = axes
+    ax_price = ax_soc.twinx()
     for n in range(N):
-        axes[0].plot(hours, out["soc"][0, :, n], label=f"SoC {dc_names[n]}")
-    ax2 = axes[0].twinx()
+        ax_soc.plot(hours, out["soc"][0, :, n], color=colour[n], label=dc_names[n])
+        ax_price.plot(hours, out["price_usd_per_mwh"][0, :, n], color=colour[n], ls=":", lw=1)
+    ax_soc.set_ylabel("battery SoC (solid)")
+    ax_price.set_ylabel("price $/MWh (dotted)")
+    ax_soc.legend(fontsize=7, loc="upper left", title="DC (colour in every panel)", title_fontsize=7)
+    # jobs by origin and serving DC: the transfer shares times the origin's arrivals (kernels.serve)
+    moved = (out["transfer"][0] * out["arrivals"][0][:, :, None, :]).sum(-1)  # [T, i, n], all classes
+    stay = np.einsum("tii->ti", moved)
     for n in range(N):
-        ax2.plot(hours, out["price_usd_per_mwh"][0, :, n], ls=":", lw=1)
-    axes[0].set_ylabel("battery SoC (fraction)")
-    ax2.set_ylabel("price ($/MWh, dotted)")
-    axes[0].legend(fontsize=7, loc="upper left")
+        ax_x.plot(hours, moved[:, n, :].sum(-1) - stay[:, n], color=colour[n])
+        ax_x.plot(hours, moved[:, :, n].sum(-1) - stay[:, n], color=colour[n], ls="--")
+    ax_x.set_ylabel("jobs per slot: sent away\n(solid), received (dashed)")
+    served, steps = out["served"][0], out["steps"][0]  # [T, N, K]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_steps = np.where(served.sum(-1) > 0, (served * steps).sum(-1) / served.sum(-1), np.nan)
+    ax_freq = ax_steps.twinx()
     for n in range(N):
-        axes[1].plot(hours, out["it_kw"][0, :, n] + out["cooling_kw"][0, :, n], label=f"IT+cooling {dc_names[n]}")
-        axes[1].plot(hours, out["grid_buy_kw"][0, :, n], ls="--", label=f"grid buy {dc_names[n]}")
-    axes[1].set_ylabel("power (kW)")
-    axes[1].legend(fontsize=6, ncol=2)
-    axes[2].plot(hours, out["violation_share"][0], color="tab:red")
-    axes[2].set_ylabel("late + dropped share")
-    axes[2].set_xlabel("hour of day (UTC)")
-    fig.suptitle(f"Behaviour on {day_label}")
+        ax_steps.plot(hours, mean_steps[:, n], color=colour[n])
+        ax_freq.plot(hours, out["freq"][0, :, n], color=colour[n], ls=":", lw=1)
+    ax_steps.set_ylabel("denoising steps served (solid)")
+    ax_freq.set_ylabel("GPU frequency, fraction of max (dotted)")
+    for n in range(N):
+        ax_power.plot(hours, out["it_kw"][0, :, n] + out["cooling_kw"][0, :, n], color=colour[n])
+        ax_power.plot(hours, out["grid_buy_kw"][0, :, n], color=colour[n], ls="--")
+    ax_power.set_ylabel("kW: IT + cooling (solid),\ngrid buy (dashed)")
+    ax_viol.plot(hours, out["violation_share"][0], color="black")  # [D, T]: the whole system
+    ax_viol.set_ylabel("late + dropped share\n(all DCs)")
+    ax_viol.set_xlabel(f"hour of {day_label} (UTC)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{policy or 'policy'}: decisions on {day_label}")
+    fig.tight_layout()
     return _save(fig, path)
 
 

@@ -111,10 +111,11 @@ def timing(summary: pd.DataFrame, path: Path) -> Path:
 
 def behaviour(traces: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
     """Per method (row): battery SoC and price vs hour per DC on the first evaluated day; transfer
-    shares by class (origin -> serving DC, all days); chosen steps vs load (slot arrivals) per DC."""
-    fig, axes = plt.subplots(len(traces), 3, figsize=(17, 4.2 * len(traces)), squeeze=False)
+    shares by class (origin -> serving DC, all days); chosen steps vs load (slot arrivals) per DC;
+    GPU frequency vs hour per DC on the first day. One colour per DC in every panel."""
+    fig, axes = plt.subplots(len(traces), 4, figsize=(22, 4.2 * len(traces)), squeeze=False)
     for row, (method, tr) in enumerate(traces.items()):
-        ax_soc, ax_x, ax_steps = axes[row]
+        ax_soc, ax_x, ax_steps, ax_freq = axes[row]
         day = tr["day"].iloc[0]
         d = tr[tr["day"] == day]
         slots = d["slot"].max() + 1
@@ -156,6 +157,11 @@ def behaviour(traces: dict[str, pd.DataFrame], path: Path, title: str) -> Path:
         ax_steps.set_ylabel("mean denoising steps served")
         ax_steps.legend(fontsize=7, markerscale=4)
         ax_steps.grid(alpha=0.3)
+        for i, (dc, g) in enumerate(d.groupby("region", sort=False)):
+            ax_freq.step(g["slot"].to_numpy() * 24.0 / slots, g["freq"], where="post", color=f"C{i}", label=dc)
+        ax_freq.set_xlabel(f"hour of {day} (UTC)")
+        ax_freq.set_ylabel("GPU frequency (fraction of max)")
+        ax_freq.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path)
