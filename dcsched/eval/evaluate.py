@@ -100,11 +100,12 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
 
     bar_ctx = Progress(transient=True, console=console) if console is not None else nullcontext()
     with bar_ctx as bar:
-        outs = {}
+        outs, reward_modes = {}, {}
         for name in policies:
             task = bar.add_task(f"{policy_label(name)}: {len(days)} day(s)", total=env.T) if bar else None
             penv = env_for(name)
             policy = make_policy(name, penv, seed=seed)
+            reward_modes[name] = penv.reward_mode
             outs[name] = run_days(penv, policy, progress=(lambda: bar.advance(task)) if bar else None)
     for name in policies:
         out = outs[name]
@@ -119,6 +120,7 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
             mean["share_of_bound"] = mean["utility_usd"] / mean["lp_bound_usd"]
         summary = {
             "policy": name, "scenario": scenario_cfg.name, "deterministic": deterministic, "seed": seed,
+            "reward_mode": reward_modes[name],  # the env reward summed into episode_return
             "days": dates, "mean": mean, "per_day": per_day,
             "units": {"money": "USD per day", "energy": "kWh per day", "carbon": "kg per day"},
         }
@@ -136,7 +138,9 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
     if out_dir is not None:
         from omegaconf import OmegaConf
 
-        atomic_write_text(Path(out_dir) / "scenario.yaml", OmegaConf.to_yaml(scenario_cfg, resolve=True))
+        ran = OmegaConf.create(OmegaConf.to_container(scenario_cfg, resolve=True))
+        ran.arrivals.stochastic = not deterministic  # exactly what ran: --deterministic overrides the file
+        atomic_write_text(Path(out_dir) / "scenario.yaml", OmegaConf.to_yaml(ran))
         table = comparison_table(results)
         atomic_write_text(Path(out_dir) / "comparison.md", table_markdown(table))
         _write_csv(Path(out_dir) / "comparison.csv", table)
