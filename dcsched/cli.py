@@ -8,6 +8,7 @@ atomically, so an interrupted command never leaves a half-written file.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+# An output location that cannot be written (read-only, a file in the way, full disk): a usage error.
+UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.ENOSPC, errno.EDQUOT)
 
 
 def _console():
@@ -200,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except DcschedError as err:
         print(f"dcsched: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
+        if err.errno not in UNWRITABLE:
+            raise
+        where = err.filename or "the output folder"
+        print(f"dcsched: error: cannot write {where}: {err.strerror} (choose another output folder, e.g. --out or "
+              "out_dir=; nothing half-written was kept)", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("\ndcsched: interrupted; finished artifacts are intact, nothing half-written was kept.", file=sys.stderr)

@@ -80,12 +80,18 @@ def parse_days(cfg, spec: str) -> list[int]:
     """'test' | 'train' | 'all' | 'YYYY-MM-DD,YYYY-MM-DD' -> 0-based day indexes."""
     if spec in ("test", "train", "all"):
         return split_days(cfg, spec)
+    allowed = "test, train, all, YYYY-MM-DD,YYYY-MM-DD,..."
+    items = [item.strip() for item in spec.split(",")]
+    if not spec.strip() or any(not item for item in items):
+        raise ConfigError("command line", "days", f"'{spec}' has an empty entry (no day, or a stray comma)", allowed)
     out = []
-    for item in spec.split(","):
+    for item in items:
         try:
-            ts = pd.Timestamp(item.strip())
+            ts = pd.Timestamp(item)
         except ValueError as err:
-            raise ConfigError("command line", "days", f"cannot parse date '{item}'", "test, train, all, YYYY-MM-DD,...") from err
+            raise ConfigError("command line", "days", f"cannot parse date '{item}'", allowed) from err
+        if ts is pd.NaT:
+            raise ConfigError("command line", "days", f"cannot parse date '{item}'", allowed)
         if ts.year != cfg.year:
             raise ConfigError("command line", "days", f"{item} is outside the trace year {cfg.year}")
         out.append(int(ts.dayofyear) - 1)
