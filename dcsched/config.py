@@ -22,9 +22,27 @@ from omegaconf.errors import OmegaConfBaseException
 
 from dcsched.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-RECIPES_DIR = REPO_ROOT / "recipes"
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent  # a checkout's root (only for its git commit; an installed package has none)
+RECIPES_DIR = PACKAGE_DIR / "recipes"  # shipped with the package; `recipes/` in a checkout links here
 SCENARIO_DIR = RECIPES_DIR / "scenario"
+
+
+def shipped_file(spec: str | Path, folder: Path = RECIPES_DIR) -> Path:
+    """A path as given if it exists; else the shipped file it names, so that ``quick/sac``,
+    ``quick/sac.yaml`` and ``recipes/quick/sac.yaml`` work from any directory (relative to
+    ``folder``, default the shipped recipes). Returns the path as given when nothing matches (the
+    loader's error then names it)."""
+    path = Path(spec)
+    if path.exists():
+        return path
+    parts = path.parts[1:] if path.parts[:1] == ("recipes",) else path.parts
+    rel = Path(*parts) if parts else path
+    for candidate in (folder / rel, folder / rel.with_name(rel.name + ".yaml"),
+                      RECIPES_DIR / rel, RECIPES_DIR / rel.with_name(rel.name + ".yaml")):
+        if candidate.is_file():
+            return candidate
+    return path
 
 
 # --------------------------------------------------------------------------- scenario schema
@@ -341,8 +359,8 @@ def scenario_path(name_or_path: str) -> Path:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") and p.exists():
         return p
-    candidate = SCENARIO_DIR / f"{name_or_path}.yaml"
-    if candidate.exists():
+    candidate = shipped_file(name_or_path, SCENARIO_DIR)
+    if candidate.is_file() and candidate.suffix in (".yaml", ".yml"):
         return candidate
     allowed = sorted(q.stem for q in SCENARIO_DIR.glob("*.yaml"))
     close = difflib.get_close_matches(name_or_path, allowed, n=1)
@@ -442,11 +460,7 @@ def _finish(cfg: DictConfig, source: str, prefix: str = "") -> DictConfig:
 
 def load_recipe(recipe: str | Path, overrides: list[str] | None = None) -> DictConfig:
     """Load a run recipe, compose its scenario, apply overrides, validate. Returns a typed DictConfig."""
-    path = Path(recipe)
-    if not path.exists() and (RECIPES_DIR / path).exists():
-        path = RECIPES_DIR / path
-    if not path.exists() and (RECIPES_DIR / f"{recipe}.yaml").exists():
-        path = RECIPES_DIR / f"{recipe}.yaml"
+    path = shipped_file(recipe)
     raw = _load_yaml(path)
     overrides = list(overrides or [])
     scenario_spec = raw.get("scenario", "paper3")

@@ -27,3 +27,44 @@ def test_cli_bench_runs_package_code_not_repo_scripts():
 
     for name, module in BENCHMARKS.items():
         assert callable(importlib.import_module(module).main), name
+
+
+def test_a_non_editable_install_runs_shipped_recipes_from_another_directory(tmp_path):
+    """pip install (not editable) of a copy of the project, then from an unrelated folder: the shipped
+    recipes, scenarios, data, quality curves and experiments are found by name and by their
+    checkout path, and the quick recipe trains and evaluates."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "runs", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".whl", "wandb"))
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--disable-pip-version-check", "--target", str(site), str(source)], check=True, timeout=300)
+    shutil.rmtree(source)  # nothing may come from the copy: only from the installed package
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(site), WANDB_MODE="disabled")
+
+    def dcsched(*args):
+        return subprocess.run([sys.executable, "-m", "dcsched.cli", *args], cwd=elsewhere, env=env,
+                              capture_output=True, text=True, timeout=600)
+
+    where = subprocess.run([sys.executable, "-c", "import dcsched; print(dcsched.__file__)"], cwd=elsewhere, env=env,
+                           capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(site)), where
+    listed = dcsched("list")
+    assert listed.returncode == 0 and "dress" in listed.stdout, listed.stderr
+    tiny = ["trainer.total_frames=256", "trainer.frames_per_batch=128", "agent.warmup_frames=128",
+            "env.num_envs=4", "eval.max_days=1", "eval.policies=[local_only]", "eval.with_bound=false",
+            "trainer.progress=false", f"out_dir={elsewhere / 'runs'}"]
+    for recipe in ("quick/sac", "recipes/quick/dress_sac.yaml"):
+        run = dcsched("train", recipe, *tiny)
+        assert run.returncode == 0, run.stdout + run.stderr
+    assert len(list((elsewhere / "runs").glob("*/eval/comparison.md"))) == 2
+    cells = dcsched("experiment", "no_conditioning", "tier=quick", "max_runs=0", "only=^$",
+                    f"out_dir={elsewhere / 'exp'}")
+    assert cells.returncode == 0 and "no_conditioning (quick)" in cells.stdout, cells.stdout + cells.stderr

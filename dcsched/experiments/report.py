@@ -23,6 +23,14 @@ TIMING_METRICS = ["train_wall_s", "frames_per_s", "utility_usd", "share_of_bound
 
 
 def git_commit() -> str:
+    """The checkout's commit (``-dirty`` with uncommitted changes); for an installed package, its version."""
+    if not (REPO_ROOT / ".git").exists():
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"dcsched {version('dcsched')} (installed, no git checkout)"
+        except PackageNotFoundError:
+            return "unknown"
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
                              timeout=10)

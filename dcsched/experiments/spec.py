@@ -23,7 +23,7 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dcsched.config import RECIPES_DIR, _load_yaml, _wrap, load_recipe, load_scenario, to_container
+from dcsched.config import RECIPES_DIR, _load_yaml, _wrap, load_recipe, load_scenario, shipped_file, to_container
 from dcsched.errors import ConfigError
 
 EXPERIMENTS_DIR = RECIPES_DIR / "experiments"
@@ -145,7 +145,7 @@ class RunSpec:
 
 # --------------------------------------------------------------------------- loading
 def experiment_path(name: str) -> Path:
-    p = Path(name)
+    p = shipped_file(name, EXPERIMENTS_DIR)
     if p.suffix in (".yaml", ".yml"):
         if not p.exists():
             raise ConfigError(str(p), "<file>", "file not found")

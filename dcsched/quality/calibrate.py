@@ -16,7 +16,7 @@ import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dcsched.config import REPO_ROOT, _finish, _load_yaml, _merge_overrides, _wrap
+from dcsched.config import RECIPES_DIR, _finish, _load_yaml, _merge_overrides, _wrap, shipped_file
 from dcsched.errors import ConfigError
 from dcsched.io import atomic_write, atomic_write_json
 from dcsched.quality.curves import CURVE_FAMILIES, QUALITY_DIR, SCHEMA_VERSION
@@ -57,9 +57,7 @@ ENUMS = {"kind": ("train_digits", "digits", "sd_local"), "family": tuple(CURVE_F
 
 
 def load_calibration_recipe(recipe: str, overrides: list[str]) -> CalibrateConfig:
-    path = Path(recipe)
-    if not path.exists() and (REPO_ROOT / "recipes" / "calibrate" / f"{recipe}.yaml").exists():
-        path = REPO_ROOT / "recipes" / "calibrate" / f"{recipe}.yaml"
+    path = shipped_file(recipe, RECIPES_DIR / "calibrate")
     raw = _load_yaml(path)
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(CalibrateConfig), raw)

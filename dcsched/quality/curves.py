@@ -17,11 +17,11 @@ from typing import Callable
 
 import numpy as np
 
-from dcsched.config import REPO_ROOT
+from dcsched.config import PACKAGE_DIR
 from dcsched.errors import ConfigError
 
 SCHEMA_VERSION = 1
-QUALITY_DIR = REPO_ROOT / "checkpoints" / "quality"
+QUALITY_DIR = PACKAGE_DIR / "checkpoints" / "quality"
 
 
 def sigmoid(steps: np.ndarray, A: float, kappa: float, s0: float, B: float) -> np.ndarray:

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from dcsched.config import REPO_ROOT
+from dcsched.config import PACKAGE_DIR
 
-DIGITS_DIR = REPO_ROOT / "checkpoints" / "digits"
+DIGITS_DIR = PACKAGE_DIR / "checkpoints" / "digits"
 NUM_CLASSES = 10
 TRAIN_SIZE = 1200
 
