@@ -128,7 +128,7 @@ def test_replay_buffer_checkpoint_holds_only_filled_rows():
     from tensordict import TensorDict
     from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
 
-    from dcsched.agents.replay_state import compact_state, expand_state
+    from dcsched.agents.torchrl_adapter import compact_state, expand_state
 
     def make():
         return TensorDictReplayBuffer(storage=LazyTensorStorage(10_000), batch_size=8)
@@ -151,3 +151,20 @@ def test_replay_buffer_checkpoint_holds_only_filled_rows():
     assert (a["obs"] == b["obs"]).all()
     restored.extend(TensorDict({"obs": torch.ones(4, 5), "next": {"reward": torch.ones(4, 1)}}, [4]))
     assert len(restored) == 104
+
+
+def test_the_torchrl_internals_the_adapter_needs_are_there(tmp_path):
+    """dcsched/agents/torchrl_adapter.py is the only code using TorchRL internals; this fails when a
+    TorchRL upgrade moves one of them (then fix the adapter, not its callers)."""
+    from tensordict import TensorDictBase
+
+    from dcsched.agents.torchrl_adapter import collector_state, storage_tensors
+
+    module = fit("recipes/sac.yaml", [], tmp_path, epochs=1)
+    tensors = storage_tensors(module.rb.storage)
+    assert tensors and all(t.shape[0] == module.cfg.agent.buffer_size for t in tensors.values())
+    state = module.rb.state_dict()["_storage"]
+    assert {"_storage", "_len", "initialized"} <= set(state) and isinstance(state["_storage"], dict)
+    module.train_dataloader()
+    saved = collector_state(module.collector)
+    assert isinstance(saved["carrier"], TensorDictBase) and "observation" in saved["carrier"].keys()

@@ -28,7 +28,8 @@ from torchrl.objectives import SACLoss, SoftUpdate, TD3Loss
 
 from dcsched.agents import networks
 from dcsched.agents.collection import make_collector
-from dcsched.agents.replay_state import compact_state, expand_state
+from dcsched.agents.torchrl_adapter import (collector_state, compact_state, expand_state, load_collector_state,
+                                            storage_tensors)
 from dcsched.agents.placement import check_placement, resolve_device
 from dcsched.config import RunConfig
 from dcsched.envs.dc_env import make_env
@@ -113,9 +114,9 @@ class CollectorAgent(L.LightningModule):
         parts: dict[str, object] = {"agent": self}
         if self.shaper is not None:
             parts["shaper.gen"] = self.shaper.gen
-        storage = self.rb.storage
-        if getattr(storage, "initialized", False):
-            parts["replay_buffer"] = dict(storage._storage.flatten_keys().items())
+        tensors = storage_tensors(self.rb.storage)
+        if tensors:
+            parts["replay_buffer"] = tensors
         parts["env.params"] = {k: v for k, v in vars(self.env.params).items() if isinstance(v, torch.Tensor)}
         parts["env.rng"] = self.env.rng
         return parts
@@ -210,8 +211,7 @@ class CollectorAgent(L.LightningModule):
             extra["cuda_rng"] = torch.cuda.get_rng_state(self.train_device)
         if self.collector is not None and self.cfg.collector.backend == "inprocess":
             # exact resume needs the in-process collector's state; remote workers restart their envs
-            extra["collector"] = self.collector.state_dict()
-            extra["carrier"] = self.collector._carrier.clone()
+            extra.update(collector_state(self.collector))
         if self.shaper is not None:
             extra["shaper_opt"] = self.shaper.optimizer_state()
         checkpoint["dcsched"] = extra
@@ -241,10 +241,7 @@ class CollectorAgent(L.LightningModule):
         extra, self._pending = self._pending, None
         self.env.rng.set_state(extra["env_rng"])
         if "collector" in extra and self.collector is not None:
-            state = dict(extra["collector"])
-            state["env_state_dict"] = self.env.state_dict()  # env buffers are rebuilt from the config
-            self.collector.load_state_dict(state)
-            self.collector._carrier.update(extra["carrier"])
+            load_collector_state(self.collector, extra, self.env.state_dict())  # env buffers: from the config
         self._pending_rng = extra["torch_rng"]
         if "cuda_rng" in extra and self.train_device.type == "cuda":
             torch.cuda.set_rng_state(extra["cuda_rng"].cpu(), self.train_device)
