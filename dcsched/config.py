@@ -359,10 +359,14 @@ def scenario_path(name_or_path: str) -> Path:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") and p.exists():
         return p
+    from dcsched.registry import SCENARIOS  # the shipped files, plus any a user registered
+
+    if name_or_path in SCENARIOS:
+        return Path(SCENARIOS.get(name_or_path))
     candidate = shipped_file(name_or_path, SCENARIO_DIR)
     if candidate.is_file() and candidate.suffix in (".yaml", ".yml"):
         return candidate
-    allowed = sorted(q.stem for q in SCENARIO_DIR.glob("*.yaml"))
+    allowed = SCENARIOS.names()
     close = difflib.get_close_matches(name_or_path, allowed, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     raise ConfigError("scenario", "scenario", f"unknown scenario '{name_or_path}'{hint}", ", ".join(allowed))

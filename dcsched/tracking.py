@@ -48,11 +48,13 @@ def quiet_libraries() -> None:
 
 
 def make_loggers(cfg, run_dir: Path, run_id: str | None = None, config: dict | None = None) -> list:
+    """The run's loggers, built by their LOGGERS entries: ``csv`` (``logger.csv``) and ``wandb``
+    (unless ``logger.wandb_mode`` or WANDB_MODE is ``disabled``)."""
     loggers = []
     if cfg.logger.csv:
-        loggers.append(make_csv_logger(run_dir, cfg.name))
-    wb = make_wandb_logger(run_dir, cfg.name, mode=cfg.logger.wandb_mode, project=cfg.logger.project,
-                           run_id=run_id, config=config)
+        loggers.append(LOGGERS.get("csv")(run_dir, cfg.name))
+    wb = LOGGERS.get("wandb")(run_dir, cfg.name, mode=cfg.logger.wandb_mode, project=cfg.logger.project,
+                              run_id=run_id, config=config)
     if wb is not None:
         loggers.append(wb)
     return loggers

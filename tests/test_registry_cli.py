@@ -82,3 +82,22 @@ def test_trace_format_matches_summary(tmp_path):
         assert ended == pytest.approx(arrived, rel=1e-6)
     shares = trace[[f"x_to_{n}_short" for n in range(3)]].sum(axis=1)
     assert np.allclose(shares, 1.0, atol=1e-5)
+
+
+def test_registered_scenarios_and_loggers_are_what_the_code_looks_up(tmp_path, monkeypatch):
+    """A scenario registered by a user's code is found by name; loggers are built by their entries."""
+    import shutil
+
+    from dcsched.config import SCENARIO_DIR, load_recipe, load_scenario
+    from dcsched.registry import LOGGERS
+    from dcsched.tracking import make_loggers
+
+    mine = tmp_path / "my_site.yaml"
+    shutil.copy(SCENARIO_DIR / "paper3.yaml", mine)
+    monkeypatch.setitem(SCENARIOS._entries, "my_site", type(SCENARIOS.entries()[0])("my_site", mine, "mine"))
+    assert load_scenario("my_site").dcs[0].region == load_scenario("paper3").dcs[0].region
+    built = []
+    monkeypatch.setitem(LOGGERS._entries, "csv", type(LOGGERS.entries()[0])(
+        "csv", lambda run_dir, name, **_: built.append(name) or "a-logger", "test"))
+    cfg = load_recipe("recipes/sac.yaml", ["logger.wandb_mode=disabled", "name=logged"])
+    assert make_loggers(cfg, tmp_path) == ["a-logger"] and built == ["logged"]
