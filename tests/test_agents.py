@@ -58,12 +58,14 @@ def test_resume_continues_exactly(tmp_path, recipe, cls):
         assert torch.equal(a, b)
 
 
-def test_vp_schedule_matches_closed_form():
+def test_vp_schedule_matches_hand_computed_numbers():
+    """W = 5, beta in [0.1, 10]: beta_i = 1 - exp(-0.02 - 0.198 (2i - 1)), worked out by hand, and the
+    product of (1 - beta_i) over all steps is exp(-(b_min + (b_max - b_min) / 2)) = exp(-5.05)."""
     W, bmin, bmax = 5, 0.1, 10.0
     betas = vp_betas(W, bmin, bmax, torch.float64)
-    for i in range(1, W + 1):
-        expected = 1 - math.exp(-bmin / W - (bmax - bmin) * (2 * i - 1) / (2 * W * W))
-        assert betas[i - 1].item() == pytest.approx(expected, rel=1e-12)
+    hand = [0.1958745583, 0.4588181934, 0.6357810204, 0.7548781880, 0.8350313792]
+    assert betas.tolist() == pytest.approx(hand, abs=1e-10)
+    assert torch.prod(1 - betas).item() == pytest.approx(math.exp(-5.05), rel=1e-12)
     s = DiffusionSchedule(W, bmin, bmax)
     torch.testing.assert_close(s.alphas_cumprod, torch.cumprod(1 - betas, 0).float())
     assert (betas[1:] > betas[:-1]).all() and 0 < betas.min() and betas.max() < 1

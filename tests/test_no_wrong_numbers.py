@@ -113,7 +113,7 @@ def test_the_console_table_fits_its_width_and_says_what_it_left_out():
         lines = console.export_text().splitlines()
         assert max(map(len, lines)) <= width
         assert "…" not in "".join(lines), "no cell is truncated"
-        assert "left out to fit" in lines[-1] or "left out to fit" in " ".join(lines[-2:])
+        assert "left out to fit" in " ".join(lines[-2:])  # the note may wrap onto a second line
         header = next(line for line in lines if "policy" in line)
         assert all(COLUMN_LABELS[c] in header for c in ("utility_usd", "violation_rate", "share_of_bound"))
     wide = Console(width=250, record=True)
