@@ -21,11 +21,16 @@ def make_csv_logger(run_dir: Path, name: str, **_):
     return CSVLogger(save_dir=str(run_dir), name="csv")  # csv/version_K/metrics.csv; a resume adds a version, never overwrites
 
 
+def effective_wandb_mode(configured: str) -> str:
+    """WANDB_MODE wins over the config's ``logger.wandb_mode`` (read it before W&B starts: an
+    offline run rewrites the variable to "dryrun")."""
+    return os.environ.get("WANDB_MODE") or configured
+
+
 @LOGGERS.register("wandb", "Weights & Biases via Lightning's WandbLogger (offline by default, resumable id)")
 def make_wandb_logger(run_dir: Path, name: str, mode: str = "offline", project: str = "dcsched",
                       run_id: str | None = None, config: dict | None = None, **_):
-    env_mode = os.environ.get("WANDB_MODE")
-    mode = env_mode or mode
+    mode = effective_wandb_mode(mode)
     if mode == "disabled":
         return None
     if mode == "online" and not (os.environ.get("WANDB_API_KEY") or Path.home().joinpath(".netrc").exists()):

@@ -163,7 +163,7 @@ def train_from_config(cfg, console=None, agent_cls=None, evaluate: bool = True, 
     ``run_dir``: a fixed folder (the experiment layer's); default ``out_dir/<name>-s<seed>-<time>``.
     Raises KeyboardInterrupt after a Ctrl-C, once last.ckpt is written."""
     from dcsched.registry import AGENTS
-    from dcsched.tracking import make_loggers, quiet_libraries
+    from dcsched.tracking import effective_wandb_mode, make_loggers, quiet_libraries
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     quiet_libraries()
@@ -180,7 +180,7 @@ def train_from_config(cfg, console=None, agent_cls=None, evaluate: bool = True, 
             save_resolved(cfg, run_dir)
         module = agent_cls(to_container(cfg))
         module.wandb_id = saved.get("wandb_id") or uuid.uuid4().hex[:8]
-        mode = os.environ.get("WANDB_MODE") or cfg.logger.wandb_mode  # before W&B rewrites it ("dryrun")
+        mode = effective_wandb_mode(cfg.logger.wandb_mode)
         loggers = make_loggers(cfg, run_dir, run_id=module.wandb_id, config=to_container(cfg))
         trainer = build_trainer(cfg, run_dir, loggers)
         with deferred_interrupt(module):

@@ -46,7 +46,7 @@ def _manifest(raw_dir: Path) -> dict[str, str]:
 
 @lru_cache(maxsize=None)
 def _verified(path: Path, size: int, mtime_ns: int) -> None:
-    raw_dir = regions.RAW_DIR
+    raw_dir = Path(regions.RAW_DIR).resolve()
     name = path.relative_to(raw_dir).as_posix()
     want = _manifest(raw_dir).get(name)
     if want is None:
@@ -72,12 +72,12 @@ def verify_shipped(path: Path) -> Path:
     return path
 
 
-def read_csv(path: Path, columns: tuple[str, ...], numeric: tuple[str, ...] = (), **kwargs) -> pd.DataFrame:
+def read_csv(path: Path, columns: tuple[str, ...], numeric: tuple[str, ...] = ()) -> pd.DataFrame:
     """The ``columns`` of a CSV file; ``numeric`` ones as float64. Raises DataError naming the file,
     the column and the first bad row (its line number in the file, header = line 1)."""
     path = verify_shipped(path)
     try:
-        df = pd.read_csv(path, **kwargs)
+        df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
         raise DataError(f"{path}: not a readable CSV file ({type(err).__name__}: {err})") from err
     missing = [c for c in columns if c not in df.columns]

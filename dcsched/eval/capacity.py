@@ -22,7 +22,6 @@ from dcsched.data.exogenous import split_days
 from dcsched.envs import make_env
 from dcsched.eval.rollout import run_days
 from dcsched.sim.calibration import capacity_report
-from dcsched.sim.params import build_params
 
 
 def simulated_violation(cfg, days: list[int]) -> dict[str, np.ndarray]:
@@ -39,14 +38,12 @@ def simulated_violation(cfg, days: list[int]) -> dict[str, np.ndarray]:
 
 
 def capacity_markdown(cfg, days: list[int]) -> str:
-    p = build_params(cfg)
     fluid = capacity_report(cfg)
     sim = simulated_violation(cfg, days)
-    exec_s = (30.0 * p.tau_step_s + p.tau_fixed_s).numpy()
     lines = ["| DC | e(30 steps) | G | capacity (jobs/slot) | peak arrivals (jobs/slot) | fluid peak violation "
              f"| simulated: peak slot | simulated: whole day |", "|---|---|---|---|---|---|---|---|"]
     for n, dc in enumerate(cfg.dcs):
-        lines.append(f"| {dc.region} / {dc.model} | {exec_s[n]:.3f} s | {dc.num_gpus} "
+        lines.append(f"| {dc.region} / {dc.model} | {fluid['exec_s'][n]:.3f} s | {dc.num_gpus} "
                      f"| {fluid['capacity_jobs_per_slot'][n]:,.0f} | {fluid['peak_arrivals_per_slot'][n]:,.0f} "
                      f"| {100 * fluid['peak_violation_share'][n]:.1f} % | {100 * sim['peak_slot_share'][n]:.1f} % "
                      f"| {100 * sim['day_share'][n]:.1f} % |")

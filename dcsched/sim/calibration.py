@@ -22,6 +22,7 @@ def capacity_report(cfg, steps: float = 30.0) -> dict:
     cap_jobs = p.capacity_gpu_s.numpy() / _exec_s(p, steps)  # [N] jobs per slot
     peak = rate.max(axis=0)
     return {
+        "exec_s": _exec_s(p, steps).tolist(),  # [N] seconds per job at ``steps`` and f_max
         "capacity_jobs_per_slot": cap_jobs.tolist(),
         "peak_arrivals_per_slot": peak.tolist(),
         "peak_violation_share": np.clip(1.0 - cap_jobs / peak, 0.0, 1.0).tolist(),
