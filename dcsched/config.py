@@ -169,10 +169,11 @@ class AgentConfig:
     gamma: float = 0.99
     lr_actor: float = 3e-4
     lr_critic: float = 1e-3
-    lr_alpha: float = 3e-4
-    alpha_init: float = 1e-4  # SAC entropy temperature at the start
+    lr_alpha: float = 1e-4  # learning rate of the entropy temperature (MODEL.md 8: "alpha 1e-4")
+    alpha_init: float = 1.0  # SAC entropy temperature at the start, auto-tuned (target entropy -dim(a))
     fixed_alpha: bool = False  # True: keep alpha at alpha_init
     tau: float = 0.005
+    critic_loss: str = "l2"  # l2 (squared TD error, as SAC, TD3 and DRESS) | smooth_l1 (TorchRL's default) | l1
     batch_size: int = 256
     buffer_size: int = 1_000_000
     hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
@@ -195,7 +196,7 @@ class AgentConfig:
 class ShaperConfig:
     """Reward agent of DRESS-style shaping (MODEL.md section 8)."""
 
-    name: str = "none"  # none | dress | mlp_rs | dress_nocond | dress_potential
+    name: str = "none"  # none | dress | mlp_rs | dress_nocond | dress_pbrs | placebo_rs | noise_rs
     eta: float = 0.4  # weight of r^A in the policy agent's critic target
     latent_dim: int = 128  # M
     denoising_steps: int = 5  # W
@@ -208,8 +209,10 @@ class ShaperConfig:
     tau: float = 0.005
     lr_actor: float = 3e-4
     lr_critic: float = 1e-3
-    alpha: float = 1e-4  # fixed entropy weight of the reward agent
-    rs_learning_starts: int = 5000  # frames before r^A enters the policy agent's target
+    alpha_init: float = 1.0  # the reward agent's entropy temperature at the start, auto-tuned (target entropy -1)
+    lr_alpha: float = 1e-4  # its learning rate
+    fixed_alpha: bool = False  # True: keep alpha at alpha_init
+    rs_learning_starts: int = 5000  # frames the reward agent trains (from its first update) before r^A enters the target
 
 
 @dataclass
@@ -272,6 +275,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "env.action_encoding": ("continuous", "discrete"),
     "env.split": ("train", "test", "all"),
     "env.dtype": ("float32", "float64"),
+    "agent.critic_loss": ("l2", "smooth_l1", "l1"),
     "logger.wandb_mode": ("offline", "disabled", "online"),
     "scenario.energy.control": ("heuristic", "learned"),
     "scenario.arrivals.shape": ("alibaba_gentd26", "flat"),

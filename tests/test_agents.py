@@ -83,6 +83,8 @@ def test_gradients_reach_every_layer_of_the_chain():
 def test_reward_agent_stores_what_it_proposed_and_shapes_per_sample():
     from tensordict import TensorDict
 
+    from dcsched.shaping.base import SHAPED_REWARD
+
     shaper = RewardAgentShaper(6, 3, latent_dim=8, num_steps=3, hidden=[16, 16], cond_hidden=16, eta=0.5,
                                rs_learning_starts=0, seed=1)
     batch = TensorDict({"observation": torch.randn(4, 5, 6), "action": torch.rand(4, 5, 3) * 2 - 1}, batch_size=[4, 5])
@@ -93,11 +95,19 @@ def test_reward_agent_stores_what_it_proposed_and_shapes_per_sample():
     torch.testing.assert_close(batch[R_AUX_KEY].reshape(-1, 1), again)
     assert (batch[R_AUX_KEY].abs() <= 1).all()
     sample = batch.reshape(-1)
-    sample.set(("next", "reward"), torch.zeros(20, 1))
-    shaped = shaper.shaped_reward(sample, actor=None, frames=10)
+    sample.set("next", TensorDict({"observation": torch.randn(20, 6), "reward": torch.zeros(20, 1),
+                                   "terminated": torch.zeros(20, 1, dtype=torch.bool)}, [20]))
+    shaper.shape(sample, _random_actor(3), frames=10)
+    shaped = sample["next", SHAPED_REWARD]
     assert shaped.shape == (20, 1) and shaped.std() > 0, "r^A must be per sample, not one value broadcast"
-    shaper.rs_learning_starts = 100
-    assert torch.equal(shaper.shaped_reward(sample, actor=None, frames=10), sample["next", "reward"])
+    assert torch.equal(sample["next", "reward"], torch.zeros(20, 1)), "the sampled r^E must not be overwritten"
+
+
+def _random_actor(act_dim):
+    """A stand-in policy agent actor: a' uniform in [-1, 1] from the global RNG."""
+    from tensordict.nn import TensorDictModule
+
+    return TensorDictModule(lambda obs: torch.rand(obs.shape[0], act_dim) * 2 - 1, ["observation"], ["action"])
 
 
 def test_short_training_beats_random_on_deterministic_dense_env(tmp_path):

@@ -4,6 +4,7 @@ out-of-range values, a checkpoint evaluated in other env settings than it was tr
 import json
 
 import pytest
+import torch
 
 from dcsched.baselines.lp_bound import bound_scenario_hash, load_bounds
 from dcsched.cli import main
@@ -182,3 +183,27 @@ def test_the_capacity_table_in_the_docs_is_what_the_command_prints():
     docs = (Path(__file__).resolve().parent.parent / "docs" / "scenarios.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| US-")]
     assert len(rows) == 3 and all(row in docs for row in rows), "regenerate: python -m dcsched.eval.capacity paper3"
+
+
+def test_loading_a_checkpoint_builds_the_policy_only_and_acts_like_the_trained_actor(tmp_path):
+    """No training env, no reseeding: the global RNG stream is untouched by loading; the loaded
+    actor's mean actions equal the training module's; another scenario's env is refused."""
+    from dcsched.agents.checkpoint_policy import load_checkpoint_policy
+    from dcsched.config import EnvConfig
+    from dcsched.data.exogenous import split_days
+    from dcsched.envs import make_env
+
+    module = fit("recipes/sac.yaml", [], tmp_path, epochs=1)
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    cfg = load_scenario("paper3")
+    env = make_env(cfg, EnvConfig(num_envs=2), days=split_days(cfg, "test")[:1])
+    torch.manual_seed(123)
+    expected_draw = torch.rand(3)
+    torch.manual_seed(123)
+    policy = load_checkpoint_policy(ckpt, env)
+    assert torch.equal(torch.rand(3), expected_draw), "loading a checkpoint must not reseed the process"
+    td = env.reset()
+    torch.testing.assert_close(policy.act(td), module.act(td))
+    other = load_scenario("global8")
+    with pytest.raises(ConfigError, match="trained on 'paper3'"):
+        load_checkpoint_policy(ckpt, make_env(other, EnvConfig(num_envs=2), days=split_days(other, "test")[:1]))

@@ -39,8 +39,11 @@ def test_quick_recipe_trains_and_evaluates(path, tmp_path):
     metrics = (run_dir / "csv" / "version_0" / "metrics.csv").read_text()
     assert "train/utility_usd_per_slot" in metrics and "train/violation_rate" in metrics
     if cfg.shaper.name != "none":
-        for key in ("rs/shaped_reward_mean", "rs/shaped_reward_std", "rs/corr_shaped_env", "rs/loss_actor"):
+        for key in ("rs/r_aux_mean", "rs/r_aux_std", "rs/active", "diag/corr_r_aux_r_env", "diag/corr_r_aux_advantage"):
             assert key in metrics, key
+        if cfg.shaper.name in ("dress", "mlp_rs"):  # a trained reward agent: its loss, temperature, critic slope
+            for key in ("rs/loss_actor", "rs/alpha", "diag/dq_ra_dr_aux_abs_mean"):
+                assert key in metrics, key
     summary = (run_dir / "eval" / "comparison.md").read_text()
     assert run_dir.name in summary and "local_only" in summary
     from dcsched.eval.plots import plot_learning_curves

@@ -1,19 +1,39 @@
-"""Evaluate a trained agent's checkpoint like any other policy."""
+"""Evaluate a trained agent's checkpoint like any other policy.
+
+Loading builds the policy network only (from the checkpoint's config and its ``actor.*`` weights):
+no training env, replay buffer, shaper or collector, and no reseeding of the process.
+"""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
-import copy
-
 import torch
+from omegaconf import OmegaConf
+from torch import nn
+from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from dcsched.baselines.policy import Policy
 from dcsched.errors import ConfigError
 
 
+class TrainedPolicy(nn.Module):
+    """A trained actor with what evaluation needs: its sizes, the run's config, the mean action."""
+
+    def __init__(self, actor: nn.Module, obs_dim: int, act_dim: int, cfg):
+        super().__init__()
+        self.actor, self.obs_dim, self.act_dim, self.cfg = actor, obs_dim, act_dim, cfg
+
+    @torch.no_grad()
+    def act(self, td):
+        """Deterministic action (policy mean). td["observation"] [B, obs_dim] -> [B, act_dim]."""
+        with set_exploration_type(ExplorationType.DETERMINISTIC):
+            return self.actor(td.select("observation").clone())["action"]
+
+
 class CheckpointPolicy(Policy):
-    """The deterministic (mean) action of a trained actor."""
+    """The deterministic (mean) action of a trained actor (a TrainedPolicy or a training module)."""
 
     def __init__(self, module, path: Path):
         self.module = module.eval()
@@ -33,16 +53,26 @@ class CheckpointPolicy(Policy):
 
 
 def load_checkpoint_policy(path: Path, env) -> CheckpointPolicy:
-    from dcsched.registry import AGENTS
+    """The policy of a Lightning checkpoint written by ``dcsched train``, on ``env``'s device."""
+    from dcsched.agents import networks
 
     path = Path(path)
     if not path.exists():
         raise ConfigError("command line", "--policy", f"checkpoint {path} not found")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    cfg = copy.deepcopy(ckpt["hyper_parameters"]["cfg"])
-    cls = AGENTS.get(cfg["agent"]["name"])
-    # the policy runs where the evaluation env runs, whichever device it was trained on
-    cfg["env"]["device"] = str(env.device)
-    cfg["trainer"]["accelerator"] = "auto"
-    module = cls.load_from_checkpoint(path, map_location=env.device, weights_only=False, cfg=cfg)
-    return CheckpointPolicy(module, path).bind(env)
+    ckpt = torch.load(path, map_location=env.device, weights_only=False)
+    try:
+        cfg = OmegaConf.create(copy.deepcopy(ckpt["hyper_parameters"]["cfg"]))
+        weights = {k[len("actor."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("actor.")}
+        # sizes from the weights: the first layer's input and the last layer's output (x2 for loc and scale)
+        ordered = [v for k, v in weights.items() if k.endswith("weight")]
+        obs_dim, out_dim = ordered[0].shape[1], ordered[-1].shape[0]
+    except (KeyError, IndexError) as err:
+        raise ConfigError(str(path), "state_dict", f"not a dcsched training checkpoint ({err!r})") from None
+    name = cfg.agent.name
+    act_dim = out_dim if name == "td3" else out_dim // 2
+    with torch.random.fork_rng(devices=[]):  # the weights' throw-away init must not advance the caller's stream
+        actor = networks.policy_network(name, obs_dim, act_dim, list(cfg.agent.hidden_sizes),
+                                        env.action_spec_unbatched if act_dim == env.action_spec.shape[-1] else None)
+    actor.load_state_dict(weights)
+    policy = TrainedPolicy(actor.to(env.device), obs_dim, act_dim, cfg)
+    return CheckpointPolicy(policy, path).bind(env)

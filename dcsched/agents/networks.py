@@ -18,6 +18,26 @@ def sac_actor(obs_dim: int, act_dim: int, hidden: list[int], spec) -> Probabilis
                               default_interaction_type=ExplorationType.RANDOM, return_log_prob=False)
 
 
+def ppo_actor(obs_dim: int, act_dim: int, hidden: list[int], spec) -> ProbabilisticActor:
+    """PPO's Gaussian policy (Tanh MLP) squashed by tanh onto the [-1, 1] box, with its log-prob."""
+    net = nn.Sequential(MLP(in_features=obs_dim, out_features=2 * act_dim, num_cells=list(hidden),
+                            activation_class=nn.Tanh), NormalParamExtractor())
+    return ProbabilisticActor(TensorDictModule(net, in_keys=["observation"], out_keys=["loc", "scale"]),
+                              in_keys=["loc", "scale"], spec=spec, distribution_class=TanhNormal,
+                              distribution_kwargs={"low": -1.0, "high": 1.0},
+                              default_interaction_type=ExplorationType.RANDOM, return_log_prob=True)
+
+
+def policy_network(agent_name: str, obs_dim: int, act_dim: int, hidden: list[int], spec) -> TensorDictModule:
+    """The actor an agent of this name acts with (what a checkpoint's ``actor.*`` weights fill)."""
+    builders = {"sac": lambda: sac_actor(obs_dim, act_dim, hidden, spec),
+                "td3": lambda: deterministic_actor(obs_dim, act_dim, hidden),
+                "ppo": lambda: ppo_actor(obs_dim, act_dim, hidden, spec)}
+    if agent_name not in builders:
+        raise ValueError(f"no policy network for agent '{agent_name}' (allowed: {', '.join(builders)})")
+    return builders[agent_name]()
+
+
 def deterministic_actor(obs_dim: int, act_dim: int, hidden: list[int]) -> TensorDictModule:
     net = nn.Sequential(MLP(in_features=obs_dim, out_features=act_dim, num_cells=list(hidden),
                             activation_class=nn.ReLU), nn.Tanh())

@@ -6,9 +6,10 @@ iterator itself, so Lightning never prefetches a batch: a checkpoint taken after
 exactly k batches, which is what makes resume exact. Counters are environment frames and
 gradient updates (``self.frames``, ``self.updates``), not Lightning's global_step.
 
-An optional shaper (``dcsched.shaping``) is a constructor argument: it annotates each batch with
-the auxiliary reward it proposes, replaces r^E by r^E + eta * r^A per sample in the critic
-target, and runs its own update after each policy update.
+An optional shaper (``dcsched.shaping``, chosen by registry name) acts on each sampled batch like a
+transform: it annotates each collected batch with the auxiliary reward it proposes, and per update
+runs its own step and writes r^E + eta * F to ("next", "shaped_reward"); the policy agent's loss
+is pointed at that key with ``set_keys`` (the sampled r^E is never overwritten).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dcsched.agents.torchrl_adapter import (collector_state, compact_state, expa
 from dcsched.agents.placement import check_placement, resolve_device
 from dcsched.config import RunConfig
 from dcsched.envs.dc_env import make_env
+from dcsched.shaping.base import R_AUX_NOW_KEY, SHAPED_REWARD, correlation
 
 
 def _identity(x):
@@ -82,7 +84,6 @@ class CollectorAgent(L.LightningModule):
         self.act_dim = self.env.action_spec.shape[-1]
         if c.env.action_encoding != "continuous":
             raise ValueError(f"{self.algo} needs env.action_encoding=continuous")
-        self.build(c)
         self.shaper = None
         if c.shaper.name != "none":
             from dcsched.errors import ConfigError
@@ -94,6 +95,9 @@ class CollectorAgent(L.LightningModule):
 
             self.shaper = SHAPERS.get(c.shaper.name)(self.obs_dim, self.act_dim, c.shaper, c.seed,
                                                      device=self.train_device)
+        self.build(c)
+        if self.shaper is not None:
+            self.loss.set_keys(reward=SHAPED_REWARD)
         size = c.agent.buffer_size if self.uses_replay else 1
         self.rb = TensorDictReplayBuffer(storage=LazyTensorStorage(size, device=self.train_device),
                                          batch_size=c.agent.batch_size)
@@ -279,29 +283,35 @@ class OffPolicyAgent(CollectorAgent):
             self.update_credit += c.agent.utd * n_frames / c.env.num_envs
             n_updates = int(math.floor(float(self.update_credit)))
             self.update_credit -= n_updates
-            for _ in range(n_updates):
+            for i in range(n_updates):
                 sample = self.rb.sample()
-                r_env = sample["next", "reward"]
+                diagnose = i == n_updates - 1  # diagnostics once per collector batch (the logging window)
                 if self.shaper is not None:
-                    shaped = self.shaper.shaped_reward(sample, self.actor, int(self.frames))
-                    losses["rs/shaped_reward_mean"] = float(shaped.mean())
-                    losses["rs/shaped_reward_std"] = float(shaped.std())
-                    losses["rs/corr_shaped_env"] = _corr(shaped, r_env)
-                    sample.set(("next", "reward"), shaped)
+                    losses.update(self.shaper.shape(sample, self.actor, int(self.frames), diagnose))
                 losses.update(self.gradient_update(sample))
-                if self.shaper is not None:
-                    sample.set(("next", "reward"), r_env)
-                    losses.update(self.shaper.update(sample, self.actor))
+                if diagnose and self.shaper is not None:
+                    losses["diag/corr_r_aux_advantage"] = correlation(sample[R_AUX_NOW_KEY], self.advantage(sample))
                 self.updates += 1
         metrics.update(losses)
         self.log_metrics(metrics)
 
+    @torch.no_grad()
+    def advantage(self, sample: TensorDictBase) -> torch.Tensor:
+        """The policy agent's advantage estimate A(s, a) = Q(s, a) - Q(s, mean action), with Q the
+        minimum over its Q-networks (the loss module's current parameters). Returns [B, 1]."""
+        loss = self.loss
+        with set_exploration_type(ExplorationType.DETERMINISTIC):
+            mean_action = self.actor(sample.select("observation").clone())["action"]
 
-def _corr(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.flatten().double(), b.flatten().double()
-    a, b = a - a.mean(), b - b.mean()
-    den = (a.norm() * b.norm()).item()
-    return float((a @ b).item() / den) if den > 0 else 0.0
+        def min_q(action):
+            td = sample.select("observation").clone().set("action", action)
+            values = []
+            for j in range(loss.num_qvalue_nets):
+                with loss.qvalue_network_params[j].to_module(loss.qvalue_network):
+                    values.append(loss.qvalue_network(td.clone())["state_action_value"])
+            return torch.stack(values).min(0).values
+
+        return min_q(sample["action"]) - min_q(mean_action)
 
 
 class SACAgent(OffPolicyAgent):
@@ -316,7 +326,8 @@ class SACAgent(OffPolicyAgent):
         self.actor(self.env.reset())  # initialise lazy shapes
         q_net = networks.q_network(self.obs_dim, self.act_dim, a.hidden_sizes).to(self.train_device)
         self.loss = SACLoss(self.actor, q_net,
-                            num_qvalue_nets=2, alpha_init=a.alpha_init, fixed_alpha=a.fixed_alpha, action_spec=spec)
+                            num_qvalue_nets=2, alpha_init=a.alpha_init, fixed_alpha=a.fixed_alpha, action_spec=spec,
+                            loss_function=a.critic_loss)
         self.loss.make_value_estimator(gamma=a.gamma)
         _ = self.loss.target_entropy  # lazily registered buffer: touch it so checkpoints load strictly
         self.target_updater = SoftUpdate(self.loss, tau=a.tau)
@@ -358,7 +369,8 @@ class TD3Agent(OffPolicyAgent):
         self.actor(self.env.reset())
         q_net = networks.q_network(self.obs_dim, self.act_dim, a.hidden_sizes).to(self.train_device)
         self.loss = TD3Loss(self.actor, q_net,
-                            action_spec=spec, num_qvalue_nets=2, policy_noise=a.policy_noise, noise_clip=a.noise_clip)
+                            action_spec=spec, num_qvalue_nets=2, policy_noise=a.policy_noise, noise_clip=a.noise_clip,
+                            loss_function=a.critic_loss)
         self.loss.make_value_estimator(gamma=a.gamma)
         self.target_updater = SoftUpdate(self.loss, tau=a.tau)
 

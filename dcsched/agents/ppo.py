@@ -7,13 +7,12 @@ minibatches, then dropped. Shapers do not apply (they need replayed transitions)
 from __future__ import annotations
 
 import torch
-from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import nn
-from torchrl.envs.utils import ExplorationType
-from torchrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
+from torchrl.modules import MLP, ValueOperator
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
+from dcsched.agents import networks
 from dcsched.agents.off_policy import CollectorAgent
 
 
@@ -24,12 +23,7 @@ class PPOAgent(CollectorAgent):
     def build(self, c) -> None:
         a = c.agent
         spec = self.env.action_spec_unbatched
-        net = nn.Sequential(MLP(in_features=self.obs_dim, out_features=2 * self.act_dim, num_cells=list(a.hidden_sizes),
-                                activation_class=nn.Tanh), NormalParamExtractor())
-        self.actor = ProbabilisticActor(
-            TensorDictModule(net, in_keys=["observation"], out_keys=["loc", "scale"]), in_keys=["loc", "scale"],
-            spec=spec, distribution_class=TanhNormal, distribution_kwargs={"low": -1.0, "high": 1.0},
-            default_interaction_type=ExplorationType.RANDOM, return_log_prob=True)
+        self.actor = networks.ppo_actor(self.obs_dim, self.act_dim, a.hidden_sizes, spec)
         self.critic = ValueOperator(MLP(in_features=self.obs_dim, out_features=1, num_cells=list(a.hidden_sizes),
                                         activation_class=nn.Tanh), in_keys=["observation"])
         self.actor.to(self.train_device)

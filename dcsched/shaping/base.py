@@ -1,14 +1,17 @@
-"""The shaper interface an off-policy agent calls, and the reward agent's own SAC.
+"""The shaper interface an off-policy agent calls, and what every shaper shares.
 
 A shaper is an ``nn.Module`` with its own optimisers and its own random generator, so it never
 draws from the policy agent's random stream (this is what makes eta = 0 reduce exactly to SAC).
-The policy agent calls:
+It acts on sampled batches like a transform; the policy agent calls:
 
-- ``annotate(batch)`` on every collected batch: stores the auxiliary reward the reward agent
-  proposes for (s, a) under ``("shaper", "r_aux")`` (its transitions keep what it proposed);
-- ``shaped_reward(sample, actor, frames)`` per update: r^E + eta * r^A(s, a), r^A recomputed per
-  sample from the current reward agent, shape [B, 1]; r^A = 0 before ``rs_learning_starts`` frames;
-- ``update(sample, actor)`` per update: one SAC step of the reward agent on the environment reward.
+- ``annotate(batch)`` on every collected batch: stores the auxiliary reward it proposes for (s, a)
+  under ``R_AUX_KEY`` (the reward agent's transitions keep what it proposed);
+- ``shape(sample, actor, frames, diagnose)`` once per update: writes the policy agent's reward
+  r^E + eta * F to its own key ``("next", SHAPED_REWARD)`` (the sampled r^E is never overwritten;
+  the loss module is pointed at the new key with ``set_keys``), runs the shaper's own update on
+  the same sample, and returns its metrics. F = 0 until the shaper has trained for
+  ``rs_learning_starts`` environment frames, counted from its first update (:meth:`Shaper.active`).
+  No autograd graph outlives the call.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import torch
 from torch import nn
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+R_AUX_KEY = ("shaper", "r_aux")  # r^A proposed at collection time, [.., 1]
+R_AUX_NOW_KEY = ("shaper", "r_aux_now")  # r^A of the current reward agent at update time, [B, 1]
+SHAPED_REWARD = "shaped_reward"  # the policy agent's loss reads ("next", SHAPED_REWARD)
 
 
 def mlp(in_dim: int, out_dim: int, hidden: list[int], act=nn.Mish) -> nn.Sequential:
@@ -32,9 +38,17 @@ def mlp(in_dim: int, out_dim: int, hidden: list[int], act=nn.Mish) -> nn.Sequent
     return nn.Sequential(*layers)
 
 
-def tanh_gaussian(mu: torch.Tensor, log_std: torch.Tensor, gen: torch.Generator | None, deterministic: bool = False):
-    """Sample r = tanh(u), u ~ N(mu, sigma), with its log-probability. Shapes [B, 1]."""
-    log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+def squash_log_std(raw: torch.Tensor) -> torch.Tensor:
+    """Smooth map of a raw network output onto [LOG_STD_MIN, LOG_STD_MAX] (tanh-rescaled, as in
+    DRESS and CleanRL): unlike a clamp it never zeroes the gradient."""
+    return LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(raw) + 1.0)
+
+
+def tanh_gaussian(mu: torch.Tensor, raw_log_std: torch.Tensor, gen: torch.Generator | None,
+                  deterministic: bool = False):
+    """Sample r = tanh(u), u ~ N(mu, sigma), log sigma = squash_log_std(raw), with log pi(r).
+    Shapes [B, 1]; ``deterministic`` gives r = tanh(mu)."""
+    log_std = squash_log_std(raw_log_std)
     std = log_std.exp()
     if deterministic:
         u = mu
@@ -45,8 +59,24 @@ def tanh_gaussian(mu: torch.Tensor, log_std: torch.Tensor, gen: torch.Generator 
     return r, logp
 
 
+def potential_shaping(phi: torch.Tensor, phi_next: torch.Tensor, terminated: torch.Tensor,
+                      gamma: float) -> torch.Tensor:
+    """F = gamma (1 - terminated) Phi(s') - Phi(s) (Ng, Harada & Russell 1999): adding F to the
+    reward leaves the optimal policy unchanged for any state-only potential Phi. A truncated
+    (time-limit) transition keeps gamma Phi(s'), since bootstrapping continues there."""
+    return gamma * (1.0 - terminated.to(phi.dtype)) * phi_next - phi
+
+
+def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Pearson correlation of two tensors' flattened values (0 when either is constant)."""
+    a, b = a.detach().flatten().double(), b.detach().flatten().double()
+    a, b = a - a.mean(), b - b.mean()
+    den = (a.norm() * b.norm()).item()
+    return float((a @ b).item() / den) if den > 0 else 0.0
+
+
 class Shaper(nn.Module):
-    """Base class. ``eta`` scales the auxiliary reward in the policy agent's critic target."""
+    """Base class. ``eta`` scales F in the policy agent's critic target."""
 
     def __init__(self, eta: float, rs_learning_starts: int, seed: int, device: torch.device | str = "cpu"):
         super().__init__()
@@ -54,6 +84,22 @@ class Shaper(nn.Module):
         self.rs_learning_starts = int(rs_learning_starts)
         # on the training device: torch.randn(..., generator=gen, device=d) needs gen on d
         self.gen = torch.Generator(device=device).manual_seed(int(seed) + 7919)
+        # environment frame count at the shaper's first update (-1: not yet updated); in the checkpoint
+        self.register_buffer("first_update_frame", torch.full((), -1, dtype=torch.long, device=device))
+
+    def active(self, frames: int) -> bool:
+        """Whether F enters the policy agent's target: eta > 0 and the shaper has trained for
+        ``rs_learning_starts`` environment frames since its first update. Call once per update
+        (the first call records the first update's frame count)."""
+        if int(self.first_update_frame) < 0:
+            self.first_update_frame.fill_(int(frames))
+        return self.eta != 0.0 and int(frames) - int(self.first_update_frame) >= self.rs_learning_starts
+
+    def write_shaped(self, sample, bonus: torch.Tensor | None) -> None:
+        """("next", SHAPED_REWARD) = r^E + eta * bonus (exactly r^E when bonus is None)."""
+        r_env = sample["next", "reward"]
+        shaped = r_env.clone() if bonus is None else r_env + self.eta * bonus.detach().to(r_env.dtype)
+        sample.set(("next", SHAPED_REWARD), shaped)
 
     def _forked_devices(self) -> list[int]:
         """CUDA devices whose random state :meth:`own_rng` must save and restore."""
@@ -72,14 +118,11 @@ class Shaper(nn.Module):
     def annotate(self, batch) -> None:
         raise NotImplementedError
 
-    def shaped_reward(self, sample, actor, frames: int) -> torch.Tensor:
-        raise NotImplementedError
-
-    def update(self, sample, actor) -> dict[str, float]:
+    def shape(self, sample, actor, frames: int, diagnose: bool = False) -> dict[str, float]:
         raise NotImplementedError
 
     def optimizer_state(self) -> dict:
-        return {}
+        return {"gen": self.gen.get_state()}
 
     def load_optimizer_state(self, state: dict) -> None:
-        pass
+        self.gen.set_state(state["gen"])
