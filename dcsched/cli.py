@@ -34,6 +34,8 @@ def cmd_list(args) -> int:
     from dcsched.registry import ALL_REGISTRIES
 
     console = _console()
+    if args.keys:
+        return _list_keys(console, args.keys, args.kind)
     for kind, reg in ALL_REGISTRIES.items():
         if args.kind and kind != args.kind:
             continue
@@ -91,6 +93,24 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _list_keys(console, recipe: str, prefix: str | None) -> int:
+    from rich.table import Table
+
+    from dcsched.config import describe_keys, load_recipe, shipped_file
+
+    cfg = load_recipe(shipped_file(recipe))
+    table = Table(title=f"keys of {recipe} (override any as key=value)", title_justify="left")
+    for col in ("key", "value", "default", "meaning"):
+        table.add_column(col, overflow="fold")
+    for key, value, default, meaning in describe_keys(cfg):
+        if prefix and not key.startswith(prefix):
+            continue
+        changed = value != default
+        table.add_row(key, f"[bold]{value}[/bold]" if changed else str(value), str(default), meaning)
+    console.print(table)
+    return 0
+
+
 def cmd_train(args) -> int:
     from dcsched.config import load_recipe
     from dcsched.registry import AGENTS
@@ -141,8 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Joint energy management and AIGC workload scheduling across geo-distributed data centres.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("list", help="print every registered component with its description")
-    p.add_argument("kind", nargs="?", default=None, help="only this kind (scenario, agent, shaper, policy, ...)")
+    p = sub.add_parser("list", help="print every registered component with its description, or a recipe's keys")
+    p.add_argument("kind", nargs="?", default=None,
+                   help="only this kind (scenario, agent, shaper, policy, ...); with --keys: only keys starting with it")
+    p.add_argument("--keys", metavar="RECIPE", default=None,
+                   help="list every key of RECIPE with its value, its default and its meaning (e.g. --keys quick/sac agent)")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("train", help="train an agent from a recipe: dcsched train RECIPE [key=value ...]")

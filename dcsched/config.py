@@ -52,7 +52,7 @@ class DCConfig:
 
     region: str = MISSING  # price, weather and carbon region id, e.g. US-CAL-CISO
     model: str = MISSING  # diffusion model key with a quality artifact, e.g. sdxl
-    gpu: str = "A100"
+    gpu: str = "A100"  # GPU type (A100 | H100): sets the idle power default
     num_gpus: int = MISSING  # G_n
     tau_step_s: float = MISSING  # seconds per denoising step at f_max
     tau_fixed_s: float = MISSING  # seconds per job independent of steps
@@ -68,9 +68,9 @@ class DCConfig:
 class ClassesConfig:
     """Job classes (MODEL.md section 3)."""
 
-    names: list[str] = field(default_factory=lambda: ["short", "long"])
-    deadline_s: list[float] = field(default_factory=lambda: [5.0, 60.0])
-    mix: list[float] = field(default_factory=lambda: [0.5, 0.5])
+    names: list[str] = field(default_factory=lambda: ["short", "long"])  # job class names
+    deadline_s: list[float] = field(default_factory=lambda: [5.0, 60.0])  # deadline D_k per class, s
+    mix: list[float] = field(default_factory=lambda: [0.5, 0.5])  # share of arrivals per class
     late_penalty_factor: list[float] = field(default_factory=lambda: [1.0, 0.5])  # psi / rho
     drop_penalty_factor: float = 2.0  # psi_drop / rho
 
@@ -81,7 +81,7 @@ class ArrivalsConfig:
     shape: str = "alibaba_gentd26"  # hour-of-day shape source
     smooth_hours: int = 3  # circular moving average width
     floor: float = 0.1  # floor of the normalised shape
-    phase_shift_h: float = -8.0
+    phase_shift_h: float = -8.0  # shift of the hour-of-day shape, h
     daily_variation: str = "none"  # none | sustaindc (day-to-day level from the yearly CPU-load series)
     stochastic: bool = True  # False: expected arrivals (deterministic mode)
 
@@ -90,55 +90,55 @@ class ArrivalsConfig:
 class TransferConfig:
     cost_matrix: str = "aws"  # network price list
     gb_per_job: float = 0.0015  # 1.5 MB per image job
-    delay_same_continent_s: float = 0.07
-    delay_other_continent_s: float = 0.25
+    delay_same_continent_s: float = 0.07  # network delay between DCs on one continent, s
+    delay_other_continent_s: float = 0.25  # network delay across continents, s
 
 
 @dataclass
 class EnergyConfig:
     """Power, cooling, renewables, battery and grid (MODEL.md section 6)."""
 
-    base_power_w_per_8_gpus: float = 150.0
-    pue_base: float = 1.1
-    pue_slope_per_c: float = 0.01
-    pue_threshold_c: float = 20.0
+    base_power_w_per_8_gpus: float = 150.0  # server base power, W per 8 GPUs
+    pue_base: float = 1.1  # PUE(T) = pue_base + pue_slope_per_c · max(0, T − pue_threshold_c)
+    pue_slope_per_c: float = 0.01  # PUE increase per °C above the threshold
+    pue_threshold_c: float = 20.0  # outdoor temperature above which PUE rises, °C
     full_load_pue: float = 1.2  # used only to size PV, wind and battery
-    pv_kwp_per_full_kw: float = 0.5
-    wind_kw_per_full_kw: float = 0.3
-    battery_hours: float = 2.0
-    battery_power_per_full_kw: float = 0.5
-    eta_charge: float = 0.95
-    eta_discharge: float = 0.95
-    soc_min: float = 0.1
-    soc_max: float = 0.9
-    soc_init: float = 0.5
-    degradation_usd_per_kwh: float = 0.01
-    sell_price_factor: float = 0.8
+    pv_kwp_per_full_kw: float = 0.5  # PV size, kWp per kW of full-load power
+    wind_kw_per_full_kw: float = 0.3  # wind capacity, kW per kW of full-load power
+    battery_hours: float = 2.0  # battery energy, h at its power rating
+    battery_power_per_full_kw: float = 0.5  # battery power, kW per kW of full-load power
+    eta_charge: float = 0.95  # charging efficiency
+    eta_discharge: float = 0.95  # discharging efficiency
+    soc_min: float = 0.1  # lowest state of charge, fraction
+    soc_max: float = 0.9  # highest state of charge, fraction
+    soc_init: float = 0.5  # state of charge at the start of each day, fraction
+    degradation_usd_per_kwh: float = 0.01  # battery wear, $ per kWh of throughput
+    sell_price_factor: float = 0.8  # sell price = factor × buy price
     price_scale: float = 1.0  # multiplies every electricity price
     control: str = "heuristic"  # heuristic | learned
-    charge_percentile: float = 30.0
-    discharge_percentile: float = 70.0
-    percentile_window_h: int = 24
-    curtail_at_negative_price: bool = True
+    charge_percentile: float = 30.0  # heuristic: charge at or below this price percentile
+    discharge_percentile: float = 70.0  # heuristic: discharge at or above this price percentile
+    percentile_window_h: int = 24  # heuristic: window of past prices for the percentiles, h
+    curtail_at_negative_price: bool = True  # curtail renewables rather than sell at a negative price
     renewables: bool = True  # False: PV and wind removed (ablation)
     battery: bool = True  # False: battery removed (ablation)
 
 
 @dataclass
 class ScenarioConfig:
-    name: str = MISSING
-    description: str = ""
+    name: str = MISSING  # scenario id (its file name under recipes/scenario/)
+    description: str = ""  # free text shown by `dcsched list`
     base: str = ""  # name of a scenario this one extends
-    slot_s: float = 300.0
-    slots_per_day: int = 288
-    year: int = 2023
+    slot_s: float = 300.0  # slot length Δt, s
+    slots_per_day: int = 288  # slots per episode T (one day)
+    year: int = 2023  # year of the shipped traces
     test_day_modulus: int = 7  # test days: day_of_year % modulus == remainder (day_of_year from 1)
-    test_day_remainder: int = 6
+    test_day_remainder: int = 6  # see test_day_modulus
     revenue_scale: float = 1.0  # multiplies every rho (paper3_energy); never applied silently
-    steps_grid: list[int] = field(default_factory=lambda: list(range(6, 43, 4)))
-    freq_levels: list[float] = field(default_factory=lambda: [0.6, 0.7, 0.8, 0.9, 1.0])
-    dvfs_delta: float = 0.85
-    allow_transfer: bool = True
+    steps_grid: list[int] = field(default_factory=lambda: list(range(6, 43, 4)))  # denoising-step levels a policy may choose
+    freq_levels: list[float] = field(default_factory=lambda: [0.6, 0.7, 0.8, 0.9, 1.0])  # GPU frequency levels, fraction of f_max
+    dvfs_delta: float = 0.85  # δ of τ(f) = τ_step (δ f_max / f + 1 − δ)
+    allow_transfer: bool = True  # False: every job is served where it arrives (ablation)
     classes: ClassesConfig = field(default_factory=ClassesConfig)
     arrivals: ArrivalsConfig = field(default_factory=ArrivalsConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
@@ -149,14 +149,14 @@ class ScenarioConfig:
 # --------------------------------------------------------------------------- run schema
 @dataclass
 class EnvConfig:
-    num_envs: int = 16
+    num_envs: int = 16  # parallel environments stepped as one batch
     reward_mode: str = "sparse"  # dense | sparse | episodic
     violation_threshold: float = 0.05  # v_max of the sparse reward
     action_encoding: str = "continuous"  # continuous | discrete
     transfer_logit_scale: float = 5.0  # softmax temperature of the continuous transfer logits
     transfer_min_share: float = 1e-3  # shares below this are zeroed (exact one-hot intents)
     dtype: str = "float32"  # float32 | float64 (tests use float64 for 1e-6 checks)
-    normalize_obs: bool = True
+    normalize_obs: bool = True  # scale observations to about unit range
     split: str = "train"  # train | test | all
     device: str = "cpu"  # cpu | cuda | cuda:N: the env, networks, replay buffer and shaper all live here
 
@@ -166,30 +166,30 @@ class AgentConfig:
     """Policy agent (MODEL.md section 8 defaults)."""
 
     name: str = "sac"  # sac | td3 | ppo
-    gamma: float = 0.99
-    lr_actor: float = 3e-4
-    lr_critic: float = 1e-3
+    gamma: float = 0.99  # discount factor
+    lr_actor: float = 3e-4  # actor learning rate
+    lr_critic: float = 1e-3  # critic learning rate
     lr_alpha: float = 1e-4  # learning rate of the entropy temperature (MODEL.md 8: "alpha 1e-4")
     alpha_init: float = 1.0  # SAC entropy temperature at the start, auto-tuned (target entropy -dim(a))
     fixed_alpha: bool = False  # True: keep alpha at alpha_init
-    tau: float = 0.005
+    tau: float = 0.005  # soft target update rate
     critic_loss: str = "l2"  # l2 (squared TD error, as SAC, TD3 and DRESS) | smooth_l1 (TorchRL's default) | l1
-    batch_size: int = 256
-    buffer_size: int = 1_000_000
-    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
+    batch_size: int = 256  # sampled transitions per update
+    buffer_size: int = 1_000_000  # replay buffer capacity, transitions
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])  # actor and critic MLP widths
     utd: float = 1.0  # gradient updates per batched environment step (one step = num_envs frames)
     warmup_frames: int = 5000  # random actions, no updates, before this many frames
     # TD3
-    policy_noise: float = 0.2
-    noise_clip: float = 0.5
-    exploration_noise: float = 0.1
-    policy_delay: int = 2
+    policy_noise: float = 0.2  # TD3 target smoothing noise std
+    noise_clip: float = 0.5  # TD3 target smoothing noise clip
+    exploration_noise: float = 0.1  # TD3 Gaussian exploration std
+    policy_delay: int = 2  # TD3: critic updates per actor update
     # PPO
-    clip_epsilon: float = 0.2
-    entropy_coef: float = 0.01
-    gae_lambda: float = 0.95
-    ppo_epochs: int = 4
-    minibatch_size: int = 256
+    clip_epsilon: float = 0.2  # PPO ratio clip
+    entropy_coef: float = 0.01  # PPO entropy bonus weight
+    gae_lambda: float = 0.95  # PPO GAE lambda
+    ppo_epochs: int = 4  # PPO passes over each batch
+    minibatch_size: int = 256  # PPO minibatch size
 
 
 @dataclass
@@ -198,19 +198,19 @@ class ShaperConfig:
 
     name: str = "none"  # none | dress | mlp_rs | dress_nocond | dress_pbrs | placebo_rs | noise_rs
     eta: float = 0.4  # weight of r^A in the policy agent's critic target
-    latent_dim: int = 128  # M
-    denoising_steps: int = 5  # W
-    beta_min: float = 0.1
-    beta_max: float = 10.0
-    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])
+    latent_dim: int = 128  # latent size M of the diffusion chain
+    denoising_steps: int = 5  # reverse diffusion steps W
+    beta_min: float = 0.1  # b_min of the VP noise schedule
+    beta_max: float = 10.0  # b_max of the VP noise schedule
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])  # reward agent noise-net and critic widths
     cond_hidden: int = 256  # condition encoder width
-    time_embedding_dim: int = 16
-    gamma: float = 0.99
-    tau: float = 0.005
-    lr_actor: float = 3e-4
-    lr_critic: float = 1e-3
+    time_embedding_dim: int = 16  # sinusoidal step embedding size
+    gamma: float = 0.99  # the reward agent's discount factor
+    tau: float = 0.005  # the reward agent's soft target update rate
+    lr_actor: float = 3e-4  # the reward agent's actor learning rate
+    lr_critic: float = 1e-3  # the reward agent's critic learning rate
     alpha_init: float = 1.0  # the reward agent's entropy temperature at the start, auto-tuned (target entropy -1)
-    lr_alpha: float = 1e-4  # its learning rate
+    lr_alpha: float = 1e-4  # learning rate of the reward agent's temperature
     fixed_alpha: bool = False  # True: keep alpha at alpha_init
     rs_learning_starts: int = 5000  # frames the reward agent trains (from its first update) before r^A enters the target
 
@@ -218,8 +218,8 @@ class ShaperConfig:
 @dataclass
 class LoggerConfig:
     wandb_mode: str = "offline"  # offline | disabled | online
-    project: str = "dcsched"
-    csv: bool = True
+    project: str = "dcsched"  # W&B project
+    csv: bool = True  # also write csv/version_K/metrics.csv
 
 
 @dataclass
@@ -231,24 +231,23 @@ class CollectorConfig:
     synchronisation after every batch of updates."""
 
     backend: str = "inprocess"  # inprocess | process | ray
-    num_workers: int = 1
+    num_workers: int = 1  # collector processes or Ray actors
     ray_address: str = ""  # ray backend: "" = local instance (loopback), else a cluster address
 
 
 @dataclass
 class TrainerConfig:
-    total_frames: int = 100_000
-    frames_per_batch: int = 1024
-    eval_every_frames: int = 50_000
+    total_frames: int = 100_000  # environment frames of training (the only stop criterion)
+    frames_per_batch: int = 1024  # frames per collector batch
     checkpoint_every_batches: int = 20  # one Lightning "epoch"; a checkpoint is written after each
     keep_all_checkpoints: bool = False  # False: only last.ckpt
     accelerator: str = "cpu"  # cpu | gpu | auto; must agree with env.device (dcsched/agents/placement.py)
-    progress: bool = True
+    progress: bool = True  # show the progress bar
 
 
 @dataclass
 class EvalConfig:
-    days: str = "test"
+    days: str = "test"  # days evaluated after training: test | train | all
     max_days: int = 0  # 0 = all days of the split
     policies: Optional[list[str]] = field(default_factory=lambda: ["local_only", "random"])  # null: no eval after training
     with_bound: bool = False  # also solve the LP bound of each evaluated day (adds % of bound)
@@ -256,10 +255,10 @@ class EvalConfig:
 
 @dataclass
 class RunConfig:
-    name: str = "run"
-    seed: int = 0
-    out_dir: str = "runs"
-    resume: str = ""
+    name: str = "run"  # run name: the run folder is out_dir/NAME-sSEED-TIMESTAMP
+    seed: int = 0  # seed of the env, the networks and sampling
+    out_dir: str = "runs"  # folder the run folder goes into
+    resume: str = ""  # a last.ckpt to continue ('' = a fresh run)
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
@@ -522,3 +521,44 @@ def save_resolved(cfg: DictConfig, out_dir: Path, filename: str = "config.yaml")
 
 def to_container(cfg: DictConfig | ListConfig) -> Any:
     return OmegaConf.to_container(cfg, resolve=True)
+
+
+# --------------------------------------------------------------------------- key listing
+def _field_comments(cls) -> dict[str, str]:
+    """``name: type = default  # meaning`` -> {name: meaning}, read from the dataclass's source (the
+    comment next to each default is the one place a key's meaning is written)."""
+    import inspect
+    import re
+
+    comments = {}
+    for line in inspect.getsource(cls).splitlines():
+        m = re.match(r"\s+(\w+):[^#]*#\s*(.+)$", line)
+        if m:
+            comments[m.group(1)] = m.group(2).strip()
+    return comments
+
+
+def describe_keys(cfg: DictConfig) -> list[tuple[str, Any, Any, str]]:
+    """Every key of a run config: (dotted key, value in ``cfg``, schema default, meaning). List
+    items of data centres appear as ``scenario.dcs.N.field``."""
+    rows: list[tuple[str, Any, Any, str]] = []
+
+    def walk(cls, node, prefix: str) -> None:
+        comments = _field_comments(cls)
+        defaults = cls()
+        for f in dataclasses.fields(cls):
+            key = f"{prefix}{f.name}"
+            value = node[f.name] if node is not None and f.name in node else None
+            default = getattr(defaults, f.name, None)
+            if dataclasses.is_dataclass(default):
+                walk(type(default), value, key + ".")
+            elif f.name == "dcs":
+                for i, dc in enumerate(value or []):
+                    walk(DCConfig, dc, f"{key}.{i}.")
+            else:
+                if isinstance(value, (DictConfig, ListConfig)):
+                    value = OmegaConf.to_container(value)
+                rows.append((key, value, "???" if default is MISSING else default, comments.get(f.name, "")))
+
+    walk(RunConfig, cfg, "")
+    return rows

@@ -40,7 +40,7 @@ def results_of(exp_dir: Path) -> dict[str, dict]:
 
 # --------------------------------------------------------------------------- declarations
 def test_every_section_10_experiment_is_declared():
-    expected = {"convergence", "testday_table", "eta_sweep", "denoise_steps_sweep", "latent_sweep", "no_conditioning",
+    expected = {"convergence", "testday_table", "eta_sweep", "denoise_steps_sweep", "latent_sweep", "no_conditioning", "shaping_controls",
                 "component_ablations", "price_sensitivity", "heterogeneity", "behaviour", "training_time"}
     assert expected <= set(available_experiments())
 
@@ -223,3 +223,30 @@ def test_interrupted_learned_cell_resumes_from_its_checkpoint(tiny_run, tmp_path
     whole = results_of(tiny_run["whole"])[spec.key]
     assert result["summary"]["utility_usd"] == pytest.approx(whole["summary"]["utility_usd"], rel=1e-9)
     assert result["checkpoint_mb"] < 5  # the finished cell's checkpoint lost its replay buffer
+
+
+def test_paired_differences_pair_runs_by_seed():
+    import pandas as pd
+
+    from dcsched.experiments.aggregate import paired_differences, paired_markdown
+
+    rows = []
+    for seed, (a, b) in enumerate([(10.0, 7.0), (12.0, 8.0), (9.0, 9.0)]):
+        rows += [{"scenario": "p", "setting": "default", "method": "A", "seed": seed, "kind": "train",
+                  "utility_usd": a, "share_of_bound": a / 20},
+                 {"scenario": "p", "setting": "default", "method": "B", "seed": seed, "kind": "train",
+                  "utility_usd": b, "share_of_bound": b / 20}]
+    rows.append({"scenario": "p", "setting": "default", "method": "A", "seed": 9, "kind": "train",
+                 "utility_usd": 100.0, "share_of_bound": 5.0})  # no partner: left out
+    out = paired_differences(pd.DataFrame(rows), [["A", "B"]])
+    row = out.iloc[0]
+    assert row["n_pairs"] == 3 and row["utility_usd"] == pytest.approx(7 / 3)
+    assert row["utility_usd_lo"] <= 7 / 3 <= row["utility_usd_hi"] and row["utility_usd_lo"] >= 0.0
+    assert "A − B" in paired_markdown(out)
+
+
+def test_paired_methods_must_be_learned_methods():
+    from dcsched.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="paired.0"):
+        load_experiment("shaping_controls", ["paired=[[DRESS-SAC,local_only]]"])

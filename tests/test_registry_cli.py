@@ -31,6 +31,18 @@ def test_cli_list_prints_components(capsys):
         assert name in out
 
 
+def test_every_recipe_key_has_a_default_and_a_meaning(capsys):
+    from dcsched.config import describe_keys, load_recipe
+
+    rows = describe_keys(load_recipe("quick/dress_sac"))
+    assert [key for key, _, _, meaning in rows if not meaning] == [], "document each key next to its default"
+    values = {key: value for key, value, _, _ in rows}
+    assert values["shaper.latent_dim"] == 64 and values["scenario.dcs.2.model"] == "sd35"
+    assert main(["list", "--keys", "quick/dress_sac", "agent."]) == 0
+    out = capsys.readouterr().out
+    assert "agent.alpha_init" in out and "shaper.eta" not in out
+
+
 def test_cli_bad_key_exits_2_naming_key(tmp_path, capsys):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("scenario: paper3\nagent:\n  lr_actr: 0.1\n")

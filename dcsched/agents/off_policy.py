@@ -166,6 +166,11 @@ class CollectorAgent(L.LightningModule):
         self.log("utility_per_slot", metrics["train/utility_usd_per_slot"], prog_bar=True, batch_size=1)
         self.log("violation", metrics["train/violation_rate"], prog_bar=True, batch_size=1)
 
+    def last_logged(self, keys) -> dict[str, float]:
+        """The last logged value of each of ``keys`` that this run logged (after fitting)."""
+        logged = self._trainer.callback_metrics if self._trainer is not None else {}
+        return {k: float(logged[k]) for k in keys if k in logged}
+
     # ------------------------------------------------------------------ data
     def train_dataloader(self):
         if self.collector is None:

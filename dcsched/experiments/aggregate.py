@@ -14,7 +14,13 @@ from dcsched.experiments.stats import bootstrap_ci, iqm
 
 METRICS = ("utility_usd", "share_of_bound", "violation_rate", "revenue_usd", "energy_cost_usd", "transfer_cost_usd",
            "penalty_usd", "grid_buy_kwh", "carbon_kg", "mean_steps", "episode_return", "train_wall_s",
-           "frames_per_s")
+           "frames_per_s", "alpha_pa", "alpha_ra", "r_aux_mean", "r_aux_std", "dq_ra_dr_aux", "corr_r_aux_r_env",
+           "corr_r_aux_advantage")
+# training diagnostics logged by the agents (last value of the run) -> runs.csv column
+DIAGNOSTICS = {"alpha": "alpha_pa", "rs/alpha": "alpha_ra", "rs/r_aux_mean": "r_aux_mean", "rs/r_aux_std": "r_aux_std",
+               "diag/dq_ra_dr_aux_abs_mean": "dq_ra_dr_aux", "diag/corr_r_aux_r_env": "corr_r_aux_r_env",
+               "diag/corr_r_aux_advantage": "corr_r_aux_advantage"}
+DIAGNOSTIC_METRICS = list(DIAGNOSTICS.values())
 LABELS = {  # column -> (header, format of one value)
     "utility_usd": ("utility $/day", "{:,.2f}"), "share_of_bound": ("% of LP bound", "{:.1%}"),
     "violation_rate": ("late+dropped", "{:.2%}"), "revenue_usd": ("revenue $", "{:,.2f}"),
@@ -23,6 +29,10 @@ LABELS = {  # column -> (header, format of one value)
     "carbon_kg": ("CO2 kg", "{:,.1f}"), "mean_steps": ("mean steps", "{:.1f}"),
     "episode_return": ("test return", "{:,.1f}"), "train_wall_s": ("train s", "{:,.0f}"),
     "frames_per_s": ("frames/s", "{:,.0f}"),
+    "alpha_pa": ("α policy agent", "{:.3g}"), "alpha_ra": ("α reward agent", "{:.3g}"),
+    "r_aux_mean": ("r^A mean", "{:.3f}"), "r_aux_std": ("r^A std", "{:.3f}"),
+    "dq_ra_dr_aux": ("mean |∂Q_RA/∂r^A|", "{:.3g}"), "corr_r_aux_r_env": ("corr(r^A, r^E)", "{:.3f}"),
+    "corr_r_aux_advantage": ("corr(r^A, PA advantage)", "{:.3f}"),
 }
 
 
@@ -54,6 +64,8 @@ def run_rows(results: list[dict], setting_x: dict[str, float | None] | None = No
                 row["frames_per_s"] = r["train"]["frames_per_s"]
                 row["frames"] = r["train"]["frames"]
                 row["resumed"] = r["train"]["resumed"]
+                for key, column in DIAGNOSTICS.items():
+                    row[column] = r["train"].get("diagnostics", {}).get(key, np.nan)
             rows.append(row)
     for (scen, setting), bound in bounds.items():  # the bound itself, as a row of its own
         rows.append({"scenario": scen, "setting": setting, "method": "LP bound", "seed": 0, "kind": "bound",
@@ -114,5 +126,45 @@ def markdown_table(summary: pd.DataFrame, metrics: list[str], by_setting: bool) 
             f"**{row['method']}**" if row["kind"] == "bound" else str(row["method"]),
             str(row["n_seeds"]) if row["kind"] == "train" else "—"]
         cells += [_cell(row, m) for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def paired_differences(runs: pd.DataFrame, pairs: list[list[str]], metrics=("utility_usd", "share_of_bound")) -> pd.DataFrame:
+    """Per (scenario, setting) and pair [A, B] of learned methods: the mean over seeds of A - B on the
+    same seed, its 95 % bootstrap interval and the number of pairs, for each metric."""
+    out = []
+    if runs.empty:
+        return pd.DataFrame(out)
+    for (scen, setting), g in runs[runs["kind"] == "train"].groupby(["scenario", "setting"], sort=False):
+        for a, b in pairs:
+            left = g[g["method"] == a].set_index("seed")
+            right = g[g["method"] == b].set_index("seed")
+            seeds = left.index.intersection(right.index)
+            if len(seeds) == 0:
+                continue
+            row = {"scenario": scen, "setting": setting, "pair": f"{a} − {b}", "n_pairs": int(len(seeds))}
+            for m in metrics:
+                diff = (left.loc[seeds, m] - right.loc[seeds, m]).to_numpy(dtype=float)
+                lo, hi = bootstrap_ci(diff)
+                row.update({m: float(np.nanmean(diff)), f"{m}_lo": lo, f"{m}_hi": hi})
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def paired_markdown(paired: pd.DataFrame, metrics=("utility_usd", "share_of_bound")) -> str:
+    """The paired differences as a Markdown table (``mean [95 % CI]``, n pairs)."""
+    if paired.empty:
+        return "_no paired runs yet_\n"
+    cols = ["scenario", "setting", "pair", "pairs"] + [f"Δ {LABELS[m][0]}" for m in metrics]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in paired.iterrows():
+        cells = [str(row["scenario"]), str(row["setting"]), row["pair"], str(row["n_pairs"])]
+        for m in metrics:
+            fmt = "{:+,.2f}" if m == "utility_usd" else "{:+.2%}"
+            text = fmt.format(row[m])
+            if row["n_pairs"] > 1 and not np.isnan(row[f"{m}_lo"]):
+                text += f" [{fmt.format(row[f'{m}_lo'])}, {fmt.format(row[f'{m}_hi'])}]"
+            cells.append(text)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

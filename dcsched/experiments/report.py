@@ -12,7 +12,8 @@ import pandas as pd
 
 from dcsched.config import REPO_ROOT
 from dcsched.experiments import figures
-from dcsched.experiments.aggregate import markdown_table, run_rows, summarize
+from dcsched.experiments.aggregate import (DIAGNOSTIC_METRICS, markdown_table, paired_differences, paired_markdown,
+                                          run_rows, summarize)
 from dcsched.experiments.runner import read_result, run_dir
 from dcsched.experiments.spec import RunSpec
 from dcsched.io import atomic_write, atomic_write_text
@@ -91,6 +92,23 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
     lines += ["## Tables", "", "Learned methods: mean over seeds [95 % percentile-bootstrap interval of the mean]; "
               "baselines are deterministic (one run). % of LP bound = mean utility / mean perfect-foresight "
               "bound of the same test days.", ""] + md_parts
+    diag_cols = [m for m in DIAGNOSTIC_METRICS if m in summary and summary[m].notna().any()] if not summary.empty else []
+    if diag_cols:
+        lines += ["## Training diagnostics (last logged value)", "",
+                  "α of both agents; r^A statistics; mean |∂Q_RA/∂r^A| (is the reward agent's critic flat in r^A?); "
+                  "correlations of r^A with r^E and with the policy agent's advantage Q(s, a) − Q(s, mean action) "
+                  "(docs/agents.md).", ""]
+        for scen in cfg.scenarios:
+            sub = summary[(summary["scenario"] == scen) & (summary["kind"] == "train")]
+            lines += [f"### {scen}", "", markdown_table(sub, diag_cols, by_setting)]
+    if cfg.paired and not runs.empty:
+        paired = paired_differences(runs, [list(p) for p in cfg.paired])
+        _write_csv(exp_dir / "paired.csv", paired)
+        tables.append(("paired.csv", "paired differences A − B on the same seed, with 95 % bootstrap CI"))
+        lines += ["## Paired differences (same seed)", "",
+                  "Mean over seeds of A − B run with the same seed [95 % percentile-bootstrap interval]. "
+                  "An interval that contains 0 shows no effect at this number of seeds.", "",
+                  paired_markdown(paired)]
     lines += ["Files: " + ", ".join(f"[{name}]({name}) ({what})" for name, what in tables), ""]
     if figs:
         lines += ["## Figures", ""] + [f"![{name}]({name})\n" for name in figs]

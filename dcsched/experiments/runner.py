@@ -162,6 +162,7 @@ def drop_replay_buffer(ckpt: Path) -> float:
 
 def _run_train(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
     from dcsched.agents.train import train_from_config
+    from dcsched.experiments.aggregate import DIAGNOSTICS
     from dcsched.config import load_recipe
 
     train_dir = folder / "train"
@@ -179,5 +180,6 @@ def _run_train(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
     body["checkpoint_mb"] = drop_replay_buffer(ckpt)
     body["train"] = {"frames": int(module.frames), "updates": int(module.updates), "wall_s": train_wall_s,
                      "frames_per_s": float("nan") if resumed else float(module.frames) / train_wall_s,
-                     "resumed": resumed, "total_frames": int(cfg.trainer.total_frames)}
+                     "resumed": resumed, "total_frames": int(cfg.trainer.total_frames),
+                     "diagnostics": module.last_logged(DIAGNOSTICS)}
     return body

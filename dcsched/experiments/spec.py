@@ -96,6 +96,7 @@ class ExperimentConfig:
     max_days: int = 0
     with_bound: bool = True
     keep_traces: bool = False  # write trace.csv of every evaluation (behaviour plots)
+    paired: list[list[str]] = field(default_factory=list)  # [A, B] method labels: report A - B on the same seed
     quick: TierSpec = field(default_factory=TierSpec)
     # how to run it (usually from the command line)
     tier: str = "full"
@@ -202,6 +203,11 @@ def load_experiment(name: str, overrides: list[str] | None = None) -> DictConfig
     labels = [s.label for s in cfg.settings]
     if len(set(labels)) != len(labels):
         raise ConfigError(source, "settings", f"setting labels must be unique, got {labels}")
+    learned = [m.label for m in cfg.methods if m.recipe]
+    for i, pair in enumerate(cfg.paired):
+        if len(pair) != 2 or not set(pair) <= set(learned):
+            raise ConfigError(source, f"paired.{i}", f"{list(pair)} must name two learned methods",
+                              ", ".join(learned))
     return cfg
 
 
