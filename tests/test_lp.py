@@ -56,7 +56,7 @@ def test_bound_dominates_every_policy_on_test_days(setup):
     bounds = np.array([solve_window(p, window_from_exo(p, exo, j), f"day {d}", coef).value_usd
                        for j, d in enumerate(days)])
     results = {}
-    for name in ("random", "local_only", "greedy_myopic", "lp_oracle", "mpc:every=12"):
+    for name in ("random", "local_only", "centre_action", "greedy_myopic", "lp_oracle", "mpc:every=12"):
         out = run_days(env, make_policy(name, env))
         results[name] = out["utility_usd"].sum(axis=(1, 2))
         assert (results[name] <= bounds + 1e-6 * np.abs(bounds)).all(), (name, results[name], bounds)

@@ -67,3 +67,20 @@ class RandomPolicy(Policy):
         if self.env.action_encoding == "continuous":
             return u * 2.0 - 1.0
         return (u * self.nvec).floor().long().clamp(max=self.nvec - 1)
+
+
+@POLICIES.register("centre_action", "the centre of the continuous action box (a = 0): about what an untrained "
+                                    "actor's mean action does; a learned policy must beat it")
+class CentreAction(Policy):
+    name = "centre_action"
+
+    def bind(self, env) -> "CentreAction":
+        super().bind(env)
+        if env.action_encoding != "continuous":
+            from dcsched.errors import ConfigError
+
+            raise ConfigError("command line", "--encoding", "centre_action needs the continuous encoding", "continuous")
+        return self
+
+    def act(self, td: TensorDictBase) -> torch.Tensor:
+        return torch.zeros(td.batch_size[0], self.env.action_spec.shape[-1], device=self.env.device)
