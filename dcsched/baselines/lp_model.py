@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from dcsched.sim import physics
 from dcsched.sim.params import SimParams
 
 
@@ -171,11 +172,11 @@ def build_lp(p: SimParams, w: Window, coef: Coefficients | None = None) -> LPMod
     late_c = b.add_block("Lc", len(tc), 0.0, meta=(tc, nc, kc, ccc))
     back_c = b.add_block("Bc", len(tc), 0.0, meta=(tc, nc, kc, ccc))
     price = w.price_usd_per_mwh
-    mwh = slot_h / 1000.0
     has_batt = pn["battery_kwh"] > 0
     pmax = np.where(has_batt, pn["battery_kw"], 0.0)
-    ch = b.add_block("charge", H * N, -p.degradation_usd_per_kwh * slot_h, ub=np.tile(pmax, H))
-    dis = b.add_block("discharge", H * N, -p.degradation_usd_per_kwh * slot_h, ub=np.tile(pmax, H))
+    wear_usd_per_kw = physics.degradation_usd(1.0, 0.0, p.degradation_usd_per_kwh, slot_h)  # per kW of either flow
+    ch = b.add_block("charge", H * N, -wear_usd_per_kw, ub=np.tile(pmax, H))
+    dis = b.add_block("discharge", H * N, -wear_usd_per_kw, ub=np.tile(pmax, H))
     soc_lb = np.tile(np.where(has_batt, p.soc_min, soc0), H)
     soc_ub = np.tile(np.where(has_batt, p.soc_max, soc0), H)
     soc = b.add_block("soc", H * N, 0.0, lb=soc_lb, ub=soc_ub)
@@ -184,12 +185,16 @@ def build_lp(p: SimParams, w: Window, coef: Coefficients | None = None) -> LPMod
         sell_ub = np.where(price.reshape(-1) < 0, 0.0, np.inf)
         buy_ub = np.inf
     else:  # selling at a loss is possible in the env: bound buy/sell arbitrage by physical limits
-        pue_max = p.pue_base + p.pue_slope_per_c * np.maximum(w.temp_c - p.pue_threshold_c, 0.0)  # [H, N]
-        full_it_kw = (pn["num_gpus"] * pn["busy_power_w"] + base_w) / 1000.0  # every GPU busy at f_max
+        pue_max = physics.pue(w.temp_c, p.pue_base, p.pue_slope_per_c, p.pue_threshold_c)  # [H, N]
+        full_it_kw = physics.it_power_kw(pn["num_gpus"] * pn["busy_power_w"] * slot_s, 0.0, idle_w, base_w,
+                                         slot_s)  # every GPU busy at f_max
         buy_ub = (pue_max * full_it_kw[None, :] + pmax[None, :]).reshape(-1)
         sell_ub = renew + np.tile(pmax, H)
-    buy = b.add_block("buy", H * N, -price.reshape(-1) * mwh, ub=buy_ub)
-    sell = b.add_block("sell", H * N, p.sell_price_factor * price.reshape(-1) * mwh, ub=sell_ub)
+    flat_price = price.reshape(-1)
+    buy = b.add_block("buy", H * N, -physics.grid_cost_usd(1.0, 0.0, flat_price, p.sell_price_factor, slot_h),
+                      ub=buy_ub)
+    sell = b.add_block("sell", H * N, -physics.grid_cost_usd(0.0, 1.0, flat_price, p.sell_price_factor, slot_h),
+                       ub=sell_ub)
     cur = b.add_block("curtail", H * N, 0.0, ub=renew)
 
     def tn(t, n):
@@ -216,13 +221,14 @@ def build_lp(p: SimParams, w: Window, coef: Coefficients | None = None) -> LPMod
     r_bc = b.rows("ub", H * N, np.tile(bcap, H))
     b.coef("ub", r_bc + tn(tc, nc), back_c, coef.exec_s[nc, ccc])
     # ---- (f) power balance per (t, n)
-    pue = p.pue_base + p.pue_slope_per_c * np.maximum(w.temp_c - p.pue_threshold_c, 0.0)  # [H, N]
-    it_const_kw = (idle_w * cap + base_w * slot_s) / slot_s / 1000.0  # [N]
-    it_b0_kw = (be0 - idle_w * bw0) / slot_s / 1000.0  # initial backlog's energy net of idle
+    # IT power is linear in (served energy, idle GPU-seconds, base power): split into its parts
+    pue = physics.pue(w.temp_c, p.pue_base, p.pue_slope_per_c, p.pue_threshold_c)  # [H, N]
+    it_const_kw = physics.it_power_kw(0.0, cap, idle_w, base_w, slot_s)  # [N] all idle
+    it_b0_kw = physics.it_power_kw(be0, -bw0, idle_w, 0.0, slot_s)  # initial backlog's energy net of idle
     rhs = pue * it_const_kw[None, :] - w.pv_kw - w.wind_kw
     rhs[0] += pue[0] * it_b0_kw
     r_pb = b.rows("eq", H * N, rhs.reshape(-1))
-    per_job_kw = (coef.energy_j - idle_w[:, None] * coef.exec_s) / slot_s / 1000.0  # [N, C]
+    per_job_kw = physics.it_power_kw(coef.energy_j, -coef.exec_s, idle_w[:, None], 0.0, slot_s)  # [N, C]
     b.coef("eq", r_pb + tn(ti, nn), yot, -pue[ti, nn] * per_job_kw[nn, cc])
     b.coef("eq", r_pb + tn(tc, nc), late_c, -pue[tc, nc] * per_job_kw[nc, ccc])
     b.coef("eq", r_pb + tn(tc[nxt] + 1, nc[nxt]), back_c[nxt],
@@ -242,8 +248,9 @@ def build_lp(p: SimParams, w: Window, coef: Coefficients | None = None) -> LPMod
     t_idx = idx // N
     prev = t_idx > 0
     b.coef("eq", r_soc + idx[prev], soc[idx[prev] - N], -1.0)
-    b.coef("eq", r_soc + idx, ch, -p.eta_charge * slot_h / np.tile(e_kwh, H))
-    b.coef("eq", r_soc + idx, dis, slot_h / (p.eta_discharge * np.tile(e_kwh, H)))
+    kwh = np.tile(e_kwh, H)
+    b.coef("eq", r_soc + idx, ch, -physics.soc_next(0.0, 1.0, 0.0, p.eta_charge, p.eta_discharge, slot_h, kwh))
+    b.coef("eq", r_soc + idx, dis, -physics.soc_next(0.0, 0.0, 1.0, p.eta_charge, p.eta_discharge, slot_h, kwh))
 
     return LPModel(
         c=np.concatenate(b.obj), A_eq=b.matrix("eq"), b_eq=np.concatenate(b.b_eq), A_ub=b.matrix("ub"),

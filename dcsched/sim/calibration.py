@@ -6,11 +6,24 @@ from __future__ import annotations
 import numpy as np
 
 from dcsched.data.exogenous import arrival_rate_hourly, hourly_year
+from dcsched.sim import physics
 from dcsched.sim.params import build_params
 
 
+def _job_time_and_energy(p, steps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds and joules per job at ``steps`` and f_max, from the kernels' formula. [N] each."""
+    import torch
+
+    from dcsched.sim.kernels import job_time_and_energy
+
+    p64 = p.to(dtype=torch.float64)
+    steps_t = torch.full((p.num_dcs, 1), float(steps), dtype=torch.float64)
+    exec_s, energy_j = job_time_and_energy(p64, steps_t, torch.ones(p.num_dcs, dtype=torch.float64))
+    return exec_s[:, 0].numpy(), energy_j[:, 0].numpy()
+
+
 def _exec_s(p, steps: float) -> np.ndarray:
-    return (steps * p.tau_step_s + p.tau_fixed_s).numpy()  # at f_max
+    return _job_time_and_energy(p, steps)[0]
 
 
 def capacity_report(cfg, steps: float = 30.0) -> dict:
@@ -37,14 +50,14 @@ def energy_revenue_ratio(cfg, steps: float = 30.0) -> dict:
     p = build_params(cfg)
     hourly = hourly_year(cfg)
     mean_jobs = arrival_rate_hourly(cfg).sum(-1).mean(axis=0)  # [N]
-    exec_s = _exec_s(p, steps)
-    job_j = steps * p.busy_power_w.numpy() * p.tau_step_s.numpy() + p.energy_fixed_j.numpy()
+    exec_s, job_j = _job_time_and_energy(p, steps)
     busy = mean_jobs * exec_s
-    idle_j = p.idle_power_w.numpy() * np.maximum(p.capacity_gpu_s.numpy() - busy, 0.0)
-    it_kw = (mean_jobs * job_j + idle_j + p.base_power_w.numpy() * p.slot_s) / p.slot_s / 1000.0
-    pue = p.pue_base + p.pue_slope_per_c * np.maximum(hourly["temp_c"] - p.pue_threshold_c, 0.0)
-    facility_kw = it_kw * pue.mean(axis=0)
-    energy_usd = float((facility_kw * p.slot_h / 1000.0 * hourly["price_usd_per_mwh"].mean(axis=0)).sum())
+    idle_gpu_s = physics.positive_part(p.capacity_gpu_s.numpy() - busy)
+    it_kw = physics.it_power_kw(mean_jobs * job_j, idle_gpu_s, p.idle_power_w.numpy(), p.base_power_w.numpy(), p.slot_s)
+    pue = physics.pue(hourly["temp_c"], p.pue_base, p.pue_slope_per_c, p.pue_threshold_c)
+    facility_kw = it_kw + physics.cooling_kw(it_kw, pue.mean(axis=0))
+    energy_usd = float(physics.grid_cost_usd(facility_kw, 0.0, hourly["price_usd_per_mwh"].mean(axis=0),
+                                             p.sell_price_factor, p.slot_h).sum())
     q = p.quality.numpy()[:, list(p.steps_grid.numpy()).index(steps)]
     revenue_usd = float((mean_jobs * p.price_usd_per_image.numpy() * q).sum())
     return {"energy_cost_usd_per_slot": energy_usd, "revenue_usd_per_slot": revenue_usd,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dcsched.sim import physics
 from dcsched.sim.params import SimParams
 
 J_PER_KWH = 3.6e6
@@ -54,12 +55,12 @@ def initial_state(p: SimParams, batch_shape: tuple[int, ...]) -> SimState:
 
 def step_time_s(p: SimParams, freq: torch.Tensor) -> torch.Tensor:
     """DVFS time per denoising step: tau(f) = tau_step (delta / f + 1 - delta). freq: [*, N] fraction of f_max."""
-    return p.tau_step_s * (p.dvfs_delta / freq + 1.0 - p.dvfs_delta)
+    return physics.step_time_s(p.tau_step_s, freq, p.dvfs_delta)
 
 
 def gpu_power_w(p: SimParams, freq: torch.Tensor) -> torch.Tensor:
     """GPU power at frequency: P(f) = P_idle + (P_busy - P_idle) f^3. [*, N] watts."""
-    return p.idle_power_w + (p.busy_power_w - p.idle_power_w) * freq**3
+    return physics.gpu_power_w(p.idle_power_w, p.busy_power_w, freq)
 
 
 def job_time_and_energy(p: SimParams, steps: torch.Tensor, freq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,15 +126,13 @@ def serve(p: SimParams, state: SimState, arrivals: torch.Tensor, d: Decision) ->
 
 def it_power_kw(p: SimParams, busy_gpu_s: torch.Tensor, served_energy_j: torch.Tensor) -> torch.Tensor:
     """Average IT power of the slot: served job energy + idle GPU energy + base power. [*, N] kW."""
-    idle_j = p.idle_power_w * (p.capacity_gpu_s - busy_gpu_s).clamp(min=0.0)
-    base_j = p.base_power_w * p.slot_s
-    return (served_energy_j + idle_j + base_j) / p.slot_s / 1000.0
+    idle_gpu_s = (p.capacity_gpu_s - busy_gpu_s).clamp(min=0.0)
+    return physics.it_power_kw(served_energy_j, idle_gpu_s, p.idle_power_w, p.base_power_w, p.slot_s)
 
 
 def cooling_kw(p: SimParams, it_kw: torch.Tensor, temp_c: torch.Tensor) -> torch.Tensor:
     """PUE cooling: (PUE(T) - 1) * P_IT with PUE = base + slope * max(0, T - threshold)."""
-    pue = p.pue_base + p.pue_slope_per_c * (temp_c - p.pue_threshold_c).clamp(min=0.0)
-    return (pue - 1.0) * it_kw
+    return physics.cooling_kw(it_kw, physics.pue(temp_c, p.pue_base, p.pue_slope_per_c, p.pue_threshold_c))
 
 
 def battery_limits_kw(p: SimParams, soc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -198,12 +197,11 @@ def step(
         curtail_kw = torch.zeros_like(export_kw)
     sell_kw = export_kw - curtail_kw
     safe_kwh = torch.where(p.battery_kwh > 0, p.battery_kwh, torch.ones_like(p.battery_kwh))
-    soc_next = state.soc + (charge_kw * p.eta_charge - discharge_kw / p.eta_discharge) * p.slot_h / safe_kwh
+    soc_next = physics.soc_next(state.soc, charge_kw, discharge_kw, p.eta_charge, p.eta_discharge, p.slot_h, safe_kwh)
     soc_next = torch.where(p.battery_kwh > 0, soc_next, state.soc)
 
-    mwh = p.slot_h / 1000.0
-    energy_cost = (buy_kw - p.sell_price_factor * sell_kw) * mwh * price
-    degradation = p.degradation_usd_per_kwh * (charge_kw + discharge_kw) * p.slot_h
+    energy_cost = physics.grid_cost_usd(buy_kw, sell_kw, price, p.sell_price_factor, p.slot_h)
+    degradation = physics.degradation_usd(charge_kw, discharge_kw, p.degradation_usd_per_kwh, p.slot_h)
     carbon_kg = buy_kw * p.slot_h * exo["carbon_g_per_kwh"] / 1000.0
 
     quality = torch.gather(
