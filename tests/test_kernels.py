@@ -194,3 +194,42 @@ def test_cuda_equals_cpu(params64, exo_test64, gen):
     nxt_c, out_c = kernels.step(pc, st_c, mv(arrivals), d_c, {k: mv(v) for k, v in exo.items()})
     for key in ("utility_usd", "grid_buy_kw", "on_time", "soc"):
         torch.testing.assert_close(out_c[key].cpu(), out[key], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("control", ["heuristic", "learned"])
+def test_kernels_equal_reference_over_a_whole_day_from_the_scenario_file(control):
+    """288 slots chained, each model carrying its own state, the reference with parameters it
+    derives itself from the scenario (reference_params), on a test day with negative prices; the
+    battery reaches both SoC bounds."""
+    from dcsched.config import load_scenario
+    from dcsched.data.exogenous import load_exogenous
+    from dcsched.sim.params import build_params
+    from dcsched.sim.reference import reference_params
+
+    cfg = load_scenario("paper3", [f"energy.control={control}"])
+    p = build_params(cfg, dtype=torch.float64)
+    P = reference_params(cfg)
+    exo = load_exogenous(cfg, [124], dtype=torch.float64)  # 4 May 2023: negative prices in CAISO
+    assert (exo.price_usd_per_mwh[0] < 0).any()
+    g = torch.Generator().manual_seed(5)
+    state = kernels.initial_state(p, (1,))
+    ref_state = {"soc": [P["soc_init"]] * p.num_dcs, "backlog_work_gpu_s": [0.0] * p.num_dcs,
+                 "backlog_energy_j": [0.0] * p.num_dcs, "backlog_jobs": [0.0] * p.num_dcs}
+    socs = []
+    for t in range(p.slots_per_day):
+        d = random_decision(p, 1, g, with_battery=control == "learned")
+        if control == "learned":  # charge in the first half of the day, discharge in the second
+            d.battery_frac[:] = 1.0 if t < p.slots_per_day // 2 else -1.0
+        arrivals = exo.arrival_rate[0, t].unsqueeze(0) * 1.3
+        ex = exo_slot(exo, torch.tensor([0]), torch.tensor([t]))
+        state, out = kernels.step(p, state, arrivals, d, ex)
+        dec = {"transfer": d.transfer[0].tolist(), "steps_idx": d.steps_idx[0].tolist(), "freq_idx": d.freq_idx[0].tolist(),
+               "battery_frac": d.battery_frac[0].tolist() if d.battery_frac is not None else None}
+        ref_state, ref = reference_step(P, ref_state, arrivals[0].tolist(), dec, {k: v[0].tolist() for k, v in ex.items()})
+        for key, val in ref.items():
+            torch.testing.assert_close(out[key][0], torch.tensor(val, dtype=torch.float64), rtol=1e-6, atol=1e-7,
+                                       msg=lambda m, key=key, t=t: f"slot {t}, {key}: {m}")
+        socs.append(ref_state["soc"])
+    socs = torch.tensor(socs)
+    assert torch.isclose(socs, torch.tensor(P["soc_max"], dtype=socs.dtype)).any(), "the battery never filled"
+    assert torch.isclose(socs, torch.tensor(P["soc_min"], dtype=socs.dtype)).any(), "the battery never emptied"

@@ -1,12 +1,70 @@
 """Scalar reference model: one environment, one slot, plain Python loops over DCs, classes and
-origins. Written independently of :mod:`dcsched.sim.kernels` from MODEL.md, it is used only to
-cross-check the kernels in tests and as the baseline of the speed benchmark. Never import it
-from the simulator.
+origins. Written independently of :mod:`dcsched.sim.kernels` and :mod:`dcsched.sim.physics` from
+MODEL.md, with its own parameter derivation from the scenario file (:func:`reference_params`), it
+is used only to cross-check the kernels in tests (one slot at random states, and whole days chained
+with negative prices and the battery at both bounds) and as the baseline of the speed benchmark.
+Never import it from the simulator.
 """
 
 from __future__ import annotations
 
 import math
+
+
+def reference_params(cfg) -> dict:
+    """The reference's own parameters, derived from the scenario config (MODEL.md sections 2-6),
+    not from :func:`dcsched.sim.params.build_params`: a slip in either derivation shows up as a
+    difference between the kernels and this model. Data (quality curves, transfer prices, region
+    metadata) comes from the data layer; every formula on it is written here again, on purpose."""
+    from dcsched.data.regions import REGIONS
+    from dcsched.data.traces import load_transfer_price_usd_per_gb
+    from dcsched.quality.curves import default_artifact_path, quality_on_grid
+
+    e, c, dcs = cfg.energy, cfg.classes, list(cfg.dcs)
+    N = len(dcs)
+    rho = [dc.price_usd_per_image * cfg.revenue_scale for dc in dcs]
+    busy_w = [dc.energy_step_j / dc.tau_step_s for dc in dcs]
+    base_w = [dc.num_gpus * e.base_power_w_per_8_gpus / 8.0 for dc in dcs]
+    # P_full: every GPU busy at f_max plus base power, at the full-load PUE (section 6)
+    p_full_kw = [(dc.num_gpus * busy_w[n] + base_w[n]) * e.full_load_pue / 1000.0 for n, dc in enumerate(dcs)]
+    renew = 1.0 if e.renewables else 0.0
+    batt = 1.0 if e.battery else 0.0
+    price_per_gb = load_transfer_price_usd_per_gb(cfg.transfer.cost_matrix)
+    cost = [[0.0] * N for _ in range(N)]
+    delay = [[0.0] * N for _ in range(N)]
+    for i in range(N):
+        for n in range(N):
+            if i != n:
+                a, b = REGIONS[dcs[i].region], REGIONS[dcs[n].region]
+                cost[i][n] = float(price_per_gb.loc[a.cloud_region, b.cloud_region]) * cfg.transfer.gb_per_job
+                delay[i][n] = (cfg.transfer.delay_same_continent_s if a.continent == b.continent
+                               else cfg.transfer.delay_other_continent_s)
+    quality = [list(quality_on_grid(dc.quality_artifact or default_artifact_path(dc.model), list(cfg.steps_grid)))
+               for dc in dcs]
+    return {
+        "num_dcs": N, "num_classes": len(c.deadline_s), "slot_s": float(cfg.slot_s),
+        "capacity_gpu_s": [dc.num_gpus * cfg.slot_s for dc in dcs],
+        "backlog_cap_gpu_s": [dc.num_gpus * cfg.slot_s for dc in dcs],
+        "tau_step_s": [dc.tau_step_s for dc in dcs], "tau_fixed_s": [dc.tau_fixed_s for dc in dcs],
+        "energy_fixed_j": [dc.energy_fixed_j for dc in dcs], "idle_power_w": [dc.idle_power_w for dc in dcs],
+        "busy_power_w": busy_w, "base_power_w": base_w, "dvfs_delta": float(cfg.dvfs_delta),
+        "steps_grid": [float(s) for s in cfg.steps_grid], "freq_levels": [float(f) for f in cfg.freq_levels],
+        "quality": [[float(q) for q in row] for row in quality],
+        "price_usd_per_image": rho,
+        "late_penalty_usd": [[r * f for f in c.late_penalty_factor] for r in rho],
+        "drop_penalty_usd": [r * c.drop_penalty_factor for r in rho],
+        "deadline_s": [float(d) for d in c.deadline_s],
+        "transfer_cost_usd_per_job": cost, "transfer_delay_s": delay,
+        "pue_base": e.pue_base, "pue_slope_per_c": e.pue_slope_per_c, "pue_threshold_c": e.pue_threshold_c,
+        "pv_kwp": [pf * e.pv_kwp_per_full_kw * renew for pf in p_full_kw],
+        "wind_kw": [pf * e.wind_kw_per_full_kw * renew for pf in p_full_kw],
+        "battery_kwh": [pf * e.battery_power_per_full_kw * e.battery_hours * batt for pf in p_full_kw],
+        "battery_kw": [pf * e.battery_power_per_full_kw * batt for pf in p_full_kw],
+        "eta_charge": e.eta_charge, "eta_discharge": e.eta_discharge, "soc_min": e.soc_min, "soc_max": e.soc_max,
+        "soc_init": e.soc_init, "degradation_usd_per_kwh": e.degradation_usd_per_kwh,
+        "sell_price_factor": e.sell_price_factor, "learned_energy": e.control == "learned",
+        "curtail_at_negative_price": bool(e.curtail_at_negative_price),
+    }
 
 
 def params_to_python(p) -> dict:
