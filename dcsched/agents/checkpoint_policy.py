@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 from torch import nn
-from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from dcsched.baselines.policy import Policy
 from dcsched.errors import ConfigError
@@ -25,11 +24,11 @@ class TrainedPolicy(nn.Module):
         super().__init__()
         self.actor, self.obs_dim, self.act_dim, self.cfg = actor, obs_dim, act_dim, cfg
 
-    @torch.no_grad()
     def act(self, td):
         """Deterministic action (policy mean). td["observation"] [B, obs_dim] -> [B, act_dim]."""
-        with set_exploration_type(ExplorationType.DETERMINISTIC):
-            return self.actor(td.select("observation").clone())["action"]
+        from dcsched.agents.networks import mean_action
+
+        return mean_action(self.actor, td)
 
 
 class CheckpointPolicy(Policy):

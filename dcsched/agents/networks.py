@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import torch
 from tensordict.nn import NormalParamExtractor, TensorDictModule, TensorDictSequential
 from torch import nn
-from torchrl.envs.utils import ExplorationType
+from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import MLP, AdditiveGaussianModule, ProbabilisticActor, TanhNormal, ValueOperator
 
 
@@ -52,3 +53,10 @@ def exploration_policy(actor: TensorDictModule, spec, sigma: float) -> TensorDic
 def q_network(obs_dim: int, act_dim: int, hidden: list[int]) -> ValueOperator:
     net = MLP(in_features=obs_dim + act_dim, out_features=1, num_cells=list(hidden), activation_class=nn.ReLU)
     return ValueOperator(net, in_keys=["observation", "action"])
+
+
+@torch.no_grad()
+def mean_action(actor: TensorDictModule, td) -> torch.Tensor:
+    """The actor's deterministic (mean) action for td["observation"] [B, S] -> [B, A]; td is not modified."""
+    with set_exploration_type(ExplorationType.DETERMINISTIC):
+        return actor(td.select("observation").clone())["action"]

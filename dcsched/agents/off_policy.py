@@ -24,7 +24,6 @@ from tensordict import TensorDictBase
 from torch.utils.data import DataLoader, IterableDataset
 from torchrl.collectors import Collector
 from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
-from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.objectives import SACLoss, SoftUpdate, TD3Loss
 
 from dcsched.agents import networks
@@ -262,11 +261,9 @@ class CollectorAgent(L.LightningModule):
             self.collector = None
 
     # ------------------------------------------------------------------ acting
-    @torch.no_grad()
     def act(self, td: TensorDictBase) -> torch.Tensor:
         """Deterministic action (policy mean) for evaluation."""
-        with set_exploration_type(ExplorationType.DETERMINISTIC):
-            return self.actor(td.select("observation").clone())["action"]
+        return networks.mean_action(self.actor, td)
 
 
 class OffPolicyAgent(CollectorAgent):
@@ -305,8 +302,7 @@ class OffPolicyAgent(CollectorAgent):
         """The policy agent's advantage estimate A(s, a) = Q(s, a) - Q(s, mean action), with Q the
         minimum over its Q-networks (the loss module's current parameters). Returns [B, 1]."""
         loss = self.loss
-        with set_exploration_type(ExplorationType.DETERMINISTIC):
-            mean_action = self.actor(sample.select("observation").clone())["action"]
+        mean_action = networks.mean_action(self.actor, sample)
 
         def min_q(action):
             td = sample.select("observation").clone().set("action", action)

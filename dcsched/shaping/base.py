@@ -115,8 +115,16 @@ class Shaper(nn.Module):
             torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=self.gen, device=self.gen.device)))
             yield
 
-    def annotate(self, batch) -> None:
+    def propose(self, obs: torch.Tensor, action: torch.Tensor):
+        """(r^A, log pi(r^A)) for obs [B, S], action [B, A]; each [B, 1]."""
         raise NotImplementedError
+
+    @torch.no_grad()
+    def annotate(self, batch) -> None:
+        """Store the r^A proposed for each collected (s, a) under R_AUX_KEY. batch: [*, ...]."""
+        r_aux, _ = self.propose(batch["observation"].reshape(-1, batch["observation"].shape[-1]),
+                                batch["action"].reshape(-1, batch["action"].shape[-1]))
+        batch.set(R_AUX_KEY, r_aux.reshape(*batch.shape, 1))
 
     def shape(self, sample, actor, frames: int, diagnose: bool = False) -> dict[str, float]:
         raise NotImplementedError

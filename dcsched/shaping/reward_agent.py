@@ -216,13 +216,6 @@ class RewardAgentShaper(Shaper):
         return td["action"]
 
     # ------------------------------------------------------------------ interface
-    @torch.no_grad()
-    def annotate(self, batch) -> None:
-        obs = batch["observation"].reshape(-1, self.obs_dim)
-        act = batch["action"].reshape(-1, self.act_dim)
-        r_aux, _ = self.propose(obs, act)
-        batch.set(R_AUX_KEY, r_aux.reshape(*batch.shape, 1))
-
     def shape(self, sample, actor, frames: int, diagnose: bool = False) -> dict[str, float]:
         """One SAC step of the RA on (s, a, r^A proposed, s', r^E) and the policy agent's shaped
         reward, written to ("next", SHAPED_REWARD). The RA's forward pass on (s, a) happens once and
@@ -327,12 +320,6 @@ class PlaceboShaper(Shaper):
     def propose(self, obs, action):
         mu, raw_log_std = self.actor(torch.cat([obs, action.to(obs.dtype)], dim=-1))
         return tanh_gaussian(mu, raw_log_std, self.gen)
-
-    @torch.no_grad()
-    def annotate(self, batch) -> None:
-        r_aux, _ = self.propose(batch["observation"].reshape(-1, self.obs_dim),
-                                batch["action"].reshape(-1, self.act_dim))
-        batch.set(R_AUX_KEY, r_aux.reshape(*batch.shape, 1))
 
     @torch.no_grad()
     def shape(self, sample, actor, frames: int, diagnose: bool = False) -> dict[str, float]:
