@@ -68,10 +68,23 @@ def load_checkpoint_policy(path: Path, env) -> CheckpointPolicy:
     except (KeyError, IndexError) as err:
         raise ConfigError(str(path), "state_dict", f"not a dcsched training checkpoint ({err!r})") from None
     name = cfg.agent.name
-    act_dim = out_dim if name == "td3" else out_dim // 2
+    groups = None
+    if cfg.env.get("action_encoding", "continuous") == "discrete":
+        from dcsched.agents.distributions import groups_for
+
+        groups = groups_for(env.params)
+        if out_dim != sum(g.num_scores for g in groups) or obs_dim != env.obs_dim:
+            raise ConfigError(str(path), "scenario",
+                              f"checkpoint was trained on '{cfg.scenario.name}' with {obs_dim} observations and "
+                              f"{out_dim} action scores; this env has {env.obs_dim} and "
+                              f"{sum(g.num_scores for g in groups)}")
+        act_dim = env.action_spec.shape[-1]
+    else:
+        act_dim = out_dim if name == "td3" else out_dim // 2
     with torch.random.fork_rng(devices=[]):  # the weights' throw-away init must not advance the caller's stream
         actor = networks.policy_network(name, obs_dim, act_dim, list(cfg.agent.hidden_sizes),
-                                        env.action_spec_unbatched if act_dim == env.action_spec.shape[-1] else None)
+                                        env.action_spec_unbatched if act_dim == env.action_spec.shape[-1] else None,
+                                        groups=groups)
     actor.load_state_dict(weights)
     policy = TrainedPolicy(actor.to(env.device), obs_dim, act_dim, cfg)
     return CheckpointPolicy(policy, path).bind(env)

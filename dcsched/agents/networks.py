@@ -29,11 +29,33 @@ def ppo_actor(obs_dim: int, act_dim: int, hidden: list[int], spec) -> Probabilis
                               default_interaction_type=ExplorationType.RANDOM, return_log_prob=True)
 
 
-def policy_network(agent_name: str, obs_dim: int, act_dim: int, hidden: list[int], spec) -> TensorDictModule:
-    """The actor an agent of this name acts with (what a checkpoint's ``actor.*`` weights fill)."""
+def ppo_discrete_actor(obs_dim: int, groups, hidden: list[int], spec) -> ProbabilisticActor:
+    """PPO's policy over the factorised discrete encoding: a Tanh MLP scores every level of every
+    component (:class:`~dcsched.agents.distributions.FactorisedCategorical`; ordinal for ordered
+    levels). The output layer starts at zero, so the first policy is uniform over each component."""
+    from dcsched.agents.distributions import FactorisedCategorical
+
+    mlp = MLP(in_features=obs_dim, out_features=sum(g.num_scores for g in groups), num_cells=list(hidden),
+              activation_class=nn.Tanh)
+    last = [m for m in mlp.modules() if isinstance(m, nn.Linear)][-1]
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return ProbabilisticActor(TensorDictModule(mlp, in_keys=["observation"], out_keys=["scores"]),
+                              in_keys=["scores"], spec=spec, distribution_class=FactorisedCategorical,
+                              distribution_kwargs={"groups": tuple(groups)},
+                              default_interaction_type=ExplorationType.RANDOM, return_log_prob=True)
+
+
+def policy_network(agent_name: str, obs_dim: int, act_dim: int, hidden: list[int], spec,
+                   groups=None) -> TensorDictModule:
+    """The actor an agent of this name acts with (what a checkpoint's ``actor.*`` weights fill).
+    ``groups`` (the factorised discrete encoding's component groups) selects PPO's discrete actor."""
+    if groups is not None and agent_name != "ppo":
+        raise ValueError(f"agent '{agent_name}' has no discrete-action policy (only ppo)")
     builders = {"sac": lambda: sac_actor(obs_dim, act_dim, hidden, spec),
                 "td3": lambda: deterministic_actor(obs_dim, act_dim, hidden),
-                "ppo": lambda: ppo_actor(obs_dim, act_dim, hidden, spec)}
+                "ppo": lambda: (ppo_actor(obs_dim, act_dim, hidden, spec) if groups is None
+                                else ppo_discrete_actor(obs_dim, groups, hidden, spec))}
     if agent_name not in builders:
         raise ValueError(f"no policy network for agent '{agent_name}' (allowed: {', '.join(builders)})")
     return builders[agent_name]()

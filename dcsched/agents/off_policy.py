@@ -68,6 +68,7 @@ class CollectorAgent(L.LightningModule):
 
     algo = "agent"
     uses_replay = True
+    action_encodings: tuple[str, ...] = ("continuous",)  # env.action_encoding values this agent can act in
 
     def __init__(self, cfg: dict):
         super().__init__()
@@ -81,8 +82,11 @@ class CollectorAgent(L.LightningModule):
         object.__setattr__(self, "env", make_env(c.scenario, c.env, seed=c.seed, report_outcome=True))
         self.obs_dim = self.env.obs_dim
         self.act_dim = self.env.action_spec.shape[-1]
-        if c.env.action_encoding != "continuous":
-            raise ValueError(f"{self.algo} needs env.action_encoding=continuous")
+        if c.env.action_encoding not in self.action_encodings:
+            from dcsched.errors import ConfigError
+
+            raise ConfigError("recipe", "env.action_encoding", f"agent {self.algo} cannot act in the "
+                              f"'{c.env.action_encoding}' encoding", " | ".join(self.action_encodings))
         self.shaper = None
         if c.shaper.name != "none":
             from dcsched.errors import ConfigError

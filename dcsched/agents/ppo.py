@@ -2,6 +2,11 @@
 
 On-policy: each collector batch [num_envs, steps] is used for ``ppo_epochs`` passes of shuffled
 minibatches, then dropped. Shapers do not apply (they need replayed transitions).
+
+Two action encodings: ``continuous`` (a tanh-squashed Gaussian on the [-1, 1] box, as SAC's) and
+``discrete`` (one categorical per component of the schedule, ordinal for ordered levels:
+:mod:`dcsched.agents.distributions`). The massively parallel recipes (``ppo_parallel``) use the
+discrete one with thousands of envs and one whole day per env in each batch.
 """
 
 from __future__ import annotations
@@ -19,11 +24,17 @@ from dcsched.agents.off_policy import CollectorAgent
 class PPOAgent(CollectorAgent):
     algo = "ppo"
     uses_replay = False
+    action_encodings = ("continuous", "discrete")
 
     def build(self, c) -> None:
         a = c.agent
         spec = self.env.action_spec_unbatched
-        self.actor = networks.ppo_actor(self.obs_dim, self.act_dim, a.hidden_sizes, spec)
+        if c.env.action_encoding == "discrete":
+            from dcsched.agents.distributions import groups_for
+
+            self.actor = networks.ppo_discrete_actor(self.obs_dim, groups_for(self.env.params), a.hidden_sizes, spec)
+        else:
+            self.actor = networks.ppo_actor(self.obs_dim, self.act_dim, a.hidden_sizes, spec)
         self.critic = ValueOperator(MLP(in_features=self.obs_dim, out_features=1, num_cells=list(a.hidden_sizes),
                                         activation_class=nn.Tanh), in_keys=["observation"])
         self.actor.to(self.train_device)
@@ -34,6 +45,15 @@ class PPOAgent(CollectorAgent):
         self.advantage = GAE(gamma=a.gamma, lmbda=a.gae_lambda, value_network=self.critic, average_gae=False)
         self.loss = ClipPPOLoss(self.actor, self.critic, clip_epsilon=a.clip_epsilon, entropy_coeff=a.entropy_coef,
                                 normalize_advantage=True)
+
+    def minibatch_keys(self) -> list:
+        """What the loss reads once GAE has run: the networks' inputs, the action, its log-prob under
+        the acting policy, the advantage, the value target and the old value. Indexing only these
+        into minibatches (not the whole batch with its ("next", ...) copy) cuts the indexing from
+        about 32 to 4 ms per minibatch of 4,096 rows."""
+        k = self.loss.tensor_keys
+        return sorted({*self.actor.in_keys, *self.critic.in_keys, k.action, k.sample_log_prob, k.advantage,
+                       k.value_target, k.value}, key=str)
 
     def configure_optimizers(self):
         a = self.cfg.agent
@@ -49,7 +69,7 @@ class PPOAgent(CollectorAgent):
             opt = self.optimizers()
             with torch.no_grad():
                 self.advantage(data)
-            flat = data.reshape(-1)
+            flat = data.select(*self.minibatch_keys()).reshape(-1)
             n = flat.shape[0]
             mb = min(a.minibatch_size, n)
             for _ in range(a.ppo_epochs):

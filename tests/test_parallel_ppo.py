@@ -1,0 +1,158 @@
+"""PPO over the factorised discrete schedule: the distribution, exact resume, checkpoint evaluation."""
+
+import math
+
+import pytest
+import torch
+from torch import distributions as D
+
+from dcsched.agents.distributions import ComponentGroup, FactorisedCategorical, groups_for
+from dcsched.agents.ppo import PPOAgent
+from dcsched.agents.train import build_trainer
+from dcsched.config import load_recipe, to_container
+from dcsched.envs.actions import discrete_nvec
+
+GROUPS = (ComponentGroup(2, 3, False), ComponentGroup(3, 4, True))
+
+
+def _ordinal_logits(s):
+    """Tang & Agrawal (2020) eq. 4, written out level by level (not TorchRL's vectorised form)."""
+    L = s.shape[-1]
+    out = torch.empty_like(s)
+    for k in range(L):
+        up = torch.nn.functional.logsigmoid(s[..., : k + 1]).sum(-1)
+        down = torch.nn.functional.logsigmoid(-s[..., k + 1 :]).sum(-1)
+        out[..., k] = up + down
+    return out
+
+
+def test_factorised_categorical_is_the_product_of_its_components():
+    torch.manual_seed(0)
+    scores = torch.randn(5, 2 * 3 + 3 * 4)
+    dist = FactorisedCategorical(scores, GROUPS)
+    x = dist.sample()
+    assert x.shape == (5, 5) and x.dtype == torch.int64
+    assert (x[:, :2] < 3).all() and (x[:, 2:] < 4).all() and (x >= 0).all()
+    unordered = D.Categorical(logits=scores[:, :6].reshape(5, 2, 3))
+    ordered = D.Categorical(logits=_ordinal_logits(scores[:, 6:].reshape(5, 3, 4)))
+    hand = unordered.log_prob(x[:, :2]).sum(-1) + ordered.log_prob(x[:, 2:]).sum(-1)
+    torch.testing.assert_close(dist.log_prob(x), hand)
+    torch.testing.assert_close(dist.entropy(), unordered.entropy().sum(-1) + ordered.entropy().sum(-1))
+    best = torch.cat([unordered.probs.argmax(-1), ordered.probs.argmax(-1)], -1)
+    assert torch.equal(dist.deterministic_sample, best)
+
+
+def test_zero_scores_give_the_uniform_policy():
+    dist = FactorisedCategorical(torch.zeros(2, 18), GROUPS)
+    assert dist.entropy().tolist() == pytest.approx([2 * math.log(3) + 3 * math.log(4)] * 2)
+
+
+def test_wrong_score_width_is_refused():
+    with pytest.raises(ValueError, match="scores have 17 entries"):
+        FactorisedCategorical(torch.zeros(2, 17), GROUPS)
+
+
+def test_groups_follow_the_env_encoding():
+    cfg = load_recipe("quick/ppo_parallel")
+    from dcsched.sim.params import build_params
+
+    p = build_params(cfg.scenario)
+    nvec = [g.levels for g in groups_for(p) for _ in range(g.count)]
+    assert nvec == discrete_nvec(p)
+    assert [g.ordinal for g in groups_for(p)] == [False, True, True]
+
+
+TINY = ["env.num_envs=8", "agent.hidden_sizes=[16,16]", "agent.minibatch_size=64", "agent.ppo_epochs=2",
+        "trainer.frames_per_batch=128", "trainer.checkpoint_every_batches=2", "trainer.progress=false",
+        "logger.wandb_mode=disabled", "logger.csv=false", "seed=3"]
+
+
+def _fit(tmp_path, batches, resume=None):
+    cfg = load_recipe("quick/ppo_parallel", TINY + [f"trainer.total_frames={128 * batches}", f"out_dir={tmp_path}"])
+    module = PPOAgent(to_container(cfg))
+    build_trainer(cfg, tmp_path, []).fit(module, ckpt_path=resume, weights_only=False)
+    return module
+
+
+def _weights(module):
+    return torch.cat([p.detach().flatten() for p in [*module.actor.parameters(), *module.critic.parameters()]])
+
+
+def test_discrete_ppo_resumes_exactly_and_its_checkpoint_acts_as_trained(tmp_path):
+    full = _fit(tmp_path / "full", 4)
+    _fit(tmp_path / "part", 2)
+    ckpt = tmp_path / "part" / "checkpoints" / "last.ckpt"
+    resumed = _fit(tmp_path / "part", 4, resume=str(ckpt))
+    assert int(resumed.updates) == int(full.updates) > 0
+    assert torch.equal(_weights(resumed), _weights(full)), "resumed PPO updates differ from the uninterrupted run"
+    assert not torch.equal(_weights(full), _weights(_fit(tmp_path / "other", 2))), "training changed nothing"
+
+    from dcsched.agents.checkpoint_policy import load_checkpoint_policy
+    from dcsched.envs import make_env
+
+    cfg = load_recipe("quick/ppo_parallel")
+    env = make_env(cfg.scenario, cfg.env, num_envs=6, seed=1)
+    policy = load_checkpoint_policy(tmp_path / "full" / "checkpoints" / "last.ckpt", env)
+    td = env.reset()
+    action = policy.act(td)
+    assert action.dtype == torch.int64 and action.shape == (6, len(discrete_nvec(env.params)))
+    with torch.no_grad():
+        scores = full.actor.module[0](td["observation"])
+    assert torch.equal(action, FactorisedCategorical(scores, groups_for(env.params)).deterministic_sample)
+    env.step(td.set("action", action))  # a valid action of the env's encoding
+
+
+def test_a_discrete_checkpoint_refuses_another_scenario(tmp_path):
+    from dcsched.agents.checkpoint_policy import load_checkpoint_policy
+    from dcsched.envs import make_env
+    from dcsched.errors import ConfigError
+
+    _fit(tmp_path, 1)
+    cfg = load_recipe("quick/ppo_parallel", ["scenario=global8"])
+    env = make_env(cfg.scenario, cfg.env, num_envs=2)
+    with pytest.raises(ConfigError, match="trained on 'paper3'"):
+        load_checkpoint_policy(tmp_path / "checkpoints" / "last.ckpt", env)
+
+
+def test_sac_refuses_the_discrete_encoding():
+    from dcsched.agents.off_policy import SACAgent
+    from dcsched.errors import ConfigError
+
+    cfg = load_recipe("quick/sac", ["env.action_encoding=discrete", "env.num_envs=2"])
+    with pytest.raises(ConfigError, match="continuous"):
+        SACAgent(to_container(cfg))
+
+
+def test_learning_curve_benchmark_scores_each_checkpoint_against_the_bound(tmp_path, capsys):
+    """`dcsched bench curve`: one row per kept checkpoint, frames and training time from metrics.csv,
+    share = the checkpoint's utility on the day / that day's bound (a made-up bound of $10,000)."""
+    import json
+
+    from dcsched.baselines.lp_bound import bound_scenario_hash
+    from dcsched.bench.learning_curve import main
+    from dcsched.envs import make_env
+    from dcsched.eval.evaluate import day_dates
+    from dcsched.eval.rollout import run_days
+
+    cfg = load_recipe("quick/ppo_parallel", TINY + ["trainer.total_frames=512", f"out_dir={tmp_path}",
+                                                    "trainer.keep_all_checkpoints=true", "logger.csv=true"])
+    module = PPOAgent(to_container(cfg))
+    from dcsched.tracking import make_loggers
+
+    build_trainer(cfg, tmp_path, make_loggers(cfg, tmp_path, run_id="t", config=to_container(cfg))).fit(module)
+    day = day_dates(cfg.scenario, [5])[0]  # 2023-01-06, the first test day
+    bounds = tmp_path / "bounds.json"
+    bounds.write_text(json.dumps({"scenario": "paper3", "scenario_hash": bound_scenario_hash(cfg.scenario),
+                                  "per_day": [{"day": day, "lp_bound_usd": 10_000.0}]}))
+    main([str(tmp_path), "--bounds", str(bounds), "--max-days", "1", "--baseline", "local_only",
+          "--out", str(tmp_path / "curve")])
+    rows = (tmp_path / "curve" / "curve.csv").read_text().split()[1:]
+    assert len(rows) == 2  # two checkpoint intervals of 2 batches
+    epochs, frames, wall, share = zip(*[map(float, r.split(",")) for r in rows])
+    assert frames == (256.0, 512.0) and 0 < wall[0] < wall[1]
+    env = make_env(cfg.scenario, cfg.env, days=[5], sequential_days=True, stochastic=False)
+    from dcsched.agents.checkpoint_policy import load_checkpoint_policy
+
+    utility = run_days(env, load_checkpoint_policy(tmp_path / "checkpoints" / "epoch001.ckpt", env))["utility_usd"].sum()
+    assert share[1] == pytest.approx(utility / 10_000.0, rel=1e-4)
+    assert "local_only" in capsys.readouterr().out
