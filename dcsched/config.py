@@ -190,6 +190,10 @@ class AgentConfig:
     gae_lambda: float = 0.95  # PPO GAE lambda
     ppo_epochs: int = 4  # PPO passes over each batch
     minibatch_size: int = 256  # PPO minibatch size
+    constraint: str = "none"  # PPO: none | violation (Lagrangian PPO: mean late+dropped share per slot <= cost_limit)
+    cost_limit: float = 0.05  # Lagrangian PPO: the limit on the mean per-slot late+dropped share
+    lr_lagrange: float = 1.0  # Lagrangian PPO: dual-ascent step of the multiplier per batch (reward units per unit share)
+    lagrange_init: float = 0.0  # Lagrangian PPO: the multiplier at the start
 
 
 @dataclass
@@ -275,6 +279,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "env.split": ("train", "test", "all"),
     "env.dtype": ("float32", "float64"),
     "agent.critic_loss": ("l2", "smooth_l1", "l1"),
+    "agent.constraint": ("none", "violation"),
     "logger.wandb_mode": ("offline", "disabled", "online"),
     "scenario.energy.control": ("heuristic", "learned"),
     "scenario.arrivals.shape": ("alibaba_gentd26", "flat"),
@@ -297,6 +302,9 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "agent.buffer_size": (1, None),
     "agent.utd": (0.0, None),
     "agent.warmup_frames": (0, None),
+    "agent.cost_limit": (0.0, 1.0),
+    "agent.lr_lagrange": (0.0, None),
+    "agent.lagrange_init": (0.0, None),
     "shaper.eta": (0.0, 1.0),
     "shaper.denoising_steps": (1, None),
     "shaper.latent_dim": (1, None),

@@ -156,3 +156,58 @@ def test_learning_curve_benchmark_scores_each_checkpoint_against_the_bound(tmp_p
     utility = run_days(env, load_checkpoint_policy(tmp_path / "checkpoints" / "epoch001.ckpt", env))["utility_usd"].sum()
     assert share[1] == pytest.approx(utility / 10_000.0, rel=1e-4)
     assert "local_only" in capsys.readouterr().out
+
+
+def test_lagrangian_ppo_with_a_frozen_zero_multiplier_is_plain_ppo(tmp_path):
+    """constraint=violation with lambda 0 and no dual step trains exactly as plain PPO; with a step,
+    lambda moves by lr (mean cost - limit) per batch, projected at 0, and enters GAE's reward."""
+    plain = _fit(tmp_path / "plain", 2)
+    frozen = _fit_with(tmp_path / "frozen", 2, ["agent.constraint=violation", "agent.lr_lagrange=0"])
+    assert torch.equal(_weights(plain), _weights(frozen))
+    assert float(frozen.lagrange) == 0.0
+    pushed = _fit_with(tmp_path / "pushed", 2, ["agent.constraint=violation", "agent.cost_limit=0", "agent.lr_lagrange=10"])
+    assert float(pushed.lagrange) > 0, "a cost above a zero limit must raise the multiplier"
+    assert not torch.equal(_weights(plain), _weights(pushed)), "a positive multiplier must change the updates"
+    relaxed = _fit_with(tmp_path / "relaxed", 2, ["agent.constraint=violation", "agent.cost_limit=1",
+                                                  "agent.lagrange_init=0.5", "agent.lr_lagrange=0.1"])
+    # every cost is <= 1: two steps of 0.1 (mean cost - 1) each, so lambda ends in [0.3, 0.5)
+    assert 0.3 - 1e-6 <= float(relaxed.lagrange) < 0.5
+
+
+def _fit_with(tmp_path, batches, extra):
+    cfg = load_recipe("quick/ppo_parallel", TINY + [f"trainer.total_frames={128 * batches}", f"out_dir={tmp_path}",
+                                                    *extra])
+    module = PPOAgent(to_container(cfg))
+    build_trainer(cfg, tmp_path, []).fit(module)
+    return module
+
+
+def test_penalised_reward_and_dual_step_by_hand():
+    from dcsched.agents.ppo import dual_step, penalised_reward
+
+    r = torch.tensor([[[1.0], [0.5]]])
+    c = torch.tensor([[0.2, 0.0]])
+    torch.testing.assert_close(penalised_reward(r, c, torch.tensor(2.0)), torch.tensor([[[0.6], [0.5]]]))
+    assert float(dual_step(torch.tensor(1.0), 0.15, 0.05, 2.0)) == pytest.approx(1.2)
+    assert float(dual_step(torch.tensor(0.1), 0.0, 0.05, 10.0)) == 0.0  # projected onto lambda >= 0
+
+
+def test_sac_refuses_a_constraint():
+    from dcsched.agents.off_policy import SACAgent
+    from dcsched.errors import ConfigError
+
+    cfg = load_recipe("quick/sac", ["agent.constraint=violation", "env.num_envs=2"])
+    with pytest.raises(ConfigError, match="agent.constraint"):
+        SACAgent(to_container(cfg))
+
+
+def test_lagrangian_keys_enter_the_run_hash_only_when_a_constraint_is_on():
+    """Unconstrained runs keep the hash they had before the Lagrangian keys existed (finished
+    experiment cells stay valid); a constrained run's hash depends on them."""
+    from dcsched.experiments.spec import run_config_hash
+
+    base = run_config_hash(load_recipe("ppo_parallel"))
+    assert run_config_hash(load_recipe("ppo_parallel", ["agent.cost_limit=0.2", "agent.lr_lagrange=3"])) == base
+    on = run_config_hash(load_recipe("ppo_parallel", ["agent.constraint=violation"]))
+    assert on != base
+    assert run_config_hash(load_recipe("ppo_parallel", ["agent.constraint=violation", "agent.cost_limit=0.2"])) != on

@@ -69,6 +69,7 @@ class CollectorAgent(L.LightningModule):
     algo = "agent"
     uses_replay = True
     action_encodings: tuple[str, ...] = ("continuous",)  # env.action_encoding values this agent can act in
+    constraints: tuple[str, ...] = ("none",)  # agent.constraint values this agent implements
 
     def __init__(self, cfg: dict):
         super().__init__()
@@ -87,6 +88,11 @@ class CollectorAgent(L.LightningModule):
 
             raise ConfigError("recipe", "env.action_encoding", f"agent {self.algo} cannot act in the "
                               f"'{c.env.action_encoding}' encoding", " | ".join(self.action_encodings))
+        if c.agent.constraint not in self.constraints:
+            from dcsched.errors import ConfigError
+
+            raise ConfigError("recipe", "agent.constraint", f"agent {self.algo} has no '{c.agent.constraint}' "
+                              "constraint", " | ".join(self.constraints))
         self.shaper = None
         if c.shaper.name != "none":
             from dcsched.errors import ConfigError

@@ -7,6 +7,12 @@ Two action encodings: ``continuous`` (a tanh-squashed Gaussian on the [-1, 1] bo
 ``discrete`` (one categorical per component of the schedule, ordinal for ordered levels:
 :mod:`dcsched.agents.distributions`). The massively parallel recipes (``ppo_parallel``) use the
 discrete one with thousands of envs and one whole day per env in each batch.
+
+Lagrangian PPO (``agent.constraint=violation``): the per-slot late + dropped share c_t is a cost
+with the constraint E[c] <= ``agent.cost_limit``. GAE and the loss see r_t - lambda c_t, written to
+("next", "penalised_reward") (the sampled reward is kept); after each batch the multiplier takes a
+projected dual-ascent step lambda <- max(0, lambda + ``agent.lr_lagrange`` (mean c - limit)). With
+``lr_lagrange`` 0 and ``lagrange_init`` 0 the updates equal plain PPO's exactly (tested).
 """
 
 from __future__ import annotations
@@ -20,11 +26,24 @@ from torchrl.objectives.value import GAE
 from dcsched.agents import networks
 from dcsched.agents.off_policy import CollectorAgent
 
+PENALISED_REWARD = "penalised_reward"  # ("next", PENALISED_REWARD): r - lambda c, Lagrangian PPO only
+
+
+def penalised_reward(reward: torch.Tensor, cost: torch.Tensor, multiplier: torch.Tensor) -> torch.Tensor:
+    """r - lambda c. reward [B, T, 1] (env reward), cost [B, T] (violation share), multiplier []."""
+    return reward - multiplier * cost.unsqueeze(-1).to(reward.dtype)
+
+
+def dual_step(multiplier: torch.Tensor, mean_cost: float, limit: float, lr: float) -> torch.Tensor:
+    """Projected dual ascent on the Lagrange multiplier: max(0, lambda + lr (mean cost - limit))."""
+    return (multiplier + lr * (mean_cost - limit)).clamp(min=0.0)
+
 
 class PPOAgent(CollectorAgent):
     algo = "ppo"
     uses_replay = False
     action_encodings = ("continuous", "discrete")
+    constraints = ("none", "violation")
 
     def build(self, c) -> None:
         a = c.agent
@@ -45,6 +64,9 @@ class PPOAgent(CollectorAgent):
         self.advantage = GAE(gamma=a.gamma, lmbda=a.gae_lambda, value_network=self.critic, average_gae=False)
         self.loss = ClipPPOLoss(self.actor, self.critic, clip_epsilon=a.clip_epsilon, entropy_coeff=a.entropy_coef,
                                 normalize_advantage=True)
+        if a.constraint == "violation":
+            self.register_buffer("lagrange", torch.tensor(float(a.lagrange_init)))
+            self.advantage.set_keys(reward=PENALISED_REWARD)
 
     def minibatch_keys(self) -> list:
         """What the loss reads once GAE has run: the networks' inputs, the action, its log-prob under
@@ -65,6 +87,12 @@ class PPOAgent(CollectorAgent):
         metrics = self._episode_metrics(batch)
         a = self.cfg.agent
         data = batch.exclude("outcome", ("next", "outcome"))
+        if a.constraint == "violation":
+            cost = batch["next", "outcome", "violation_share"]  # [B, T]
+            data.set(("next", PENALISED_REWARD), penalised_reward(data["next", "reward"], cost, self.lagrange))
+            mean_cost = float(cost.mean())
+            self.lagrange.copy_(dual_step(self.lagrange, mean_cost, a.cost_limit, a.lr_lagrange))
+            metrics.update({"lagrange/multiplier": float(self.lagrange), "lagrange/cost": mean_cost})
         if int(self.frames) > a.warmup_frames:
             opt = self.optimizers()
             with torch.no_grad():

@@ -265,6 +265,10 @@ def run_config_hash(run_cfg: DictConfig) -> str:
         for part in head.split(".") if head else []:
             node = node.get(part, {})
         node.pop(leaf, None)
+    agent = data.get("agent", {})
+    if agent.get("constraint", "none") == "none":  # unconstrained: the Lagrangian keys change nothing (older hashes stay valid)
+        for key in ("constraint", "cost_limit", "lr_lagrange", "lagrange_init"):
+            agent.pop(key, None)
     collector = data.pop("collector", {})
     if collector.get("backend", "inprocess") != "inprocess":  # the default leaves older hashes valid
         data["collector"] = {k: v for k, v in collector.items() if k != "ray_address"}
