@@ -57,7 +57,10 @@ def evaluate_checkpoints(run_dir: Path, bounds_path: Path, days_spec: str, max_d
 
     ckpts = sorted(Path(run_dir, "checkpoints").glob("epoch*.ckpt"))
     if not ckpts:
-        raise SystemExit(f"no checkpoints/epochNNN.ckpt under {run_dir}: train with trainer.keep_all_checkpoints=true")
+        from dcsched.errors import ConfigError
+
+        raise ConfigError(str(run_dir), "checkpoints", "no checkpoints/epochNNN.ckpt in this run folder",
+                          "a run trained with trainer.keep_all_checkpoints=true")
     cfg = typed_config(torch.load(ckpts[0], map_location="cpu", weights_only=False)["hyper_parameters"]["cfg"])
     days = parse_days(cfg.scenario, days_spec)[: max_days or None]
     bounds_by_date = load_bounds(bounds_path, cfg.scenario, day_dates(cfg.scenario, days))
@@ -119,7 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     lines = ["epoch,frames,wall_s,share_of_bound"] + [
         f"{r['epoch']},{r['frames']:.0f},{r['wall_s']:.1f},{r['share_of_bound']:.5f}" for r in rows]
     atomic_write_text(out / "curve.csv", "\n".join(lines) + "\n")
-    plot(rows, base, out / "curve.png", f"{args.run_dir.name}: {args.days} days (first {args.max_days or 'all'})")
+    run = args.run_dir.resolve()
+    name = run.parent.name if run.name == "train" else run.name  # an experiment cell keeps its run in train/
+    plot(rows, base, out / "curve.png", f"{name}: {args.days} days ({args.max_days or 'all'}), deterministic")
     print(f"{'checkpoint':>10} {'frames':>12} {'wall s':>8} {'% of bound':>10}")
     for r in rows:
         print(f"{r['epoch']:>10} {r['frames']:>12,.0f} {r['wall_s']:>8.0f} {100 * r['share_of_bound']:>9.2f} %")
