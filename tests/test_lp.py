@@ -110,3 +110,22 @@ def test_lp_consistent_and_bounded_when_selling_at_negative_prices():
     assert float(model.c @ x) == pytest.approx(utility, rel=1e-6)
     assert max_violation(model, x) < 1e-6 * max(1.0, np.abs(model.b_eq).max())
     assert solve_window(p, w, "negative prices").value_usd >= utility
+
+
+def test_greedy_with_onehot_transfers_sends_each_class_whole_to_its_largest_share(setup):
+    """greedy_myopic:transfer=onehot keeps the plan's steps and frequency and routes each (origin,
+    class) whole to the DC of the plan's largest share; a wrong mode is refused."""
+    from dcsched.errors import ConfigError
+
+    cfg, p, days, exo = setup
+    env = make_env(cfg, EnvConfig(), days=days, sequential_days=True, stochastic=False)
+    td = env.reset()
+    split = make_policy("greedy_myopic", env).decide(td)
+    onehot = make_policy("greedy_myopic:transfer=onehot", env).decide(td)
+    x = onehot.transfer
+    assert ((x == 0) | (x == 1)).all() and torch.equal(x.sum(-2), torch.ones_like(x.sum(-2)))
+    assert torch.equal(x.argmax(-2), split.transfer.argmax(-2))
+    assert torch.equal(onehot.steps_idx, split.steps_idx) and torch.equal(onehot.freq_idx, split.freq_idx)
+    assert not torch.equal(split.transfer, x), "the first slot's plan splits some class (else this test shows nothing)"
+    with pytest.raises(ConfigError, match="split | onehot"):
+        make_policy("greedy_myopic:transfer=round", env)

@@ -55,12 +55,36 @@ def plan_from_solution(res: LPResult, H: int, N: int, K: int, C: int, F: int, ar
     return transfer, steps_idx, freq_idx
 
 
+TRANSFER_MODES = ("split", "onehot")
+
+
+def onehot_rows(transfer: np.ndarray) -> np.ndarray:
+    """Each (origin, class) row of ``transfer`` [B, i, n, k] sent whole to its largest share's DC
+    (what the factorised discrete encoding can express)."""
+    best = transfer.argmax(axis=-2)  # [B, i, k]
+    return (np.arange(transfer.shape[-2])[None, None, :, None] == best[:, :, None, :]).astype(transfer.dtype)
+
+
 class PlanPolicy(Policy):
-    """Applies a per-(env, slot) plan of decisions; subclasses fill the plan."""
+    """Applies a per-(env, slot) plan of decisions; subclasses fill the plan. ``transfer``:
+    ``split`` applies the plan's shares; ``onehot`` sends each (origin, class) whole to the DC of
+    its largest share (a diagnostic: what a plan loses in the discrete encoding's action space)."""
+
+    transfer = "split"
+
+    def _check_transfer(self, transfer: str) -> str:
+        if transfer not in TRANSFER_MODES:
+            from dcsched.errors import ConfigError
+
+            raise ConfigError("command line", f"--policy {self.name}:transfer", f"'{transfer}' is not a transfer mode",
+                              " | ".join(TRANSFER_MODES))
+        return transfer
 
     def _decision(self, transfer, steps_idx, freq_idx) -> Decision:
         p = self.env.params
         dev = self.env.device
+        if self.transfer == "onehot":
+            transfer = onehot_rows(np.asarray(transfer))
         return Decision(transfer=torch.as_tensor(transfer, dtype=p.capacity_gpu_s.dtype, device=dev),
                         steps_idx=torch.as_tensor(steps_idx, dtype=torch.long, device=dev),
                         freq_idx=torch.as_tensor(freq_idx, dtype=torch.long, device=dev),
@@ -100,10 +124,12 @@ class RollingHorizon(PlanPolicy):
 
     name = "mpc"
 
-    def __init__(self, horizon: int = 12, every: int = 1, forecast: str = "persistence", seed: int = 0):
+    def __init__(self, horizon: int = 12, every: int = 1, forecast: str = "persistence", seed: int = 0,
+                 transfer: str = "split"):
         if forecast not in ("persistence", "perfect"):
             raise ValueError(f"forecast '{forecast}' not in (persistence, perfect)")
         self.horizon, self.every, self.forecast = int(horizon), int(every), forecast
+        self.transfer = self._check_transfer(transfer)
 
     def bind(self, env):
         super().bind(env)
@@ -157,9 +183,10 @@ class MPC(RollingHorizon):
     name = "mpc"
 
 
-@POLICIES.register("greedy_myopic", "each slot, the exact best decision for that slot alone given current arrivals (one-slot LP)")
+@POLICIES.register("greedy_myopic", "each slot, the exact best decision for that slot alone given current arrivals (one-slot LP); "
+                                    "greedy_myopic:transfer=onehot sends each (origin, class) whole to one DC")
 class GreedyMyopic(RollingHorizon):
     name = "greedy_myopic"
 
-    def __init__(self, seed: int = 0):
-        super().__init__(horizon=1, every=1, forecast="perfect")
+    def __init__(self, seed: int = 0, transfer: str = "split"):
+        super().__init__(horizon=1, every=1, forecast="perfect", transfer=transfer)
