@@ -20,11 +20,13 @@ TABLE_COLUMNS = ("utility_usd", "revenue_usd", "energy_cost_usd", "transfer_cost
 
 
 def policy_label(name: str) -> str:
-    """A readable label: registry names as they are; checkpoints by their run folder."""
+    """A readable label: registry names as they are; checkpoints by their run folder (an
+    experiment cell's, whose run lives in ``CELL/train/``, by the cell's folder)."""
     path = Path(name)
     if path.suffix != ".ckpt":
         return name
-    run = path.parent.parent.name if path.parent.name == "checkpoints" else path.parent.name
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    run = run_dir.parent.name if run_dir.name == "train" and run_dir.parent.name else run_dir.name
     return f"{run}/{path.stem}" if path.stem != "last" else run
 
 
