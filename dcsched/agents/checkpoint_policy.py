@@ -73,11 +73,11 @@ def load_checkpoint_policy(path: Path, env) -> CheckpointPolicy:
         from dcsched.agents.distributions import groups_for
 
         groups = groups_for(env.params)
-        if out_dim != sum(g.num_scores for g in groups) or obs_dim != env.obs_dim:
+        scores = sum(g.num_scores for g in groups)
+        if out_dim != scores or obs_dim != env.obs_dim:
             raise ConfigError(str(path), "scenario",
                               f"checkpoint was trained on '{cfg.scenario.name}' with {obs_dim} observations and "
-                              f"{out_dim} action scores; this env has {env.obs_dim} and "
-                              f"{sum(g.num_scores for g in groups)}")
+                              f"{out_dim} action scores; this env has {env.obs_dim} and {scores}")
         act_dim = env.action_spec.shape[-1]
     else:
         act_dim = out_dim if name == "td3" else out_dim // 2

@@ -63,8 +63,9 @@ def evaluate_checkpoints(run_dir: Path, bounds_path: Path, days_spec: str, max_d
                           "a run trained with trainer.keep_all_checkpoints=true")
     cfg = typed_config(torch.load(ckpts[0], map_location="cpu", weights_only=False)["hyper_parameters"]["cfg"])
     days = parse_days(cfg.scenario, days_spec)[: max_days or None]
-    bounds_by_date = load_bounds(bounds_path, cfg.scenario, day_dates(cfg.scenario, days))
-    bounds = [bounds_by_date[d] for d in day_dates(cfg.scenario, days)]
+    dates = day_dates(cfg.scenario, days)
+    bounds_by_date = load_bounds(bounds_path, cfg.scenario, dates)
+    bounds = [bounds_by_date[d] for d in dates]
 
     def env_with(env_cfg):
         return make_env(cfg.scenario, env_cfg, days=days, sequential_days=True, stochastic=False)
