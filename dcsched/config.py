@@ -155,6 +155,7 @@ class EnvConfig:
     action_encoding: str = "continuous"  # continuous | discrete
     transfer_logit_scale: float = 5.0  # softmax temperature of the continuous transfer logits
     transfer_min_share: float = 1e-3  # shares below this are zeroed (exact one-hot intents)
+    transfer_chunks: int = 1  # discrete encoding: chunks per (origin, class) row, each with its own destination
     dtype: str = "float32"  # float32 | float64 (tests use float64 for 1e-6 checks)
     normalize_obs: bool = True  # scale observations to about unit range
     split: str = "train"  # train | test | all
@@ -292,6 +293,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
 # inclusive numeric ranges (None: unbounded on that side), checked like ENUMS
 RANGES: dict[str, tuple[float | None, float | None]] = {
     "env.num_envs": (1, None),
+    "env.transfer_chunks": (1, None),
     "env.violation_threshold": (0.0, 1.0),
     "trainer.total_frames": (1, None),
     "trainer.frames_per_batch": (1, None),

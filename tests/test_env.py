@@ -9,8 +9,9 @@ from dcsched.config import EnvConfig, load_scenario
 from dcsched.data.exogenous import split_days
 from dcsched.envs import make_env
 from dcsched.envs.actions import (BATTERY_LEVELS, continuous_dim, decode_continuous, decode_discrete,
-                                  discrete_nvec, level_from_unit)
+                                  discrete_nvec, encode_discrete, level_from_unit, quantise_shares)
 from dcsched.eval.rollout import run_days
+from dcsched.sim.kernels import Decision
 
 
 def env64(cfg, **kw):
@@ -44,6 +45,34 @@ def test_decoder_grid_edges(params64):
     with pytest.raises(ValueError):
         decode_discrete(p, nvec.unsqueeze(0))
     assert BATTERY_LEVELS[0] == -1.0 and BATTERY_LEVELS[-1] == 1.0
+
+
+@pytest.mark.parametrize("chunks", [1, 3, 4])
+def test_transfer_chunks_round_shares_to_multiples_of_one_over_q(params64, chunks):
+    """Largest remainder: each row's chunk counts sum to Q and each is floor or ceil of Q * share;
+    a discrete action encodes them and decodes back to counts / Q (exact for shares already on the
+    grid); Q = 1 is the largest share's DC."""
+    p = params64
+    N, K = p.num_dcs, p.num_classes
+    gen = torch.Generator().manual_seed(chunks)
+    shares = torch.distributions.Dirichlet(torch.full((N,), 0.7)).sample((5, N, K)).movedim(-1, -2)  # [5, i, n, k]
+    counts = quantise_shares(shares, chunks)
+    assert torch.equal(counts.sum(-2), torch.full((5, N, K), chunks))
+    assert ((counts - chunks * shares).abs() < 1).all()
+    if chunks == 1:
+        assert torch.equal(counts.argmax(-2), shares.argmax(-2))
+    steps = torch.randint(len(p.steps_grid), (5, N, K), generator=gen)
+    freq = torch.randint(len(p.freq_levels), (5, N), generator=gen)
+    d = Decision(transfer=shares, steps_idx=steps, freq_idx=freq, battery_frac=None)
+    action = encode_discrete(p, d, chunks)
+    assert action.shape == (5, len(discrete_nvec(p, chunks))) == (5, N * K * chunks + N * K + N)
+    back = decode_discrete(p, action, chunks)
+    torch.testing.assert_close(back.transfer, counts.double() / chunks)
+    assert torch.equal(back.steps_idx, steps) and torch.equal(back.freq_idx, freq)
+    again = decode_discrete(p, encode_discrete(p, back, chunks), chunks)
+    assert torch.equal(again.transfer, back.transfer), "shares on the 1/Q grid must round-trip exactly"
+    with pytest.raises(ValueError, match="integer >= 1"):
+        discrete_nvec(p, 0)
 
 
 def test_local_only_keeps_jobs_exactly_local(paper3):

@@ -127,5 +127,8 @@ def test_greedy_with_onehot_transfers_sends_each_class_whole_to_its_largest_shar
     assert torch.equal(x.argmax(-2), split.transfer.argmax(-2))
     assert torch.equal(onehot.steps_idx, split.steps_idx) and torch.equal(onehot.freq_idx, split.freq_idx)
     assert not torch.equal(split.transfer, x), "the first slot's plan splits some class (else this test shows nothing)"
-    with pytest.raises(ConfigError, match="split | onehot"):
+    quarters = make_policy("greedy_myopic:transfer=chunks,chunks=4", env).decide(td).transfer
+    assert torch.equal(quarters * 4, (quarters * 4).round()) and ((quarters - split.transfer).abs() < 0.25).all()
+    assert torch.equal(make_policy("greedy_myopic:transfer=chunks,chunks=1", env).decide(td).transfer, x)
+    with pytest.raises(ConfigError, match="split | onehot | chunks"):
         make_policy("greedy_myopic:transfer=round", env)

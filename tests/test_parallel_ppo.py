@@ -60,6 +60,7 @@ def test_groups_follow_the_env_encoding():
     nvec = [g.levels for g in groups_for(p) for _ in range(g.count)]
     assert nvec == discrete_nvec(p)
     assert [g.ordinal for g in groups_for(p)] == [False, True, True]
+    assert [g.levels for g in groups_for(p, 4) for _ in range(g.count)] == discrete_nvec(p, 4)
 
 
 TINY = ["env.num_envs=8", "agent.hidden_sizes=[16,16]", "agent.minibatch_size=64", "agent.ppo_epochs=2",
@@ -208,3 +209,39 @@ def test_lagrangian_keys_enter_the_run_hash_only_when_a_constraint_is_on():
     on = run_config_hash(load_recipe("ppo_parallel", ["agent.constraint=violation"]))
     assert on != base
     assert run_config_hash(load_recipe("ppo_parallel", ["agent.constraint=violation", "agent.cost_limit=0.2"])) != on
+
+
+def test_transfer_chunks_enter_the_run_hash_only_off_their_default():
+    """A run with one transfer chunk hashes as before the key existed; another count changes it."""
+    from omegaconf import OmegaConf
+
+    from dcsched.experiments.spec import run_config_hash
+
+    cfg = load_recipe("ppo_parallel")
+    before = to_container(cfg)
+    del before["env"]["transfer_chunks"]
+    assert run_config_hash(cfg) == run_config_hash(OmegaConf.create(before))
+    assert run_config_hash(load_recipe("ppo_parallel", ["env.transfer_chunks=4"])) != run_config_hash(cfg)
+
+
+def test_chunked_discrete_ppo_trains_and_its_checkpoint_acts_in_chunks(tmp_path):
+    """env.transfer_chunks=2: the actor scores two destinations per (origin, class); evaluation
+    rebuilds the env with the checkpoint's chunks, and the greedy action splits rows in halves."""
+    from dcsched.agents.checkpoint_policy import load_checkpoint_policy
+    from dcsched.config import EnvConfig
+    from dcsched.envs import make_env
+    from dcsched.eval.evaluate import checkpoint_env_config
+
+    _fit(tmp_path, 1, extra=["env.transfer_chunks=2"])
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    cfg = load_recipe("quick/ppo_parallel")
+    env_cfg = checkpoint_env_config(str(ckpt), EnvConfig())
+    assert env_cfg.transfer_chunks == 2 and env_cfg.action_encoding == "discrete"
+    env = make_env(cfg.scenario, env_cfg, num_envs=3, seed=1)
+    td = env.reset()
+    action = load_checkpoint_policy(ckpt, env).act(td)
+    assert action.shape == (3, len(discrete_nvec(env.params, 2)))
+    shares = env.decode(action).transfer
+    assert torch.equal(shares * 2, (shares * 2).round())
+    with pytest.raises(Exception, match="action scores"):
+        load_checkpoint_policy(ckpt, make_env(cfg.scenario, cfg.env, num_envs=2))

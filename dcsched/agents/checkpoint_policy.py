@@ -72,7 +72,7 @@ def load_checkpoint_policy(path: Path, env) -> CheckpointPolicy:
     if cfg.env.get("action_encoding", "continuous") == "discrete":
         from dcsched.agents.distributions import groups_for
 
-        groups = groups_for(env.params)
+        groups = groups_for(env.params, env.transfer_chunks)
         scores = sum(g.num_scores for g in groups)
         if out_dim != scores or obs_dim != env.obs_dim:
             raise ConfigError(str(path), "scenario",

@@ -33,19 +33,20 @@ class ComponentGroup:
 
 
 def schedule_groups(num_dcs: int, num_classes: int, num_steps: int, num_freqs: int,
-                    learned_energy: bool) -> tuple[ComponentGroup, ...]:
-    """The groups of the env's discrete encoding, in its order (destinations, steps, frequency, battery)."""
+                    learned_energy: bool, transfer_chunks: int = 1) -> tuple[ComponentGroup, ...]:
+    """The groups of the env's discrete encoding, in its order (destinations per chunk, steps,
+    frequency, battery)."""
     N, K = num_dcs, num_classes
-    groups = [ComponentGroup(N * K, N, False), ComponentGroup(N * K, num_steps, True), ComponentGroup(N, num_freqs, True)]
+    groups = [ComponentGroup(N * K * transfer_chunks, N, False), ComponentGroup(N * K, num_steps, True), ComponentGroup(N, num_freqs, True)]
     if learned_energy:
         groups.append(ComponentGroup(N, len(BATTERY_LEVELS), True))
     return tuple(groups)
 
 
-def groups_for(params) -> tuple[ComponentGroup, ...]:
-    """:func:`schedule_groups` of a scenario's SimParams."""
+def groups_for(params, transfer_chunks: int = 1) -> tuple[ComponentGroup, ...]:
+    """:func:`schedule_groups` of a scenario's SimParams and the env's ``transfer_chunks``."""
     return schedule_groups(params.num_dcs, params.num_classes, len(params.steps_grid), len(params.freq_levels),
-                           params.learned_energy)
+                           params.learned_energy, transfer_chunks)
 
 
 class FactorisedCategorical(D.Distribution):

@@ -51,7 +51,8 @@ class PPOAgent(CollectorAgent):
         if c.env.action_encoding == "discrete":
             from dcsched.agents.distributions import groups_for
 
-            self.actor = networks.ppo_discrete_actor(self.obs_dim, groups_for(self.env.params), a.hidden_sizes, spec)
+            self.actor = networks.ppo_discrete_actor(self.obs_dim, groups_for(self.env.params, self.env.transfer_chunks),
+                                                    a.hidden_sizes, spec)
         else:
             self.actor = networks.ppo_actor(self.obs_dim, self.act_dim, a.hidden_sizes, spec)
         self.critic = ValueOperator(MLP(in_features=self.obs_dim, out_features=1, num_cells=list(a.hidden_sizes),

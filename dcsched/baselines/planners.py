@@ -13,6 +13,7 @@ import torch
 from dcsched.baselines.lp_bound import LPResult, block, solve_window, window_from_exo
 from dcsched.baselines.lp_model import Window, level_coefficients
 from dcsched.baselines.policy import Policy
+from dcsched.envs.actions import quantise_shares
 from dcsched.registry import POLICIES
 from dcsched.sim.kernels import Decision
 
@@ -55,36 +56,42 @@ def plan_from_solution(res: LPResult, H: int, N: int, K: int, C: int, F: int, ar
     return transfer, steps_idx, freq_idx
 
 
-TRANSFER_MODES = ("split", "onehot")
+TRANSFER_MODES = ("split", "onehot", "chunks")
 
 
-def onehot_rows(transfer: np.ndarray) -> np.ndarray:
-    """Each (origin, class) row of ``transfer`` [B, i, n, k] sent whole to its largest share's DC
-    (what the factorised discrete encoding can express)."""
-    best = transfer.argmax(axis=-2)  # [B, i, k]
-    return (np.arange(transfer.shape[-2])[None, None, :, None] == best[:, :, None, :]).astype(transfer.dtype)
+def quantised_rows(transfer: np.ndarray, chunks: int) -> np.ndarray:
+    """``transfer`` [B, i, n, k] with each (origin, class) row's shares rounded to multiples of
+    1/``chunks`` (largest remainder, :func:`dcsched.envs.actions.quantise_shares`): what the
+    discrete encoding with ``env.transfer_chunks`` = chunks can express (1: the largest share's DC)."""
+    counts = quantise_shares(torch.as_tensor(np.asarray(transfer)), chunks)
+    return (counts.double() / chunks).numpy()
 
 
 class PlanPolicy(Policy):
     """Applies a per-(env, slot) plan of decisions; subclasses fill the plan. ``transfer``:
     ``split`` applies the plan's shares; ``onehot`` sends each (origin, class) whole to the DC of
-    its largest share (a diagnostic: what a plan loses in the discrete encoding's action space)."""
+    its largest share; ``chunks`` rounds the shares to multiples of 1/``chunks`` (diagnostics: what
+    a plan loses in the discrete encoding's action space with 1 or ``chunks`` transfer chunks)."""
 
     transfer = "split"
+    chunks = 4
 
-    def _check_transfer(self, transfer: str) -> str:
+    def _check_transfer(self, transfer: str, chunks: int) -> str:
+        from dcsched.errors import ConfigError
+
         if transfer not in TRANSFER_MODES:
-            from dcsched.errors import ConfigError
-
             raise ConfigError("command line", f"--policy {self.name}:transfer", f"'{transfer}' is not a transfer mode",
                               " | ".join(TRANSFER_MODES))
+        if chunks < 1:
+            raise ConfigError("command line", f"--policy {self.name}:chunks", f"{chunks} chunks", "an integer >= 1")
+        self.chunks = int(chunks)
         return transfer
 
     def _decision(self, transfer, steps_idx, freq_idx) -> Decision:
         p = self.env.params
         dev = self.env.device
-        if self.transfer == "onehot":
-            transfer = onehot_rows(np.asarray(transfer))
+        if self.transfer != "split":
+            transfer = quantised_rows(transfer, 1 if self.transfer == "onehot" else self.chunks)
         return Decision(transfer=torch.as_tensor(transfer, dtype=p.capacity_gpu_s.dtype, device=dev),
                         steps_idx=torch.as_tensor(steps_idx, dtype=torch.long, device=dev),
                         freq_idx=torch.as_tensor(freq_idx, dtype=torch.long, device=dev),
@@ -125,11 +132,11 @@ class RollingHorizon(PlanPolicy):
     name = "mpc"
 
     def __init__(self, horizon: int = 12, every: int = 1, forecast: str = "persistence", seed: int = 0,
-                 transfer: str = "split"):
+                 transfer: str = "split", chunks: int = 4):
         if forecast not in ("persistence", "perfect"):
             raise ValueError(f"forecast '{forecast}' not in (persistence, perfect)")
         self.horizon, self.every, self.forecast = int(horizon), int(every), forecast
-        self.transfer = self._check_transfer(transfer)
+        self.transfer = self._check_transfer(transfer, chunks)
 
     def bind(self, env):
         super().bind(env)
@@ -184,9 +191,10 @@ class MPC(RollingHorizon):
 
 
 @POLICIES.register("greedy_myopic", "each slot, the exact best decision for that slot alone given current arrivals (one-slot LP); "
-                                    "greedy_myopic:transfer=onehot sends each (origin, class) whole to one DC")
+                                    "greedy_myopic:transfer=onehot sends each (origin, class) whole to one DC, "
+                                    "transfer=chunks,chunks=Q rounds its shares to multiples of 1/Q")
 class GreedyMyopic(RollingHorizon):
     name = "greedy_myopic"
 
-    def __init__(self, seed: int = 0, transfer: str = "split"):
-        super().__init__(horizon=1, every=1, forecast="perfect", transfer=transfer)
+    def __init__(self, seed: int = 0, transfer: str = "split", chunks: int = 4):
+        super().__init__(horizon=1, every=1, forecast="perfect", transfer=transfer, chunks=chunks)

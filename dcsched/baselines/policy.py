@@ -37,4 +37,4 @@ class Policy:
         env = self.env
         if env.action_encoding == "continuous":
             return encode_continuous(env.params, d, env.transfer_logit_scale).to(env.device)
-        return encode_discrete(env.params, d).to(env.device)
+        return encode_discrete(env.params, d, env.transfer_chunks).to(env.device)

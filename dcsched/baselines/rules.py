@@ -54,7 +54,7 @@ class RandomPolicy(Policy):
         super().bind(env)
         self.gen = torch.Generator(device=env.device).manual_seed(self.seed)
         if env.action_encoding == "discrete":
-            self.nvec = torch.as_tensor(discrete_nvec(env.params), device=env.device)
+            self.nvec = torch.as_tensor(discrete_nvec(env.params, env.transfer_chunks), device=env.device)
         return self
 
     def reset(self) -> None:

@@ -6,8 +6,11 @@ Transfer logits are scaled and soft-maxed over the destination for each (origin,
 steps and frequency are rounded onto their grids: level = round((a + 1) / 2 * (L - 1)).
 
 Factorised discrete: one categorical per component, laid out as
-    [destination per (origin, class) (N choices each) | step level per (DC, class) | frequency
-     level per DC | battery level per DC (learned energy only, BATTERY_LEVELS)].
+    [destination per (origin, class, chunk) (N choices each) | step level per (DC, class) |
+     frequency level per DC | battery level per DC (learned energy only, BATTERY_LEVELS)].
+With ``chunks`` = Q (``env.transfer_chunks``, default 1) each (origin, class) row is split into
+Q equal chunks, each sent to its own destination, so the row's shares are multiples of 1/Q
+(a simplex by construction); Q = 1 sends the row whole to one DC.
 """
 
 from __future__ import annotations
@@ -26,10 +29,16 @@ def continuous_dim(p: SimParams) -> int:
     return N * N * K + N * K + N + (N if p.learned_energy else 0)
 
 
-def discrete_nvec(p: SimParams) -> list[int]:
+def _check_chunks(chunks: int) -> int:
+    if int(chunks) != chunks or chunks < 1:
+        raise ValueError(f"transfer chunks must be an integer >= 1, got {chunks}")
+    return int(chunks)
+
+
+def discrete_nvec(p: SimParams, chunks: int = 1) -> list[int]:
     N, K = p.num_dcs, p.num_classes
     S, F = len(p.steps_grid), len(p.freq_levels)
-    nvec = [N] * (N * K) + [S] * (N * K) + [F] * N
+    nvec = [N] * (N * K * _check_chunks(chunks)) + [S] * (N * K) + [F] * N
     if p.learned_energy:
         nvec += [len(BATTERY_LEVELS)] * N
     return nvec
@@ -85,10 +94,34 @@ def decode_continuous(p: SimParams, action: torch.Tensor, logit_scale: float, mi
     return Decision(transfer=transfer, steps_idx=steps_idx, freq_idx=freq_idx, battery_frac=battery)
 
 
-def decode_discrete(p: SimParams, action: torch.Tensor) -> Decision:
+def quantise_shares(transfer: torch.Tensor, chunks: int) -> torch.Tensor:
+    """Chunk counts [*, i, n, k] (int64, summing to ``chunks`` over n) nearest to the shares
+    ``transfer`` [*, i, n, k] by the largest-remainder rule: floor(share * Q) chunks each, the
+    remaining chunks to the largest remainders (ties to the lower DC index). Q = 1 gives the
+    largest share's DC."""
+    Q = _check_chunks(chunks)
+    x = transfer.to(torch.float64) * Q
+    base = torch.floor(x + 1e-9).clamp(min=0)
+    deficit = (Q - base.sum(dim=-2, keepdim=True)).clamp(min=0)  # [*, i, 1, k]
+    order = torch.argsort(-(x - base), dim=-2, stable=True)
+    rank = torch.argsort(order, dim=-2, stable=True)  # position of each DC in the remainder order
+    return (base + (rank < deficit).to(base.dtype)).long()
+
+
+def _dest_from_counts(counts: torch.Tensor, chunks: int) -> torch.Tensor:
+    """Chunk counts [*, i, n, k] -> each chunk's destination [*, i * k * Q] (origin, class, chunk order)."""
+    c = counts.movedim(-2, -1)  # [*, i, k, n]
+    edges = torch.cumsum(c, dim=-1)  # [*, i, k, n]
+    j = torch.arange(chunks, device=counts.device).expand(*c.shape[:-1], chunks).contiguous()
+    dest = torch.searchsorted(edges.contiguous(), j, right=True)  # [*, i, k, Q]
+    return dest.reshape(*counts.shape[:-3], -1)
+
+
+def decode_discrete(p: SimParams, action: torch.Tensor, chunks: int = 1) -> Decision:
     """action [*, len(nvec)] integer levels -> Decision."""
     N, K = p.num_dcs, p.num_classes
-    nvec = torch.as_tensor(discrete_nvec(p), device=action.device)
+    Q = _check_chunks(chunks)
+    nvec = torch.as_tensor(discrete_nvec(p, Q), device=action.device)
     if action.shape[-1] != len(nvec):
         raise ValueError(f"discrete action has {action.shape[-1]} entries, expected {len(nvec)}")
     if (action < 0).any() or (action >= nvec).any():
@@ -96,11 +129,12 @@ def decode_discrete(p: SimParams, action: torch.Tensor) -> Decision:
     batch = action.shape[:-1]
     a = action.long()
     o = 0
-    dest = a[..., o : o + N * K].reshape(*batch, N, K)
-    o += N * K
+    dest = a[..., o : o + N * K * Q].reshape(*batch, N, K, Q)
+    o += N * K * Q
     dtype = p.capacity_gpu_s.dtype
     if p.allow_transfer:
-        transfer = torch.nn.functional.one_hot(dest, N).to(dtype).transpose(-1, -2)  # [*, i, n, k]
+        counts = torch.nn.functional.one_hot(dest, N).sum(dim=-2)  # [*, i, k, n]
+        transfer = (counts.to(dtype) / Q).transpose(-1, -2)  # [*, i, n, k]
     else:
         transfer = _local_transfer(p, batch, dtype, action.device)
     steps_idx = a[..., o : o + N * K].reshape(*batch, N, K)
@@ -131,11 +165,12 @@ def encode_continuous(p: SimParams, d: Decision, logit_scale: float) -> torch.Te
     return torch.cat([x.to(torch.float32) for x in parts], dim=-1)
 
 
-def encode_discrete(p: SimParams, d: Decision) -> torch.Tensor:
-    """A discrete action that decodes to ``d`` (transfer must be one-hot)."""
+def encode_discrete(p: SimParams, d: Decision, chunks: int = 1) -> torch.Tensor:
+    """A discrete action that decodes to ``d`` with its transfer shares quantised to multiples of
+    1/``chunks`` (:func:`quantise_shares`; exact when they already are)."""
     N, K = p.num_dcs, p.num_classes
     batch = d.freq_idx.shape[:-1]
-    dest = d.transfer.argmax(dim=-2).reshape(*batch, N * K)
+    dest = _dest_from_counts(quantise_shares(d.transfer, chunks), chunks)
     parts = [dest, d.steps_idx.reshape(*batch, N * K), d.freq_idx]
     if p.learned_energy:
         levels = torch.as_tensor(BATTERY_LEVELS, dtype=torch.float32, device=d.freq_idx.device)

@@ -49,6 +49,8 @@ class DCSchedEnv(EnvBase):
         num_envs: B.
         reward_mode: dense | sparse | episodic.
         action_encoding: continuous | discrete.
+        transfer_chunks: discrete encoding only: each (origin, class) row is split into this many
+            equal chunks, each with its own destination (1: the row goes whole to one DC).
         stochastic: Poisson arrivals (True) or their expectation (False).
         sequential_days: env b always plays day b of ``exo`` (evaluation); otherwise each reset
             draws a random day (training).
@@ -59,7 +61,8 @@ class DCSchedEnv(EnvBase):
     def __init__(
         self, params: SimParams, exo: Exogenous, num_envs: int = 1, reward_mode: str = "sparse",
         violation_threshold: float = 0.05, action_encoding: str = "continuous",
-        transfer_logit_scale: float = 5.0, transfer_min_share: float = 1e-3, stochastic: bool = True,
+        transfer_logit_scale: float = 5.0, transfer_min_share: float = 1e-3, transfer_chunks: int = 1,
+        stochastic: bool = True,
         normalize_obs: bool = True, sequential_days: bool = False, report_outcome: bool = True,
         seed: int = 0, device: str | torch.device = "cpu", obs_stats_exo: Exogenous | None = None,
     ):
@@ -78,6 +81,8 @@ class DCSchedEnv(EnvBase):
         self.action_encoding = action_encoding
         self.transfer_logit_scale = transfer_logit_scale
         self.transfer_min_share = transfer_min_share
+        self.transfer_chunks = int(transfer_chunks)
+        discrete_nvec(params, self.transfer_chunks)  # refuses chunks < 1
         self.stochastic = stochastic
         self.sequential_days = sequential_days
         self.report_outcome = report_outcome
@@ -111,7 +116,7 @@ class DCSchedEnv(EnvBase):
             self.action_spec = Bounded(-1.0, 1.0, shape=(*B, continuous_dim(self.params)),
                                        dtype=torch.float32, device=self.device)
         else:
-            nvec = discrete_nvec(self.params)
+            nvec = discrete_nvec(self.params, self.transfer_chunks)
             self.action_spec = MultiCategorical(nvec=nvec, shape=(*B, len(nvec)), dtype=torch.int64, device=self.device)
         self.reward_spec = Unbounded(shape=(*B, 1), dtype=torch.float32, device=self.device)
         self.done_spec = Composite(
@@ -166,7 +171,7 @@ class DCSchedEnv(EnvBase):
     def decode(self, action: torch.Tensor) -> kernels.Decision:
         if self.action_encoding == "continuous":
             return decode_continuous(self.params, action, self.transfer_logit_scale, self.transfer_min_share)
-        return decode_discrete(self.params, action)
+        return decode_discrete(self.params, action, self.transfer_chunks)
 
     # ------------------------------------------------------------------ EnvBase API
     def _reset(self, tensordict: TensorDictBase | None, **kwargs) -> TensorDictBase:
@@ -257,7 +262,7 @@ def make_env(scenario_cfg, env_cfg=None, days: list[int] | None = None, num_envs
         params, exo, num_envs=num_envs or (len(days) if sequential_days else env_cfg.num_envs),
         reward_mode=env_cfg.reward_mode, violation_threshold=env_cfg.violation_threshold,
         action_encoding=env_cfg.action_encoding, transfer_logit_scale=env_cfg.transfer_logit_scale,
-        transfer_min_share=env_cfg.transfer_min_share,
+        transfer_min_share=env_cfg.transfer_min_share, transfer_chunks=env_cfg.transfer_chunks,
         stochastic=scenario_cfg.arrivals.stochastic if stochastic is None else stochastic,
         normalize_obs=env_cfg.normalize_obs, sequential_days=sequential_days,
         report_outcome=report_outcome, seed=seed, device=env_cfg.device, obs_stats_exo=stats_exo,

@@ -36,6 +36,9 @@ MODEL_FIELDS = ("model", "gpu", "num_gpus", "tau_step_s", "tau_fixed_s", "energy
                 "idle_power_w", "price_usd_per_image", "quality_artifact")
 # Run-config keys that do not change a run's result (left out of its hash).
 VOLATILE_KEYS = ("name", "out_dir", "resume", "logger", "trainer.progress", "eval")
+# keys added after results were recorded, with the default that reproduces the behaviour before
+# them: a run that holds the default hashes as if the key did not exist, so finished cells stay valid
+LATER_KEYS_DEFAULTS = {"env.transfer_chunks": 1}
 
 
 @dataclass
@@ -265,6 +268,13 @@ def run_config_hash(run_cfg: DictConfig) -> str:
         for part in head.split(".") if head else []:
             node = node.get(part, {})
         node.pop(leaf, None)
+    for key, default in LATER_KEYS_DEFAULTS.items():
+        *heads, leaf = key.split(".")
+        node = data
+        for part in heads:
+            node = node.get(part, {})
+        if node.get(leaf, default) == default:
+            node.pop(leaf, None)
     agent = data.get("agent", {})
     if agent.get("constraint", "none") == "none":  # unconstrained: the Lagrangian keys change nothing (older hashes stay valid)
         for key in ("constraint", "cost_limit", "lr_lagrange", "lagrange_init"):
