@@ -63,10 +63,25 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _scenario_overrides(args) -> list[str]:
+    """``--override KEY=VALUE`` and positional ``scenario.KEY=VALUE`` items, as scenario overrides."""
+    from dcsched.errors import ConfigError
+
+    out = list(args.override)
+    for item in args.overrides:
+        if not item.startswith("scenario."):
+            raise ConfigError("command line", item.partition("=")[0],
+                              "only scenario keys can be overridden here", "scenario.KEY=VALUE, e.g. "
+                              "scenario.dcs.0.data.prices=my_prices.csv")
+        out.append(item.removeprefix("scenario."))
+    return out
+
+
 def cmd_evaluate(args) -> int:
     from dcsched.config import EnvConfig, load_scenario
     from dcsched.eval.evaluate import evaluate_policies
 
+    args.override = _scenario_overrides(args)
     cfg = load_scenario(args.scenario, args.override)
     out = Path(args.out) if args.out else Path("runs") / f"eval-{cfg.name}"
     env_cfg = EnvConfig(action_encoding=args.encoding)
@@ -123,6 +138,7 @@ def cmd_train(args) -> int:
 def cmd_solve(args) -> int:
     from dcsched.baselines.lp_bound import solve_command
 
+    args.override = _scenario_overrides(args)
     return solve_command(args, console=_console())
 
 
@@ -186,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="scenario override, e.g. --override energy.price_scale=2")
+    p.add_argument("overrides", nargs="*", metavar="scenario.KEY=VALUE",
+                   help="scenario overrides, e.g. scenario.dcs.0.data.prices=my_prices.csv scenario.year=2024")
     p.add_argument("--bounds", default=None, help="bounds.json from `dcsched solve`: adds the share of the LP bound")
     p.add_argument("--with-bound", action="store_true", help="solve the LP bound of each day first (a few s per day)")
     p.add_argument("--overwrite", action="store_true",
@@ -198,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None)
     p.add_argument("--max-days", type=_non_negative, default=0)
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("overrides", nargs="*", metavar="scenario.KEY=VALUE", help="scenario overrides, as for evaluate")
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("calibrate", help="calibrate a quality-vs-steps curve on a diffusion model")

@@ -47,6 +47,16 @@ def shipped_file(spec: str | Path, folder: Path = RECIPES_DIR) -> Path:
 
 # --------------------------------------------------------------------------- scenario schema
 @dataclass
+class DCDataConfig:
+    """Your own hourly series for one data centre (docs/data-format.md); "" = the region's shipped file."""
+
+    prices: str = ""  # CSV: Datetime (UTC), price_usd_per_mwh
+    carbon: str = ""  # CSV: Datetime (UTC), carbon_g_per_kwh
+    weather: str = ""  # CSV: Datetime (UTC), temp_c, cloud_pct, wind_10m_ms (PV and wind follow from it)
+    workload: str = ""  # CSV: Datetime (UTC), relative_load (replaces the arrival shape and daily level)
+
+
+@dataclass
 class DCConfig:
     """One data centre / AIGC service provider (MODEL.md section 2)."""
 
@@ -62,6 +72,7 @@ class DCConfig:
     price_usd_per_image: float = MISSING  # rho_i, at full quality, before revenue_scale
     arrival_weight: float = MISSING  # w_i, share of the total arrivals originating here
     quality_artifact: str = ""  # path to a quality curve JSON; "" = checkpoints/quality/<model>_default.json
+    data: DCDataConfig = field(default_factory=DCDataConfig)  # your own price/carbon/weather/workload files
 
 
 @dataclass
@@ -131,7 +142,7 @@ class ScenarioConfig:
     base: str = ""  # name of a scenario this one extends
     slot_s: float = 300.0  # slot length Δt, s
     slots_per_day: int = 288  # slots per episode T (one day)
-    year: int = 2023  # year of the shipped traces
+    year: int = 2023  # the traces' year: 2023 ships; another needs every DC's data.prices/carbon/weather
     test_day_modulus: int = 7  # test days: day_of_year % modulus == remainder (day_of_year from 1)
     test_day_remainder: int = 6  # see test_day_modulus
     revenue_scale: float = 1.0  # multiplies every rho (paper3_energy); never applied silently

@@ -33,8 +33,9 @@ def validate_scenario(cfg, source: str) -> None:
         fail("slot_s", f"must be > 0, got {cfg.slot_s}")
     if cfg.slots_per_day <= 0 or (cfg.slot_s * cfg.slots_per_day) % 3600 != 0 or 3600 % cfg.slot_s != 0:
         fail("slots_per_day", "slot_s must divide an hour and slot_s * slots_per_day must be whole hours")
-    if cfg.year != 2023:
-        fail("year", f"no traces ship for {cfg.year}", "2023")
+    from dcsched.data.user_files import check_data_keys
+
+    check_data_keys(cfg, source)
     if not 0 <= cfg.test_day_remainder < cfg.test_day_modulus:
         fail("test_day_remainder", "must lie in [0, test_day_modulus)")
     if cfg.revenue_scale <= 0:

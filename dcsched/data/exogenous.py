@@ -1,7 +1,9 @@
 """The one loader: (scenario, days) -> exogenous tensors [days, T, N, ...].
 
 Hourly series are held constant within the hour. Everything here is real data or derived from
-it (PV and wind from weather; price percentiles from the trailing 24 h of prices).
+it (PV and wind from weather; price percentiles from the trailing 24 h of prices). A data
+centre's ``data`` keys replace its region's shipped series with the user's files
+(:mod:`dcsched.data.user_files`); the calendar is the scenario's ``year``.
 """
 
 from __future__ import annotations
@@ -13,19 +15,17 @@ import pandas as pd
 import torch
 
 from dcsched.data.arrivals import hour_of_day_shape
-from dcsched.data.renewables import pv_kw_per_kwp, wind_kw_per_kw
+from dcsched.data.renewables import pv_from_weather, pv_kw_per_kwp, wind_from_weather, wind_kw_per_kw
 from dcsched.data.traces import (
-    HOURS_2023,
-    UTC_INDEX_2023,
     load_carbon_g_per_kwh,
     load_price_usd_per_mwh,
     load_sustaindc_daily_level,
     load_weather,
 )
 from dcsched.data.regions import REGIONS
+from dcsched.data.user_files import days_of_year, hours_of_year, read_series
 from dcsched.errors import ConfigError
 
-DAYS_2023 = 365
 EXO_KEYS = (
     "price_usd_per_mwh", "price_low_usd_per_mwh", "price_high_usd_per_mwh", "carbon_g_per_kwh",
     "temp_c", "pv_kw_per_kwp", "wind_kw_per_kw", "local_hour",
@@ -62,15 +62,17 @@ class Exogenous:
 
 
 def split_days(cfg, split: str) -> list[int]:
-    """0-based day indexes of a split. Test days: (day_of_year from 1) % modulus == remainder."""
-    doy = np.arange(1, DAYS_2023 + 1)
+    """0-based day indexes of a split of the scenario's year. Test days: (day_of_year from 1) %
+    modulus == remainder."""
+    num_days = days_of_year(cfg.year)
+    doy = np.arange(1, num_days + 1)
     test = doy % cfg.test_day_modulus == cfg.test_day_remainder
     if split == "test":
         idx = np.nonzero(test)[0]
     elif split == "train":
         idx = np.nonzero(~test)[0]
     elif split == "all":
-        idx = np.arange(DAYS_2023)
+        idx = np.arange(num_days)
     else:
         raise ConfigError("command line", "days", f"unknown split '{split}'", "test, train, all, or YYYY-MM-DD,...")
     return idx.tolist()
@@ -101,43 +103,71 @@ def parse_days(cfg, spec: str) -> list[int]:
 def _trailing_percentile(hourly: np.ndarray, window_h: int, q: float) -> np.ndarray:
     """q-th percentile of the previous ``window_h`` hours (circular at the start of the year)."""
     padded = np.concatenate([hourly[-window_h:], hourly])
-    windows = np.lib.stride_tricks.sliding_window_view(padded, window_h)[:HOURS_2023]
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window_h)[: len(hourly)]
     return np.percentile(windows, q, axis=1)
 
 
-def _local_hours(region_id: str) -> np.ndarray:
-    local = UTC_INDEX_2023.tz_convert(REGIONS[region_id].timezone)
+def _local_hours(region_id: str, year: int) -> np.ndarray:
+    local = hours_of_year(year).tz_convert(REGIONS[region_id].timezone)
     return (local.hour + local.minute / 60.0).to_numpy(dtype=np.float64)
 
 
+def _user_file(dc) -> dict[str, str]:
+    return {k: v for k, v in (dc.get("data") or {}).items() if v}
+
+
+def _weather(dc, year: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """(weather, PV per kWp, wind per kW) hourly for one DC: its file, else its region's shipped one.
+    A weather file's PV uses the region's site coordinates (those of its shipped weather)."""
+    files = _user_file(dc)
+    if "weather" not in files:
+        return load_weather(dc.region), pv_kw_per_kwp(dc.region), wind_kw_per_kw(dc.region)
+    w = read_series(files["weather"], "weather", year)
+    site = load_weather(dc.region)
+    return w, pv_from_weather(w, float(site["latitude"]), float(site["longitude"]), hours_of_year(year)), \
+        wind_from_weather(w)
+
+
 def hourly_year(cfg) -> dict[str, np.ndarray]:
-    """Hourly [8760, N] arrays of every exogenous series for the scenario's sites."""
+    """Hourly [H, N] arrays of every exogenous series for the scenario's sites (H = hours of cfg.year)."""
     e = cfg.energy
     cols: dict[str, list[np.ndarray]] = {k: [] for k in EXO_KEYS}
     for dc in cfg.dcs:
-        price = load_price_usd_per_mwh(dc.region) * e.price_scale
+        files = _user_file(dc)
+        price = (read_series(files["prices"], "prices", cfg.year)["price_usd_per_mwh"] if "prices" in files
+                 else load_price_usd_per_mwh(dc.region)) * e.price_scale
         cols["price_usd_per_mwh"].append(price)
         cols["price_low_usd_per_mwh"].append(_trailing_percentile(price, e.percentile_window_h, e.charge_percentile))
         cols["price_high_usd_per_mwh"].append(_trailing_percentile(price, e.percentile_window_h, e.discharge_percentile))
-        cols["carbon_g_per_kwh"].append(load_carbon_g_per_kwh(dc.region))
-        cols["temp_c"].append(load_weather(dc.region)["temp_c"])
-        cols["pv_kw_per_kwp"].append(pv_kw_per_kwp(dc.region))
-        cols["wind_kw_per_kw"].append(wind_kw_per_kw(dc.region))
-        cols["local_hour"].append(_local_hours(dc.region))
+        cols["carbon_g_per_kwh"].append(read_series(files["carbon"], "carbon", cfg.year)["carbon_g_per_kwh"]
+                                        if "carbon" in files else load_carbon_g_per_kwh(dc.region))
+        weather, pv, wind = _weather(dc, cfg.year)
+        cols["temp_c"].append(weather["temp_c"])
+        cols["pv_kw_per_kwp"].append(pv)
+        cols["wind_kw_per_kw"].append(wind)
+        cols["local_hour"].append(_local_hours(dc.region, cfg.year))
     return {k: np.stack(v, axis=1) for k, v in cols.items()}
 
 
 def arrival_rate_hourly(cfg) -> np.ndarray:
-    """Expected jobs per slot by origin and class, for every UTC hour: [8760, N, K]."""
+    """Expected jobs per slot by origin and class, for every UTC hour of cfg.year: [H, N, K].
+
+    A DC with a ``data.workload`` file takes its ``relative_load`` (scaled to mean 1 over the
+    year) in place of the hour-of-day shape times the day-to-day level."""
     a = cfg.arrivals
     shape = hour_of_day_shape(a.shape, a.smooth_hours, a.floor, a.phase_shift_h)  # [24]
     weights = np.array([dc.arrival_weight for dc in cfg.dcs])  # [N]
     mix = np.array(cfg.classes.mix)  # [K]
-    local_hour = np.stack([_local_hours(dc.region) for dc in cfg.dcs], axis=1)  # [8760, N]
-    h = shape[np.floor(local_hour).astype(int) % 24]  # [8760, N]
+    local_hour = np.stack([_local_hours(dc.region, cfg.year) for dc in cfg.dcs], axis=1)  # [H, N]
+    h = shape[np.floor(local_hour).astype(int) % 24]  # [H, N]
     if a.daily_variation == "sustaindc":
         level = np.repeat(load_sustaindc_daily_level(), 24)[:, None]
         h = h * level
+    for n, dc in enumerate(cfg.dcs):
+        files = _user_file(dc)
+        if "workload" in files:
+            load = read_series(files["workload"], "workload", cfg.year)["relative_load"]
+            h[:, n] = load / load.mean()
     return a.total_per_slot * weights[None, :, None] * mix[None, None, :] * h[:, :, None]
 
 
@@ -145,9 +175,10 @@ def load_exogenous(cfg, days: list[int], dtype: torch.dtype = torch.float64, dev
     """Exogenous tensors for the given 0-based days: [D, T, N] (arrival_rate [D, T, N, K])."""
     if not days:
         raise ConfigError("command line", "days", "no days selected")
-    bad = [d for d in days if not 0 <= d < DAYS_2023]
+    num_days = days_of_year(cfg.year)
+    bad = [d for d in days if not 0 <= d < num_days]
     if bad:
-        raise ConfigError("command line", "days", f"day index {bad[0]} outside [0, {DAYS_2023})")
+        raise ConfigError("command line", "days", f"day index {bad[0]} outside [0, {num_days}) of {cfg.year}")
     hourly = hourly_year(cfg)
     hourly["arrival_rate"] = arrival_rate_hourly(cfg)
     T = cfg.slots_per_day

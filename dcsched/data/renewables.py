@@ -34,8 +34,13 @@ WIND_CUT_OUT_MS = 25.0
 def pv_kw_per_kwp(region_id: str) -> np.ndarray:
     """Hourly PV output per kWp installed, UTC 2023. Shape [8760], values in [0, 1]."""
     w = load_weather(region_id)
-    lat, lon = float(w["latitude"]), float(w["longitude"])
-    times = UTC_INDEX_2023 + pd.Timedelta(minutes=30)
+    return pv_from_weather(w, float(w["latitude"]), float(w["longitude"]), UTC_INDEX_2023)
+
+
+def pv_from_weather(w: dict[str, np.ndarray], lat: float, lon: float, hours: pd.DatetimeIndex) -> np.ndarray:
+    """PV output per kWp for the hourly weather ``w`` (temp_c, cloud_pct, wind_10m_ms, each [H])
+    at (lat, lon) over the UTC ``hours`` [H]. Shape [H], values in [0, 1]."""
+    times = hours + pd.Timedelta(minutes=30)
     solpos = pvlib.solarposition.get_solarposition(times, lat, lon)
     clear = pvlib.clearsky.haurwitz(solpos["apparent_zenith"])["ghi"].to_numpy()
     cloud = w["cloud_pct"] / 100.0
@@ -66,6 +71,10 @@ def wind_power_curve(hub_speed_ms: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=None)
 def wind_kw_per_kw(region_id: str) -> np.ndarray:
     """Hourly wind output per kW rated, UTC 2023. Shape [8760], values in [0, 1]."""
-    w = load_weather(region_id)
+    return wind_from_weather(load_weather(region_id))
+
+
+def wind_from_weather(w: dict[str, np.ndarray]) -> np.ndarray:
+    """Wind output per kW rated for the hourly 10 m wind speed ``w["wind_10m_ms"]`` [H]. Shape [H]."""
     hub = w["wind_10m_ms"] * (WIND_HUB_HEIGHT_M / 10.0) ** WIND_SHEAR_ALPHA
     return wind_power_curve(hub)

@@ -24,6 +24,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dcsched.config import RECIPES_DIR, _load_yaml, _wrap, load_recipe, load_scenario, shipped_file, to_container
+from dcsched.data.user_files import data_identity
 from dcsched.errors import ConfigError
 
 EXPERIMENTS_DIR = RECIPES_DIR / "experiments"
@@ -268,6 +269,8 @@ def run_config_hash(run_cfg: DictConfig) -> str:
         for part in head.split(".") if head else []:
             node = node.get(part, {})
         node.pop(leaf, None)
+    if isinstance(data.get("scenario"), dict):
+        data_identity(data["scenario"])
     for key, default in LATER_KEYS_DEFAULTS.items():
         *heads, leaf = key.split(".")
         node = data
@@ -300,7 +303,7 @@ def expand(cfg: DictConfig) -> list[RunSpec]:
             setting_ovr = list(setting.overrides) + models_from_overrides(scen, list(setting.models_from), source)
             scen_ovr = [o.removeprefix("scenario.") for o in setting_ovr if o.startswith("scenario.")]
             scen_cfg = load_scenario(scen, scen_ovr)
-            scen_hash = _hash({"scenario": to_container(scen_cfg), "days": cfg.days, "max_days": max_days})
+            scen_hash = _hash({"scenario": data_identity(to_container(scen_cfg)), "days": cfg.days, "max_days": max_days})
             groups.setdefault(scen_hash, []).append((setting, scen_ovr))
             for m in cfg.methods:
                 if not m.recipe:
