@@ -74,9 +74,10 @@ SHAPERS = Registry("shaper")
 POLICIES = Registry("policy")
 QUALITY_METRICS = Registry("quality_metric")
 LOGGERS = Registry("logger")
+FORECASTERS = Registry("forecaster")
 
 ALL_REGISTRIES: dict[str, Registry] = {
-    r.kind: r for r in (SCENARIOS, AGENTS, SHAPERS, POLICIES, QUALITY_METRICS, LOGGERS)
+    r.kind: r for r in (SCENARIOS, AGENTS, SHAPERS, POLICIES, QUALITY_METRICS, LOGGERS, FORECASTERS)
 }
 
 # Modules whose import registers the built-in components. Imported lazily, once.
@@ -84,6 +85,7 @@ _BUILTIN_MODULES = (
     "dcsched.scenarios",
     "dcsched.baselines.rules",
     "dcsched.baselines.planners",
+    "dcsched.baselines.forecasters",
     "dcsched.quality.metrics",
     "dcsched.quality.sd_local",
     "dcsched.tracking",

@@ -126,20 +126,27 @@ class RoundedOracle(PlanPolicy):
 
 class RollingHorizon(PlanPolicy):
     """MPC: every ``every`` slots, solve the LP over the next ``horizon`` slots from the current
-    state and observed arrivals, on forecasts (``persistence``: current values held; ``perfect``:
-    the true future), and apply the plan's next decisions."""
+    state and observed arrivals, on a registered forecaster's forecasts
+    (:mod:`dcsched.baselines.forecasters`: ``persistence`` by default, ``seasonal_naive``,
+    ``noisy_oracle`` with ``forecast_error``, or the ``perfect`` oracle), and apply the plan's next
+    decisions."""
 
     name = "mpc"
 
     def __init__(self, horizon: int = 12, every: int = 1, forecast: str = "persistence", seed: int = 0,
-                 transfer: str = "split", chunks: int = 4):
-        if forecast not in ("persistence", "perfect"):
-            raise ValueError(f"forecast '{forecast}' not in (persistence, perfect)")
+                 transfer: str = "split", chunks: int = 4, forecast_error: float = 0.1):
+        from dcsched.registry import FORECASTERS
+
+        FORECASTERS.get(forecast)  # an unknown name fails here, with the allowed ones
         self.horizon, self.every, self.forecast = int(horizon), int(every), forecast
+        self.forecast_error, self.seed = float(forecast_error), int(seed)
         self.transfer = self._check_transfer(transfer, chunks)
 
     def bind(self, env):
+        from dcsched.baselines.forecasters import make_forecaster
+
         super().bind(env)
+        self.forecaster = make_forecaster(self.forecast, env, self.forecast_error, self.seed)
         self.p64 = env.params.to(dtype=torch.float64)
         self.coef = level_coefficients(self.p64)
         self.plans: dict[int, tuple] = {}
@@ -152,15 +159,9 @@ class RollingHorizon(PlanPolicy):
         p = self.p64
         H = min(self.horizon, self.env.T - t)
         w = window_from_exo(p, self.env.exo, day, t, H)
-        current = td["arrivals"][b].detach().double().cpu().numpy()
-        if self.forecast == "persistence":
-            for name in ("price_usd_per_mwh", "temp_c", "pv_kw", "wind_kw"):
-                arr = getattr(w, name)
-                setattr(w, name, np.repeat(arr[:1], H, axis=0))
-            w.arrivals = np.repeat(current[None], H, axis=0)
-        else:
-            w.arrivals = w.arrivals.copy()
-            w.arrivals[0] = current
+        w.arrivals = w.arrivals.copy()
+        w.arrivals[0] = td["arrivals"][b].detach().double().cpu().numpy()  # observed in the present slot
+        w = self.forecaster.forecast(w, day, t)
         w.soc0 = td["soc"][b].detach().double().cpu().numpy()
         w.backlog_work0_gpu_s = td["backlog_work_gpu_s"][b].detach().double().cpu().numpy()
         w.backlog_energy0_j = td["backlog_energy_j"][b].detach().double().cpu().numpy()

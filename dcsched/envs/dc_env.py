@@ -258,7 +258,7 @@ def make_env(scenario_cfg, env_cfg=None, days: list[int] | None = None, num_envs
     params = build_params(scenario_cfg, dtype=dtype, device=env_cfg.device)
     exo = load_exogenous(scenario_cfg, days, dtype=dtype, device=env_cfg.device)
     stats_exo = load_exogenous(scenario_cfg, split_days(scenario_cfg, "train"), dtype=dtype, device=env_cfg.device)
-    return DCSchedEnv(
+    env = DCSchedEnv(
         params, exo, num_envs=num_envs or (len(days) if sequential_days else env_cfg.num_envs),
         reward_mode=env_cfg.reward_mode, violation_threshold=env_cfg.violation_threshold,
         action_encoding=env_cfg.action_encoding, transfer_logit_scale=env_cfg.transfer_logit_scale,
@@ -267,3 +267,5 @@ def make_env(scenario_cfg, env_cfg=None, days: list[int] | None = None, num_envs
         normalize_obs=env_cfg.normalize_obs, sequential_days=sequential_days,
         report_outcome=report_outcome, seed=seed, device=env_cfg.device, obs_stats_exo=stats_exo,
     )
+    env.scenario_cfg = scenario_cfg  # for policies that read other days (the seasonal-naive forecaster)
+    return env

@@ -1,0 +1,109 @@
+"""Forecasts of the exogenous inputs for the planners (a registry kind: ``forecaster``).
+
+A forecaster turns the true window of the next H slots (what a perfect oracle would see) into
+what a planner at slot t may use. Slot 0 of a window is the present: its prices, weather and
+renewables and the arrivals observed in it are known to every forecaster; slots 1..H-1 are the
+forecast. Registered:
+
+- ``perfect``: the true future (an oracle; named as such, never a default).
+- ``persistence``: every series held at its present value (MPC's default).
+- ``seasonal_naive``: the same slots of the previous day (Dec 31 of the same year for Jan 1).
+- ``noisy_oracle``: the true future times (1 + e), e ~ N(0, ``error``^2) per slot, series and DC,
+  for prices, arrivals, PV and wind (clipped at 0); temperature is left exact. Seeded by the
+  forecaster's seed, the day and the slot, so a rerun plans the same.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dcsched.baselines.lp_model import Window
+from dcsched.registry import FORECASTERS
+
+NOISY_SERIES = ("arrivals", "price_usd_per_mwh", "pv_kw", "wind_kw")
+ALL_SERIES = ("arrivals", "price_usd_per_mwh", "temp_c", "pv_kw", "wind_kw")
+
+
+class Forecaster:
+    """Base: binds to an env once; ``forecast`` returns the window a planner plans on."""
+
+    name = "forecaster"
+
+    def __init__(self, error: float = 0.1, seed: int = 0):
+        self.error, self.seed = float(error), int(seed)
+
+    def bind(self, env) -> "Forecaster":
+        self.env = env
+        return self
+
+    def forecast(self, truth: Window, day: int, t: int) -> Window:  # pragma: no cover - abstract
+        """``truth``: the true window from slot ``t`` of exo day index ``day``, with the present
+        arrivals in row 0 (modified in place and returned)."""
+        raise NotImplementedError
+
+
+@FORECASTERS.register("perfect", "the true future (an oracle, for bounds and diagnostics)")
+class Perfect(Forecaster):
+    name = "perfect"
+
+    def forecast(self, truth: Window, day: int, t: int) -> Window:
+        return truth
+
+
+@FORECASTERS.register("persistence", "every series held at its present value (MPC's default)")
+class Persistence(Forecaster):
+    name = "persistence"
+
+    def forecast(self, truth: Window, day: int, t: int) -> Window:
+        H = truth.arrivals.shape[0]
+        for name in ALL_SERIES:
+            setattr(truth, name, np.repeat(getattr(truth, name)[:1], H, axis=0))
+        return truth
+
+
+@FORECASTERS.register("seasonal_naive", "the same slots of the previous day")
+class SeasonalNaive(Forecaster):
+    name = "seasonal_naive"
+
+    def bind(self, env) -> "SeasonalNaive":
+        super().bind(env)
+        cfg = getattr(env, "scenario_cfg", None)
+        if cfg is None:
+            raise ValueError("seasonal_naive needs an env built by dcsched.envs.make_env (it reads the previous days)")
+        from dcsched.data.exogenous import load_exogenous
+        from dcsched.data.user_files import days_of_year
+
+        days = [(int(d) - 1) % days_of_year(cfg.year) for d in env.exo.days]
+        self.yesterday = load_exogenous(cfg, days, dtype=env.exo.price_usd_per_mwh.dtype)
+        return self
+
+    def forecast(self, truth: Window, day: int, t: int) -> Window:
+        from dcsched.baselines.lp_bound import window_from_exo
+
+        H = truth.arrivals.shape[0]
+        past = window_from_exo(self.env.params, self.yesterday, day, t, H)
+        for name in ALL_SERIES:
+            now = getattr(truth, name)
+            setattr(truth, name, np.concatenate([now[:1], getattr(past, name)[1:]], axis=0))
+        return truth
+
+
+@FORECASTERS.register("noisy_oracle", "the true future with a relative Gaussian error (mpc:forecast=noisy_oracle,"
+                                      "forecast_error=0.2)")
+class NoisyOracle(Forecaster):
+    name = "noisy_oracle"
+
+    def forecast(self, truth: Window, day: int, t: int) -> Window:
+        rng = np.random.default_rng([self.seed, int(self.env.exo.days[day]), int(t)])
+        for name in NOISY_SERIES:
+            x = getattr(truth, name)
+            noisy = x * (1.0 + self.error * rng.standard_normal(x.shape))
+            if name != "price_usd_per_mwh":
+                noisy = np.clip(noisy, 0.0, None)
+            noisy[0] = x[0]
+            setattr(truth, name, noisy)
+        return truth
+
+
+def make_forecaster(name: str, env, error: float = 0.1, seed: int = 0) -> Forecaster:
+    return FORECASTERS.get(name)(error=error, seed=seed).bind(env)
