@@ -107,6 +107,7 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
             task = bar.add_task(f"{policy_label(name)}: {len(days)} day(s)", total=env.T) if bar else None
             penv = env_for(name)
             policy = make_policy(name, penv, seed=seed)
+            penv.rng.manual_seed(int(seed))  # common random numbers: every policy sees the same arrival draws
             reward_modes[name] = penv.reward_mode
             outs[name] = run_days(penv, policy, progress=(lambda: bar.advance(task)) if bar else None)
     for name in policies:
