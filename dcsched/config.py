@@ -155,6 +155,7 @@ class ScenarioConfig:
     transfer: TransferConfig = field(default_factory=TransferConfig)
     energy: EnergyConfig = field(default_factory=EnergyConfig)
     dcs: list[DCConfig] = field(default_factory=list)
+    stress: list[str] = field(default_factory=list)  # stresses applied to every day: NAME or NAME:key=value,... (`dcsched list stress`)
 
 
 # --------------------------------------------------------------------------- run schema

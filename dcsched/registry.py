@@ -75,9 +75,10 @@ POLICIES = Registry("policy")
 QUALITY_METRICS = Registry("quality_metric")
 LOGGERS = Registry("logger")
 FORECASTERS = Registry("forecaster")
+STRESSES = Registry("stress")
 
 ALL_REGISTRIES: dict[str, Registry] = {
-    r.kind: r for r in (SCENARIOS, AGENTS, SHAPERS, POLICIES, QUALITY_METRICS, LOGGERS, FORECASTERS)
+    r.kind: r for r in (SCENARIOS, AGENTS, SHAPERS, POLICIES, QUALITY_METRICS, LOGGERS, FORECASTERS, STRESSES)
 }
 
 # Modules whose import registers the built-in components. Imported lazily, once.
@@ -86,6 +87,7 @@ _BUILTIN_MODULES = (
     "dcsched.baselines.rules",
     "dcsched.baselines.planners",
     "dcsched.baselines.forecasters",
+    "dcsched.stress",
     "dcsched.quality.metrics",
     "dcsched.quality.sd_local",
     "dcsched.tracking",

@@ -36,6 +36,13 @@ def validate_scenario(cfg, source: str) -> None:
     from dcsched.data.user_files import check_data_keys
 
     check_data_keys(cfg, source)
+    from dcsched.stress import parse_stress
+
+    for spec in cfg.stress:
+        try:
+            parse_stress(spec, source).dcs(len(cfg.dcs))
+        except ValueError as err:
+            fail("stress", f"{spec}: {err}")
     if not 0 <= cfg.test_day_remainder < cfg.test_day_modulus:
         fail("test_day_remainder", "must lie in [0, test_day_modulus)")
     if cfg.revenue_scale <= 0:

@@ -74,7 +74,8 @@ class SeasonalNaive(Forecaster):
         from dcsched.data.user_files import days_of_year
 
         days = [(int(d) - 1) % days_of_year(cfg.year) for d in env.exo.days]
-        self.yesterday = load_exogenous(cfg, days, dtype=env.exo.price_usd_per_mwh.dtype)
+        # the previous days as they were: a stress of the evaluated day is a surprise, not in yesterday
+        self.yesterday = load_exogenous(cfg, days, dtype=env.exo.price_usd_per_mwh.dtype, stressed=False)
         return self
 
     def forecast(self, truth: Window, day: int, t: int) -> Window:

@@ -171,8 +171,11 @@ def arrival_rate_hourly(cfg) -> np.ndarray:
     return a.total_per_slot * weights[None, :, None] * mix[None, None, :] * h[:, :, None]
 
 
-def load_exogenous(cfg, days: list[int], dtype: torch.dtype = torch.float64, device="cpu") -> Exogenous:
-    """Exogenous tensors for the given 0-based days: [D, T, N] (arrival_rate [D, T, N, K])."""
+def load_exogenous(cfg, days: list[int], dtype: torch.dtype = torch.float64, device="cpu",
+                   stressed: bool = True) -> Exogenous:
+    """Exogenous tensors for the given 0-based days: [D, T, N] (arrival_rate [D, T, N, K]).
+    ``stressed``: apply the scenario's ``stress`` list (:mod:`dcsched.stress`); False gives the
+    unstressed days (the observation normaliser's statistics)."""
     if not days:
         raise ConfigError("command line", "days", "no days selected")
     num_days = days_of_year(cfg.year)
@@ -193,4 +196,9 @@ def load_exogenous(cfg, days: list[int], dtype: torch.dtype = torch.float64, dev
     # sub-hour local time for the observation
     frac = torch.as_tensor((np.arange(T) * cfg.slot_s % 3600) / 3600.0, dtype=dtype, device=device)
     tensors["local_hour"] = (tensors["local_hour"] + frac[None, :, None]) % 24
+    if stressed and cfg.get("stress"):
+        from dcsched.stress import apply_stresses
+
+        hour_of_day = torch.as_tensor(np.arange(T) * cfg.slot_s / 3600.0, dtype=dtype, device=device)
+        apply_stresses(list(cfg.stress), tensors, hour_of_day, len(cfg.dcs))
     return Exogenous(days=torch.as_tensor(days, device=device), **tensors)

@@ -234,8 +234,11 @@ def check_data_keys(cfg, source: str) -> None:
 
 
 def data_identity(scenario: dict) -> dict:
-    """A scenario container for hashing: empty ``data`` keys dropped (older hashes stay valid) and
-    each user file replaced by its path and content SHA-256 (an edited file is a new scenario)."""
+    """A scenario container for hashing: empty ``data`` keys and an empty ``stress`` list dropped
+    (older hashes stay valid) and each user file replaced by its path and content SHA-256 (an
+    edited file is a new scenario)."""
+    if not scenario.get("stress", True):
+        scenario.pop("stress")
     for dc in scenario.get("dcs", []) or []:
         data = dc.pop("data", None) or {}
         used = {k: {"path": v, "sha256": file_sha256(v) if Path(v).is_file() else "missing"}

@@ -257,7 +257,8 @@ def make_env(scenario_cfg, env_cfg=None, days: list[int] | None = None, num_envs
     days = days if days is not None else split_days(scenario_cfg, env_cfg.split)
     params = build_params(scenario_cfg, dtype=dtype, device=env_cfg.device)
     exo = load_exogenous(scenario_cfg, days, dtype=dtype, device=env_cfg.device)
-    stats_exo = load_exogenous(scenario_cfg, split_days(scenario_cfg, "train"), dtype=dtype, device=env_cfg.device)
+    stats_exo = load_exogenous(scenario_cfg, split_days(scenario_cfg, "train"), dtype=dtype, device=env_cfg.device,
+                               stressed=False)  # a stress changes the world, not the observation scaling
     env = DCSchedEnv(
         params, exo, num_envs=num_envs or (len(days) if sequential_days else env_cfg.num_envs),
         reward_mode=env_cfg.reward_mode, violation_threshold=env_cfg.violation_threshold,
