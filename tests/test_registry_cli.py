@@ -13,7 +13,7 @@ from dcsched.registry import ALL_REGISTRIES, POLICIES, SCENARIOS
 
 
 def test_every_kind_has_a_registry():
-    assert set(ALL_REGISTRIES) == {"scenario", "agent", "shaper", "policy", "quality_metric", "logger", "forecaster"}
+    assert set(ALL_REGISTRIES) == {"scenario", "agent", "shaper", "policy", "quality_metric", "logger", "forecaster", "stress"}
     assert {"paper3", "paper3_energy", "global8"} <= set(SCENARIOS.names())
     assert {"local_only", "random"} <= set(POLICIES.names())
 
