@@ -47,6 +47,19 @@ def test_zero_scores_give_the_uniform_policy():
     assert dist.entropy().tolist() == pytest.approx([2 * math.log(3) + 3 * math.log(4)] * 2)
 
 
+def test_a_chunked_block_acts_as_its_expected_split_rounded():
+    """Four chunks of one row, each 60/40/0 over three DCs: each chunk's argmax would send the
+    whole row to DC 0; the deterministic action is the mean split rounded to quarters (2/2/0)."""
+    groups = (ComponentGroup(8, 3, False, chunks=4),)  # two rows of four chunks
+    row0 = torch.log(torch.tensor([0.6, 0.4, 1e-12])).repeat(4)
+    row1 = torch.log(torch.tensor([[0.1, 0.1, 0.8], [0.1, 0.1, 0.8], [0.9, 0.05, 0.05], [0.1, 0.8, 0.1]])).flatten()
+    dist = FactorisedCategorical(torch.cat([row0, row1]).unsqueeze(0), groups)
+    # row 1: mean (0.3, 0.2625, 0.4375) x 4 = (1.2, 1.05, 1.75) -> floors (1, 1, 1), the last to DC 2
+    assert dist.deterministic_sample.tolist() == [[0, 0, 1, 1, 0, 1, 2, 2]]
+    one = FactorisedCategorical(row0.reshape(4, 3)[:1], (ComponentGroup(1, 3, False),))
+    assert one.deterministic_sample.tolist() == [[0]]  # one chunk: the argmax
+
+
 def test_wrong_score_width_is_refused():
     with pytest.raises(ValueError, match="scores have 17 entries"):
         FactorisedCategorical(torch.zeros(2, 17), GROUPS)

@@ -16,16 +16,20 @@ import torch
 from torch import distributions as D
 from torchrl.modules.distributions import Ordinal
 
-from dcsched.envs.actions import BATTERY_LEVELS
+from dcsched.envs.actions import BATTERY_LEVELS, chunk_levels, largest_remainder
 
 
 @dataclass(frozen=True)
 class ComponentGroup:
-    """``count`` action components with ``levels`` choices each; ``ordinal``: the levels are ordered."""
+    """``count`` action components with ``levels`` choices each; ``ordinal``: the levels are ordered.
+    ``chunks`` > 1: the components come in consecutive blocks of that many exchangeable chunks of
+    one quantity (a transfer row split into Q chunks); the deterministic action of a block is its
+    expected split (the chunks' mean probabilities) rounded to 1/Q, not each chunk's argmax."""
 
     count: int
     levels: int
     ordinal: bool
+    chunks: int = 1
 
     @property
     def num_scores(self) -> int:
@@ -37,7 +41,7 @@ def schedule_groups(num_dcs: int, num_classes: int, num_steps: int, num_freqs: i
     """The groups of the env's discrete encoding, in its order (destinations per chunk, steps,
     frequency, battery)."""
     N, K = num_dcs, num_classes
-    groups = [ComponentGroup(N * K * transfer_chunks, N, False), ComponentGroup(N * K, num_steps, True), ComponentGroup(N, num_freqs, True)]
+    groups = [ComponentGroup(N * K * transfer_chunks, N, False, chunks=transfer_chunks), ComponentGroup(N * K, num_steps, True), ComponentGroup(N, num_freqs, True)]
     if learned_energy:
         groups.append(ComponentGroup(N, len(BATTERY_LEVELS), True))
     return tuple(groups)
@@ -92,7 +96,17 @@ class FactorisedCategorical(D.Distribution):
 
     @property
     def deterministic_sample(self) -> torch.Tensor:
-        return torch.cat([p.logits.argmax(-1) for p in self.parts], dim=-1)
+        """Each component's most likely level; a chunked block's expected split rounded to 1/Q
+        (:func:`dcsched.envs.actions.largest_remainder`), so a 60/40 preference stays a split."""
+        out = []
+        for g, p in zip(self.groups, self.parts):
+            if g.chunks == 1:
+                out.append(p.logits.argmax(-1))
+                continue
+            probs = p.probs.reshape(*p.probs.shape[:-2], g.count // g.chunks, g.chunks, g.levels)
+            counts = largest_remainder(probs.mean(-2), g.chunks)  # [*, blocks, levels]
+            out.append(chunk_levels(counts).reshape(*probs.shape[:-3], g.count))
+        return torch.cat(out, dim=-1)
 
     @property
     def mode(self) -> torch.Tensor:

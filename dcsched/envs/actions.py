@@ -94,26 +94,36 @@ def decode_continuous(p: SimParams, action: torch.Tensor, logit_scale: float, mi
     return Decision(transfer=transfer, steps_idx=steps_idx, freq_idx=freq_idx, battery_frac=battery)
 
 
-def quantise_shares(transfer: torch.Tensor, chunks: int) -> torch.Tensor:
-    """Chunk counts [*, i, n, k] (int64, summing to ``chunks`` over n) nearest to the shares
-    ``transfer`` [*, i, n, k] by the largest-remainder rule: floor(share * Q) chunks each, the
-    remaining chunks to the largest remainders (ties to the lower DC index). Q = 1 gives the
-    largest share's DC."""
+def largest_remainder(shares: torch.Tensor, chunks: int, dim: int = -1) -> torch.Tensor:
+    """Counts (int64, summing to ``chunks`` along ``dim``) nearest to ``shares`` (summing to 1
+    along ``dim``): floor(share * Q) each, the remaining chunks to the largest remainders (ties to
+    the lower index). Q = 1 gives the largest share's index."""
     Q = _check_chunks(chunks)
-    x = transfer.to(torch.float64) * Q
+    x = shares.to(torch.float64) * Q
     base = torch.floor(x + 1e-9).clamp(min=0)
-    deficit = (Q - base.sum(dim=-2, keepdim=True)).clamp(min=0)  # [*, i, 1, k]
-    order = torch.argsort(-(x - base), dim=-2, stable=True)
-    rank = torch.argsort(order, dim=-2, stable=True)  # position of each DC in the remainder order
+    deficit = (Q - base.sum(dim=dim, keepdim=True)).clamp(min=0)
+    order = torch.argsort(-(x - base), dim=dim, stable=True)
+    rank = torch.argsort(order, dim=dim, stable=True)  # position of each entry in the remainder order
     return (base + (rank < deficit).to(base.dtype)).long()
+
+
+def quantise_shares(transfer: torch.Tensor, chunks: int) -> torch.Tensor:
+    """Chunk counts [*, i, n, k] (summing to ``chunks`` over n) nearest to the transfer shares
+    [*, i, n, k] (:func:`largest_remainder` over the destination)."""
+    return largest_remainder(transfer, chunks, dim=-2)
+
+
+def chunk_levels(counts: torch.Tensor) -> torch.Tensor:
+    """Counts [*, L] of Q chunks over L levels -> each chunk's level [*, Q], in increasing order."""
+    Q = int(counts.sum(-1).max()) if counts.numel() else 0
+    edges = torch.cumsum(counts, dim=-1).contiguous()
+    j = torch.arange(Q, device=counts.device).expand(*counts.shape[:-1], Q).contiguous()
+    return torch.searchsorted(edges, j, right=True)
 
 
 def _dest_from_counts(counts: torch.Tensor, chunks: int) -> torch.Tensor:
     """Chunk counts [*, i, n, k] -> each chunk's destination [*, i * k * Q] (origin, class, chunk order)."""
-    c = counts.movedim(-2, -1)  # [*, i, k, n]
-    edges = torch.cumsum(c, dim=-1)  # [*, i, k, n]
-    j = torch.arange(chunks, device=counts.device).expand(*c.shape[:-1], chunks).contiguous()
-    dest = torch.searchsorted(edges.contiguous(), j, right=True)  # [*, i, k, Q]
+    dest = chunk_levels(counts.movedim(-2, -1))  # [*, i, k, Q]
     return dest.reshape(*counts.shape[:-3], -1)
 
 
