@@ -258,3 +258,20 @@ def test_chunked_discrete_ppo_trains_and_its_checkpoint_acts_in_chunks(tmp_path)
     assert torch.equal(shares * 2, (shares * 2).round())
     with pytest.raises(Exception, match="action scores"):
         load_checkpoint_policy(ckpt, make_env(cfg.scenario, cfg.env, num_envs=2))
+
+
+def test_resuming_a_finished_run_trains_nothing(tmp_path, two_batches):
+    """A checkpoint that already holds trainer.total_frames is not trained further (a fit would
+    collect and train one more batch): re-evaluating a finished experiment cell changes nothing."""
+    import shutil
+
+    from dcsched.agents.train import train_from_config
+
+    shutil.copytree(two_batches[0], tmp_path / "run")
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    before = ckpt.read_bytes()
+    cfg = load_recipe("quick/ppo_parallel", TINY + ["trainer.total_frames=256", f"out_dir={tmp_path}",
+                                                    f"resume={ckpt}"])
+    module, _ = train_from_config(cfg, evaluate=False, run_dir=tmp_path / "run")
+    assert int(module.frames) == 256 and ckpt.read_bytes() == before
+    assert torch.equal(_weights(module), two_batches[1])

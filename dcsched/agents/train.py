@@ -129,7 +129,8 @@ def deferred_interrupt(module):
 
 
 def check_resume(cfg) -> dict:
-    """The checkpoint's own dcsched record; refuses a missing file or one of another method."""
+    """The checkpoint's own dcsched record (plus ``frames``, the frames it had trained); refuses a
+    missing file or one of another method."""
     path = Path(cfg.resume)
     if not path.is_file():
         raise ConfigError("command line", "resume", f"checkpoint {path} not found")
@@ -144,7 +145,9 @@ def check_resume(cfg) -> dict:
         if was != now:
             raise ConfigError("command line", "resume", f"this checkpoint is a run with {key}={was}; the recipe "
                               f"has {key}={now}", f"a recipe with {key}={was}")
-    return ckpt.get("dcsched", {})
+    record = dict(ckpt.get("dcsched", {}))
+    record["frames"] = int(ckpt.get("state_dict", {}).get("frames", 0))
+    return record
 
 
 def _versioned(run_dir: Path, stem: str, suffix: str = "") -> Path:
@@ -183,8 +186,16 @@ def train_from_config(cfg, console=None, agent_cls=None, evaluate: bool = True, 
         mode = effective_wandb_mode(cfg.logger.wandb_mode)
         loggers = make_loggers(cfg, run_dir, run_id=module.wandb_id, config=to_container(cfg))
         trainer = build_trainer(cfg, run_dir, loggers)
-        with deferred_interrupt(module):
-            trainer.fit(module, ckpt_path=cfg.resume or None, weights_only=False)  # our own checkpoint: trusted
+        if cfg.resume and saved["frames"] >= cfg.trainer.total_frames:
+            # a finished run: nothing to train (a fit would collect and train one more batch)
+            state = torch.load(cfg.resume, map_location="cpu", weights_only=False)["state_dict"]
+            module.load_state_dict(state, strict=False)
+            if console is not None:
+                console.print(f"{cfg.resume} already has {saved['frames']:,} of {cfg.trainer.total_frames:,} frames: "
+                              "nothing to train")
+        else:
+            with deferred_interrupt(module):
+                trainer.fit(module, ckpt_path=cfg.resume or None, weights_only=False)  # our own checkpoint: trusted
     except BaseException as err:
         if created and not (run_dir / "checkpoints" / "last.ckpt").exists():
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth keeping: no empty run folders
