@@ -221,6 +221,4 @@ def test_stochastic_evaluation_uses_common_random_numbers():
     first, rand, again = (res[k]["per_day"][0] for k in res)
     assert first == again
     assert rand["jobs_arrived"] == first["jobs_arrived"] and rand["utility_usd"] != first["utility_usd"]
-    other = evaluate_policies(cfg, ["local_only"], "2023-01-06", None, deterministic=False, seed=4, max_days=1,
-                              plots=False)
-    assert other["local_only"]["per_day"][0]["jobs_arrived"] != first["jobs_arrived"]  # the draws are random
+    assert first["jobs_arrived"] == round(first["jobs_arrived"])  # Poisson draws (expectations are fractional)
