@@ -10,7 +10,6 @@ over the slots of their hour (the one resampling rule: hourly -> ``slot_s``, tes
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dcsched.data.checked import sha256
 from dcsched.errors import ConfigError, DataError
 
 TIME_COLUMN = "Datetime (UTC)"
@@ -90,14 +90,6 @@ def hours_of_year(year: int) -> pd.DatetimeIndex:
 
 def days_of_year(year: int) -> int:
     return len(hours_of_year(year)) // 24
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fail(path: Path, line: int | None, rule: str) -> DataError:
@@ -241,7 +233,7 @@ def data_identity(scenario: dict) -> dict:
         scenario.pop("stress")
     for dc in scenario.get("dcs", []) or []:
         data = dc.pop("data", None) or {}
-        used = {k: {"path": v, "sha256": file_sha256(v) if Path(v).is_file() else "missing"}
+        used = {k: {"path": v, "sha256": sha256(Path(v)) if Path(v).is_file() else "missing"}
                 for k, v in sorted(data.items()) if v}
         if used:
             dc["data"] = used
