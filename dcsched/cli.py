@@ -85,15 +85,16 @@ def cmd_evaluate(args) -> int:
     cfg = load_scenario(args.scenario, args.override)
     out = Path(args.out) if args.out else Path("runs") / f"eval-{cfg.name}"
     env_cfg = EnvConfig(action_encoding=args.encoding)
-    bounds = None
+    bounds = dispatch_bounds = None
     if args.bounds:
-        from dcsched.baselines.lp_bound import load_bounds
+        from dcsched.baselines.lp_bound import load_bounds, load_dispatch_bounds
 
         from dcsched.data.exogenous import parse_days
         from dcsched.eval.evaluate import day_dates
 
         days = parse_days(cfg, args.days)[: args.max_days or None]
         bounds = load_bounds(Path(args.bounds), cfg, day_dates(cfg, days))
+        dispatch_bounds = load_dispatch_bounds(Path(args.bounds))
     elif args.with_bound:
         from dcsched.baselines.lp_bound import bounds_by_date
 
@@ -102,7 +103,8 @@ def cmd_evaluate(args) -> int:
 
     with fresh_dir(out, overwrite=args.overwrite, key="--out") as tmp:
         evaluate_policies(cfg, args.policy, args.days, tmp, deterministic=not args.stochastic, seed=args.seed,
-                          max_days=args.max_days, env_cfg=env_cfg, bounds=bounds, plots=not args.no_plots,
+                          max_days=args.max_days, env_cfg=env_cfg, bounds=bounds, dispatch_bounds=dispatch_bounds,
+                          plots=not args.no_plots,
                           console=_console())
     print(f"wrote {out}/")
     return 0
@@ -204,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scenario override, e.g. --override energy.price_scale=2")
     p.add_argument("overrides", nargs="*", metavar="scenario.KEY=VALUE",
                    help="scenario overrides, e.g. scenario.dcs.0.data.prices=my_prices.csv scenario.year=2024")
-    p.add_argument("--bounds", default=None, help="bounds.json from `dcsched solve`: adds the share of the LP bound")
+    p.add_argument("--bounds", default=None, help="bounds.json from `dcsched solve`: adds the share of the LP bound "
+                   "(and of the dispatch-only bound, if solved with --dispatch-only)")
     p.add_argument("--with-bound", action="store_true", help="solve the LP bound of each day first (a few s per day)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing non-empty --out folder (else refused; replaced only when the new one is complete)")
@@ -217,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-days", type=_non_negative, default=0)
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("overrides", nargs="*", metavar="scenario.KEY=VALUE", help="scenario overrides, as for evaluate")
+    p.add_argument("--dispatch-only", action="store_true",
+                   help="also the dispatch-only bound: the LP with the env's battery rule (no battery export; "
+                        "energy.control=heuristic scenarios); `evaluate --bounds` then reports both shares")
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("calibrate", help="calibrate a quality-vs-steps curve on a diffusion model")

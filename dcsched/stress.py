@@ -4,7 +4,10 @@
 quote a stress that has options, since commas also separate the list
 (``'scenario.stress=["price_spike:factor=5,start_h=17",heatwave]'``). Each one rewrites the exogenous
 inputs of every day the scenario loads, after the data layer and before the env or the LP sees
-them, so a policy, its evaluation and the day's LP bound all face the same stressed day. Windows
+them, so a policy, its evaluation and the day's LP bound all face the same stressed day. Faults
+(``dc_outage``, ``link_down``) set the exogenous ``capacity_frac`` and ``link_up`` tensors that the
+kernels and the LP read (docs/scenarios.md: the rules for jobs sent to a down DC or over a down link).
+Windows
 are in hours of the (UTC) day, [start_h, start_h + hours), clipped at midnight; ``dc`` = -1 means
 every data centre, else its index. The battery's price thresholds (trailing percentiles) and the
 observation normaliser stay those of the unstressed data: a stress changes the world, not the
@@ -105,6 +108,52 @@ class RenewableDrought(Stress):
     def apply(self, tensors, slot_hour, num_dcs):
         for key in ("pv_kw_per_kwp", "wind_kw_per_kw"):
             tensors[key][..., self.dcs(num_dcs)] = 0.0
+
+
+@STRESSES.register("dc_outage", "a data centre's GPUs down for hours from start_h (defaults: DC 0, 12:00-14:00 UTC, "
+                                "up_share=0); jobs sent there are dropped unless moved; the backlog it cannot serve "
+                                "after the outage starts is not admitted")
+class DCOutage(WindowStress):
+    name = "dc_outage"
+
+    def __init__(self, start_h: float = 12.0, hours: float = 2.0, dc: int = 0, up_share: float = 0.0):
+        super().__init__(start_h, hours, dc)
+        if not 0.0 <= up_share < 1.0:
+            raise ValueError(f"up_share (the share of GPUs still up) must be in [0, 1), got {up_share}")
+        self.up_share = float(up_share)
+
+    def apply(self, tensors, slot_hour, num_dcs):
+        frac = tensors["capacity_frac"]  # [D, T, N]
+        win = self.slots(slot_hour)
+        sel = frac[:, win]
+        sel[..., self.dcs(num_dcs)] = torch.clamp(sel[..., self.dcs(num_dcs)], max=self.up_share)
+        frac[:, win] = sel
+
+
+@STRESSES.register("link_down", "the transfer link origin -> dest unusable for hours from start_h (defaults: 0 -> 1 "
+                                "and back (both=1), the whole day); jobs sent over it stay at their origin")
+class LinkDown(WindowStress):
+    name = "link_down"
+
+    def __init__(self, origin: int = 0, dest: int = 1, both: float = 1.0, start_h: float = 0.0, hours: float = 24.0):
+        super().__init__(start_h, hours)
+        if origin == dest:
+            raise ValueError(f"origin and dest must differ (a DC's own jobs need no link), got {int(origin)} twice")
+        if both not in (0.0, 1.0):
+            raise ValueError(f"both must be 0 or 1, got {both}")
+        self.origin, self.dest, self.both = int(origin), int(dest), bool(both)
+
+    def apply(self, tensors, slot_hour, num_dcs):
+        for idx in (self.origin, self.dest):
+            if not 0 <= idx < num_dcs:
+                raise ValueError(f"{idx} is not a data centre index (0 to {num_dcs - 1})")
+        up = tensors["link_up"]  # [D, T, N, N]
+        win = self.slots(slot_hour)
+        pairs = [(self.origin, self.dest)] + ([(self.dest, self.origin)] if self.both else [])
+        for i, n in pairs:
+            sel = up[:, win]
+            sel[..., i, n] = 0.0
+            up[:, win] = sel
 
 
 def parse_stress(spec: str, source: str = "scenario", key: str = "scenario.stress") -> Stress:

@@ -29,7 +29,8 @@ def _changed(a, b):
 
 
 def test_every_registered_stress_is_covered_here():
-    assert set(STRESSES.names()) == {"price_spike", "heatwave", "demand_surge", "renewable_drought"}
+    assert set(STRESSES.names()) == {"price_spike", "heatwave", "demand_surge", "renewable_drought"} | {
+        "dc_outage", "link_down"}  # the faults: tests/test_faults.py
 
 
 def test_price_spike_multiplies_prices_in_its_window_only(base):
@@ -95,3 +96,11 @@ def test_the_env_the_bound_and_the_hash_see_the_stress(base):
     del older["stress"]
     assert bound_scenario_hash(plain_cfg) == bound_scenario_hash(OmegaConf.create(older))
     assert bound_scenario_hash(spike_cfg) != bound_scenario_hash(plain_cfg)
+
+
+def test_the_stress_experiment_covers_every_registered_stress():
+    from dcsched.experiments.spec import load_experiment
+
+    used = {o.split("[")[1].split("]")[0].split(":")[0] for s in load_experiment("stress").settings
+            for o in (s.get("overrides") or [])}
+    assert used == set(STRESSES.names())

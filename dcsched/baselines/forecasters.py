@@ -11,6 +11,10 @@ forecast. Registered:
 - ``noisy_oracle``: the true future times (1 + e), e ~ N(0, ``error``^2) per slot, series and DC,
   for prices, arrivals, PV and wind (clipped at 0); temperature is left exact. Seeded by the
   forecaster's seed, the day and the slot, so a rerun plans the same.
+
+Faults (the dc_outage and link_down stresses) are known in the present slot; ``persistence``
+holds them over the window, ``seasonal_naive`` takes yesterday's (none), ``perfect`` and
+``noisy_oracle`` know the fault windows exactly (an announced outage).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dcsched.registry import FORECASTERS
 
 NOISY_SERIES = ("arrivals", "price_usd_per_mwh", "pv_kw", "wind_kw")
 ALL_SERIES = ("arrivals", "price_usd_per_mwh", "temp_c", "pv_kw", "wind_kw")
+FAULT_SERIES = ("capacity_frac", "link_up")
 
 
 class Forecaster:
@@ -56,8 +61,9 @@ class Persistence(Forecaster):
 
     def forecast(self, truth: Window, day: int, t: int) -> Window:
         H = truth.arrivals.shape[0]
-        for name in ALL_SERIES:
-            setattr(truth, name, np.repeat(getattr(truth, name)[:1], H, axis=0))
+        for name in ALL_SERIES + FAULT_SERIES:
+            if getattr(truth, name) is not None:
+                setattr(truth, name, np.repeat(getattr(truth, name)[:1], H, axis=0))
         return truth
 
 
@@ -86,6 +92,10 @@ class SeasonalNaive(Forecaster):
         for name in ALL_SERIES:
             now = getattr(truth, name)
             setattr(truth, name, np.concatenate([now[:1], getattr(past, name)[1:]], axis=0))
+        for name in FAULT_SERIES:  # yesterday had no fault: all up after the present slot
+            now = getattr(truth, name)
+            if now is not None:
+                setattr(truth, name, np.concatenate([now[:1], np.ones_like(now[1:])], axis=0))
         return truth
 
 

@@ -47,7 +47,12 @@ def window_from_exo(p: SimParams, exo, day: int, start: int = 0, horizon: int | 
     pv = g("pv_kw_per_kwp") * p.pv_kwp.double().cpu().numpy()
     wind = g("wind_kw_per_kw") * p.wind_kw.double().cpu().numpy()
     arr = g("arrival_rate") if arrivals is None else arrivals
-    return Window(arrivals=arr, price_usd_per_mwh=g("price_usd_per_mwh"), temp_c=g("temp_c"), pv_kw=pv, wind_kw=wind)
+    faults = {}
+    if getattr(exo, "capacity_frac", None) is not None:
+        faults = {"capacity_frac": g("capacity_frac"), "link_up": g("link_up")}
+    return Window(arrivals=arr, price_usd_per_mwh=g("price_usd_per_mwh"), temp_c=g("temp_c"), pv_kw=pv, wind_kw=wind,
+                  price_low_usd_per_mwh=g("price_low_usd_per_mwh"), price_high_usd_per_mwh=g("price_high_usd_per_mwh"),
+                  **faults)
 
 
 def solve_model(model: LPModel, what: str) -> tuple[np.ndarray, float]:
@@ -60,18 +65,22 @@ def solve_model(model: LPModel, what: str) -> tuple[np.ndarray, float]:
     return res.x, float(-res.fun)
 
 
-def solve_window(p: SimParams, w: Window, what: str, coef: Coefficients | None = None) -> LPResult:
+def solve_window(p: SimParams, w: Window, what: str, coef: Coefficients | None = None,
+                 battery_rule: bool = False) -> LPResult:
+    """Solve the LP of one window; ``battery_rule``: the dispatch-only bound (:func:`build_lp`)."""
     t0 = time.perf_counter()
-    model = build_lp(p, w, coef)
+    model = build_lp(p, w, coef, battery_rule=battery_rule)
     t1 = time.perf_counter()
     x, value = solve_model(model, what)
     return LPResult(value, x, model, t1 - t0, time.perf_counter() - t1, int(model.c.size),
                     int(model.A_eq.shape[0] + model.A_ub.shape[0]))
 
 
-def solve_days(scenario_cfg, days: list[int], progress=None, keep_solution: bool = False) -> dict[int, LPResult]:
+def solve_days(scenario_cfg, days: list[int], progress=None, keep_solution: bool = False,
+               battery_rule: bool = False) -> dict[int, LPResult]:
     """Perfect-foresight LP per day (deterministic expected arrivals). Unless ``keep_solution``,
-    the model and solution vector are dropped after each solve to bound memory."""
+    the model and solution vector are dropped after each solve to bound memory. ``battery_rule``:
+    the dispatch-only bound (the env's battery rule, :func:`dcsched.baselines.lp_model.build_lp`)."""
     import torch
 
     from dcsched.data.exogenous import load_exogenous
@@ -83,7 +92,7 @@ def solve_days(scenario_cfg, days: list[int], progress=None, keep_solution: bool
     out = {}
     for j, day in enumerate(days):
         what = f"scenario '{scenario_cfg.name}', day index {day}"
-        res = solve_window(p, window_from_exo(p, exo, j), what, coef)
+        res = solve_window(p, window_from_exo(p, exo, j), what, coef, battery_rule)
         if not keep_solution:
             res.x, res.model = None, None
         out[day] = res
@@ -127,15 +136,25 @@ def solve_command(args, console=None) -> int:
     days = parse_days(cfg, args.days)
     if args.max_days:
         days = days[: args.max_days]
+    dispatch = bool(getattr(args, "dispatch_only", False))
+    if dispatch and cfg.energy.control == "learned":
+        from dcsched.errors import ConfigError
+
+        raise ConfigError("command line", "--dispatch-only", "the env's battery follows the policy here "
+                          "(energy.control: learned), so the full bound is the dispatch-only bound", "energy.control=heuristic")
     with Progress(transient=True) as bar:
-        task = bar.add_task(f"LP bound, {len(days)} day(s)", total=len(days))
+        task = bar.add_task(f"LP bound, {len(days)} day(s)", total=len(days) * (1 + dispatch))
         results = solve_days(cfg, days, progress=lambda: bar.advance(task))
+        ruled = solve_days(cfg, days, progress=lambda: bar.advance(task), battery_rule=True) if dispatch else {}
     dates = day_dates(cfg, days)
     rows = [{"day": d, "lp_bound_usd": r.value_usd, "build_s": r.build_s, "solve_s": r.solve_s,
              "variables": r.num_variables, "constraints": r.num_constraints}
             for d, r in zip(dates, results.values())]
+    for row, r in zip(rows, ruled.values()):
+        row["dispatch_bound_usd"] = r.value_usd
     summary = {"scenario": cfg.name, "scenario_hash": bound_scenario_hash(cfg), "days": dates, "per_day": rows,
                "mean_lp_bound_usd": float(np.mean([r["lp_bound_usd"] for r in rows])),
+               **({"mean_dispatch_bound_usd": float(np.mean([r["dispatch_bound_usd"] for r in rows]))} if ruled else {}),
                "mean_build_s": float(np.mean([r["build_s"] for r in rows])),
                "mean_solve_s": float(np.mean([r["solve_s"] for r in rows]))}
     out = Path(args.out) if args.out else Path("runs") / f"solve-{cfg.name}"
@@ -149,10 +168,12 @@ def solve_command(args, console=None) -> int:
         from rich.table import Table
 
         table = Table(title=f"Perfect-foresight LP bound, {cfg.name}")
-        for col in ("day", "LP bound $", "build s", "solve s", "vars", "rows"):
+        cols = ("day", "LP bound $") + (("dispatch-only $",) if ruled else ()) + ("build s", "solve s", "vars", "rows")
+        for col in cols:
             table.add_column(col, justify="right")
         for r in rows:
-            table.add_row(r["day"], f"{r['lp_bound_usd']:,.2f}", f"{r['build_s']:.2f}", f"{r['solve_s']:.2f}",
+            extra = (f"{r['dispatch_bound_usd']:,.2f}",) if ruled else ()
+            table.add_row(r["day"], f"{r['lp_bound_usd']:,.2f}", *extra, f"{r['build_s']:.2f}", f"{r['solve_s']:.2f}",
                           f"{r['variables']:,}", f"{r['constraints']:,}")
         console.print(table)
         console.print(f"mean bound ${summary['mean_lp_bound_usd']:,.2f}/day; wrote {out}/bounds.json")
@@ -173,6 +194,17 @@ def bound_scenario_hash(scenario_cfg) -> str:
     data.get("arrivals", {}).pop("stochastic", None)
     data.pop("description", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_dispatch_bounds(path: Path) -> dict[str, float] | None:
+    """The dispatch-only bounds of a bounds.json (``dcsched solve --dispatch-only``), None if it has
+    none. Call :func:`load_bounds` first: it checks the file's scenario and days."""
+    import json
+
+    rows = json.loads(Path(path).read_text())["per_day"]
+    if not all("dispatch_bound_usd" in r for r in rows):
+        return None
+    return {r["day"]: float(r["dispatch_bound_usd"]) for r in rows}
 
 
 def load_bounds(path: Path, scenario_cfg=None, dates: list[str] | None = None) -> dict[str, float]:

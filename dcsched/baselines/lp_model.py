@@ -17,7 +17,9 @@ Variables (all >= 0), by block:
   D[t,i,n,k]      dropped jobs;
   ch, dis, soc, buy, sell, cur [t,n]  battery, state of charge after slot t, grid, curtailment.
 Constraints: every arriving job is placed once; capacity (backlog from t-1 first); backlog cap;
-power balance; SoC dynamics. Objective: revenue - penalties - transfer - energy - degradation.
+power balance; SoC dynamics. Faults (``Window.capacity_frac``, ``link_up``) follow the kernels'
+rules: capacity and idle power scale with the GPUs up, the backlog admitted in t is capped by
+slot t+1's capacity (the window's last slot by its own), no variable routes over a down link. Objective: revenue - penalties - transfer - energy - degradation.
 """
 
 from __future__ import annotations
@@ -79,6 +81,10 @@ class Window:
     soc0: np.ndarray = None  # [N] initial SoC
     backlog_work0_gpu_s: np.ndarray = None  # [N] backlog entering the first slot
     backlog_energy0_j: np.ndarray = None
+    capacity_frac: np.ndarray = None  # [H, N] share of GPUs up (faults); None = all up
+    price_low_usd_per_mwh: np.ndarray = None  # [H, N] the battery rule's thresholds (dispatch-only bound)
+    price_high_usd_per_mwh: np.ndarray = None
+    link_up: np.ndarray = None  # [H, N, N] 0 where a transfer link is down; None = all up
 
 
 @dataclass
@@ -138,8 +144,29 @@ class _Builder:
         return sp.csr_matrix((v, (r, c)), shape=(nrows, self.n))
 
 
-def build_lp(p: SimParams, w: Window, coef: Coefficients | None = None) -> LPModel:
-    """LP of one window of H slots. See the module docstring for the variables."""
+def battery_modes(w: Window) -> np.ndarray:
+    """[H, N] the env's battery rule per slot (MODEL.md section 6), known from prices alone:
+    1 = cheap (charge at full power), 2 = dear (discharge to cover the deficit), 0 = otherwise
+    (store renewable surplus only)."""
+    if w.price_low_usd_per_mwh is None or w.price_high_usd_per_mwh is None:
+        raise ValueError("the dispatch-only bound needs the window's price thresholds (window_from_exo sets them)")
+    cheap = w.price_usd_per_mwh <= w.price_low_usd_per_mwh
+    dear = (w.price_usd_per_mwh >= w.price_high_usd_per_mwh) & ~cheap
+    return np.where(cheap, 1, np.where(dear, 2, 0))
+
+
+def build_lp(p: SimParams, w: Window, coef: Coefficients | None = None, battery_rule: bool = False) -> LPModel:
+    """LP of one window of H slots. See the module docstring for the variables.
+
+    ``battery_rule``: the *dispatch-only* bound, for scenarios whose env runs the battery by its
+    price rule (``energy.control: heuristic``): per slot the rule's mode is fixed by the prices
+    (:func:`battery_modes`), so the LP may not charge in a dear slot nor discharge outside one,
+    may discharge only to cover the DC's own deficit (no battery export) and, in a neutral slot,
+    charge only from its renewable surplus. "Up to the deficit" (and "up to the surplus") is not
+    convex in the net load; the LP takes its convex hull over the net load's range [-renewables,
+    full-load power], and "charge at full power when cheap" is relaxed to "at most". Every
+    trajectory of the env satisfies these rows (tests/test_dispatch_bound.py), so the value still
+    bounds every policy, and it is at most the full bound (same LP with more rows)."""
     import torch
 
     coef = coef or level_coefficients(p)
@@ -152,17 +179,22 @@ def build_lp(p: SimParams, w: Window, coef: Coefficients | None = None) -> LPMod
     cap, bcap = pn["capacity_gpu_s"], pn["backlog_cap_gpu_s"]
     idle_w, base_w = pn["idle_power_w"], pn["base_power_w"]
     allowed = np.ones((N, N), dtype=bool) if p.allow_transfer else np.eye(N, dtype=bool)
+    allowed_t = np.broadcast_to(allowed, (H, N, N))  # [t, i, n]: a down link carries nothing
+    if w.link_up is not None:
+        allowed_t = allowed_t & ((w.link_up > 0) | np.eye(N, dtype=bool))
+    up = np.ones((H, N)) if w.capacity_frac is None else w.capacity_frac  # [t, n]
+    up_next = np.concatenate([up[1:], up[-1:]])  # the backlog admitted in t is served in t + 1
     soc0 = w.soc0 if w.soc0 is not None else np.full(N, p.soc_init)
     bw0 = w.backlog_work0_gpu_s if w.backlog_work0_gpu_s is not None else np.zeros(N)
     be0 = w.backlog_energy0_j if w.backlog_energy0_j is not None else np.zeros(N)
 
     b = _Builder()
     # ---- variables
-    feas = coef.feasible & allowed[:, :, None, None]  # [i, n, k, c]
-    ti, ii, nn, kk, cc = np.nonzero(np.broadcast_to(feas, (H, N, N, K, C)))
+    feas = coef.feasible[None] & allowed_t[:, :, :, None, None]  # [t, i, n, k, c]
+    ti, ii, nn, kk, cc = np.nonzero(feas)
     yot = b.add_block("Yot", len(ti), rho[ii] * coef.quality[nn, cc] - ctr[ii, nn], meta=(ti, ii, nn, kk, cc))
     grid_o = np.array(np.meshgrid(np.arange(H), np.arange(N), np.arange(N), np.arange(K), indexing="ij")).reshape(4, -1)
-    ok = allowed[grid_o[1], grid_o[2]]
+    ok = allowed_t[grid_o[0], grid_o[1], grid_o[2]]
     to, io, no, ko = grid_o[:, ok]
     late_o = b.add_block("Lo", len(to), -psi[io, ko] - ctr[io, no], meta=(to, io, no, ko))
     back_o = b.add_block("Bo", len(to), -psi[io, ko] - ctr[io, no], meta=(to, io, no, ko))
@@ -212,20 +244,20 @@ def build_lp(p: SimParams, w: Window, coef: Coefficients | None = None) -> LPMod
         b.coef("eq", r + (to * N + no) * K + ko, origin_block, 1.0)
         b.coef("eq", r + (tc * N + nc) * K + kc, level_block, -1.0)
     # ---- (d) capacity per (t, n): this slot's served work + the backlog admitted in t-1
-    r_cap = b.rows("ub", H * N, np.tile(cap, H) - np.concatenate([bw0, np.zeros((H - 1) * N)]))
+    r_cap = b.rows("ub", H * N, (cap[None, :] * up).reshape(-1) - np.concatenate([bw0, np.zeros((H - 1) * N)]))
     b.coef("ub", r_cap + tn(ti, nn), yot, coef.exec_s[nn, cc])
     b.coef("ub", r_cap + tn(tc, nc), late_c, coef.exec_s[nc, ccc])
     nxt = tc + 1 < H
     b.coef("ub", r_cap + tn(tc[nxt] + 1, nc[nxt]), back_c[nxt], coef.exec_s[nc[nxt], ccc[nxt]])
     # ---- (e) backlog cap per (t, n)
-    r_bc = b.rows("ub", H * N, np.tile(bcap, H))
+    r_bc = b.rows("ub", H * N, (bcap[None, :] * up_next).reshape(-1))
     b.coef("ub", r_bc + tn(tc, nc), back_c, coef.exec_s[nc, ccc])
     # ---- (f) power balance per (t, n)
     # IT power is linear in (served energy, idle GPU-seconds, base power): split into its parts
     pue = physics.pue(w.temp_c, p.pue_base, p.pue_slope_per_c, p.pue_threshold_c)  # [H, N]
-    it_const_kw = physics.it_power_kw(0.0, cap, idle_w, base_w, slot_s)  # [N] all idle
+    it_const_kw = physics.it_power_kw(0.0, cap[None, :] * up, idle_w, base_w, slot_s)  # [H, N] all up GPUs idle
     it_b0_kw = physics.it_power_kw(be0, -bw0, idle_w, 0.0, slot_s)  # initial backlog's energy net of idle
-    rhs = pue * it_const_kw[None, :] - w.pv_kw - w.wind_kw
+    rhs = pue * it_const_kw - w.pv_kw - w.wind_kw
     rhs[0] += pue[0] * it_b0_kw
     r_pb = b.rows("eq", H * N, rhs.reshape(-1))
     per_job_kw = physics.it_power_kw(coef.energy_j, -coef.exec_s, idle_w[:, None], 0.0, slot_s)  # [N, C]
@@ -252,6 +284,45 @@ def build_lp(p: SimParams, w: Window, coef: Coefficients | None = None) -> LPMod
     b.coef("eq", r_soc + idx, ch, -physics.soc_next(0.0, 1.0, 0.0, p.eta_charge, p.eta_discharge, slot_h, kwh))
     b.coef("eq", r_soc + idx, dis, -physics.soc_next(0.0, 0.0, 1.0, p.eta_charge, p.eta_discharge, slot_h, kwh))
 
+    if battery_rule and not p.learned_energy:
+        _battery_rule_rows(b, p, w, coef, pue, dict(ch=ch, dis=dis, buy=buy, sell=sell, cur=cur))
+
     return LPModel(
         c=np.concatenate(b.obj), A_eq=b.matrix("eq"), b_eq=np.concatenate(b.b_eq), A_ub=b.matrix("ub"),
         b_ub=np.concatenate(b.b_ub), lb=np.concatenate(b.lb), ub=np.concatenate(b.ub), blocks=b.blocks)
+
+
+def _battery_rule_rows(b: _Builder, p: SimParams, w: Window, coef: Coefficients, pue: np.ndarray,
+                       v: dict[str, np.ndarray]) -> None:
+    """The dispatch-only rows of :func:`build_lp` (``battery_rule``). Net load = IT + cooling -
+    renewables = buy - sell - curtail - charge + discharge, within [lo, hi] = [-renewables,
+    PUE x the most IT power a slot can draw]."""
+    H, N = w.price_usd_per_mwh.shape
+    mode = battery_modes(w).reshape(-1)  # [H*N]
+    idx = np.arange(H * N)
+    renew = (w.pv_kw + w.wind_kw).reshape(-1)  # = -lo >= 0
+    num_gpus = p.num_gpus.detach().double().cpu().numpy()
+    idle_w = p.idle_power_w.detach().double().cpu().numpy()
+    base_w = p.base_power_w.detach().double().cpu().numpy()
+    gpu_w = np.maximum((coef.energy_j / coef.exec_s).max(1), idle_w)  # [N] the most a busy GPU-second draws
+    hi = (pue * ((num_gpus * gpu_w + base_w) / 1000.0)[None, :]).reshape(-1)  # [H*N] kW, > 0
+    ub = np.concatenate(b.ub)  # mode-fixed flows: upper bound 0
+    ub[v["dis"][mode != 2]] = 0.0  # discharge only when dear
+    ub[v["ch"][mode == 2]] = 0.0  # never charge when dear
+    b.ub = [ub]
+    # dear: discharge <= max(0, net), hull: renew * dis - hi * (buy - sell - cur) <= hi * renew
+    dear = idx[mode == 2]
+    r = b.rows("ub", len(dear), hi[dear] * renew[dear])
+    rows = r + np.arange(len(dear))
+    b.coef("ub", rows, v["dis"][dear], renew[dear])
+    b.coef("ub", rows, v["buy"][dear], -hi[dear])
+    b.coef("ub", rows, v["sell"][dear], hi[dear])
+    b.coef("ub", rows, v["cur"][dear], hi[dear])
+    # neutral: charge <= max(0, -net), hull: hi * ch + renew * (buy - sell - cur) <= hi * renew
+    neutral = idx[mode == 0]
+    r = b.rows("ub", len(neutral), hi[neutral] * renew[neutral])
+    rows = r + np.arange(len(neutral))
+    b.coef("ub", rows, v["ch"][neutral], hi[neutral])
+    b.coef("ub", rows, v["buy"][neutral], renew[neutral])
+    b.coef("ub", rows, v["sell"][neutral], -renew[neutral])
+    b.coef("ub", rows, v["cur"][neutral], -renew[neutral])

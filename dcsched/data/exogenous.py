@@ -47,18 +47,29 @@ class Exogenous:
     wind_kw_per_kw: torch.Tensor
     local_hour: torch.Tensor  # local clock hour of each DC (DST-aware), float
     arrival_rate: torch.Tensor
+    # faults (the dc_outage and link_down stresses); None = none
+    capacity_frac: torch.Tensor | None = None  # [D, T, N] share of the GPUs that are up (0 in an outage)
+    link_up: torch.Tensor | None = None  # [D, T, N(origin), N(dest)] 1 = link usable, 0 = down; diagonal 1
 
     def to(self, device=None, dtype=None) -> "Exogenous":
         out = {}
         for k, v in self.__dict__.items():
-            if v.is_floating_point():
+            if v is None:
+                out[k] = None
+            elif v.is_floating_point():
                 out[k] = v.to(device=device, dtype=dtype or v.dtype)
             else:
                 out[k] = v.to(device=device)
         return Exogenous(**out)
 
     def select(self, idx: torch.Tensor) -> "Exogenous":
-        return Exogenous(**{k: v[idx] for k, v in self.__dict__.items()})
+        return Exogenous(**{k: (None if v is None else v[idx]) for k, v in self.__dict__.items()})
+
+    @property
+    def has_faults(self) -> bool:
+        """True when some slot has a data centre (partly) down or a transfer link down."""
+        return bool((self.capacity_frac is not None and (self.capacity_frac != 1).any())
+                    or (self.link_up is not None and (self.link_up != 1).any()))
 
 
 def split_days(cfg, split: str) -> list[int]:
@@ -199,6 +210,12 @@ def load_exogenous(cfg, days: list[int], dtype: torch.dtype = torch.float64, dev
     if stressed and cfg.get("stress"):
         from dcsched.stress import apply_stresses
 
+        N = len(cfg.dcs)
+        tensors["capacity_frac"] = torch.ones(len(days), T, N, dtype=dtype, device=device)
+        tensors["link_up"] = torch.ones(len(days), T, N, N, dtype=dtype, device=device)
         hour_of_day = torch.as_tensor(np.arange(T) * cfg.slot_s / 3600.0, dtype=dtype, device=device)
-        apply_stresses(list(cfg.stress), tensors, hour_of_day, len(cfg.dcs))
-    return Exogenous(days=torch.as_tensor(days, device=device), **tensors)
+        apply_stresses(list(cfg.stress), tensors, hour_of_day, N)
+    exo = Exogenous(days=torch.as_tensor(days, device=device), **tensors)
+    if not exo.has_faults:  # no fault: the kernels' fault-free path (bit for bit as before faults existed)
+        exo.capacity_frac = exo.link_up = None
+    return exo

@@ -12,6 +12,16 @@ Accounting conventions (docs/model.md):
   always clears in one slot; it carries its GPU-seconds and the energy it was assigned with.
 - Job terms (revenue, penalties) are attributed to the serving DC n; the transfer cost to the
   destination n; energy terms to the DC that consumes the energy.
+
+Faults (optional ``exo`` entries, from the dc_outage and link_down stresses):
+- ``capacity_frac`` [*, N]: the share of a DC's GPUs that are up this slot. Its capacity and its
+  idle GPU power scale with it (base power stays). The backlog admitted this slot is capped by
+  the *next* slot's capacity (``capacity_frac_next``), so a DC going down admits no backlog it
+  could not serve, and the backlog still clears in one slot. Jobs sent to a down DC find no room:
+  they are dropped (the policy must move them).
+- ``link_up`` [*, N, N]: 0 where the transfer link origin -> dest is down. Shares sent over a
+  down link stay at the origin (:func:`route_over_links`), before service, so the transfer cost
+  and delay are those of the route actually taken.
 """
 
 from __future__ import annotations
@@ -79,12 +89,29 @@ def _safe_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
                        torch.ones_like(den))
 
 
-def serve(p: SimParams, state: SimState, arrivals: torch.Tensor, d: Decision) -> dict[str, torch.Tensor]:
+def route_over_links(transfer: torch.Tensor, link_up: torch.Tensor | None) -> torch.Tensor:
+    """Transfer shares [*, i, n, k] with the share of each down link (``link_up`` [*, i, n] == 0)
+    moved back to the origin's own DC. Rows still sum to 1. None: no link is down."""
+    if link_up is None:
+        return transfer
+    up = link_up.unsqueeze(-1)
+    stranded = (transfer * (1.0 - up)).sum(-2, keepdim=True)  # [*, i, 1, k]
+    eye = torch.eye(transfer.shape[-2], dtype=transfer.dtype, device=transfer.device).unsqueeze(-1)  # [i, n, 1]
+    return transfer * up + eye * stranded
+
+
+def serve(p: SimParams, state: SimState, arrivals: torch.Tensor, d: Decision,
+          capacity_gpu_s: torch.Tensor | None = None, backlog_cap_gpu_s: torch.Tensor | None = None,
+          ) -> dict[str, torch.Tensor]:
     """Fluid service model of one slot (MODEL.md section 5).
 
-    arrivals: [*, N, K] jobs by origin and class. Returns job flows by origin/serving DC/class
-    ([*, N, N, K]), the new backlog and the busy GPU-seconds and served energy per DC ([*, N]).
+    arrivals: [*, N, K] jobs by origin and class. ``capacity_gpu_s`` / ``backlog_cap_gpu_s``
+    ([*, N] or None for the nominal ones): this slot's capacity and the backlog it may admit.
+    Returns job flows by origin/serving DC/class ([*, N, N, K]), the new backlog and the busy
+    GPU-seconds and served energy per DC ([*, N]).
     """
+    capacity = p.capacity_gpu_s if capacity_gpu_s is None else capacity_gpu_s
+    backlog_cap = p.backlog_cap_gpu_s if backlog_cap_gpu_s is None else backlog_cap_gpu_s
     steps = p.steps_grid[d.steps_idx]  # [*, N, K]
     freq = p.freq_levels[d.freq_idx]  # [*, N]
     exec_s, energy_j = job_time_and_energy(p, steps, freq)  # [*, N, K]
@@ -94,12 +121,12 @@ def serve(p: SimParams, state: SimState, arrivals: torch.Tensor, d: Decision) ->
 
     jobs_n = jobs.sum(-3)  # [*, n, k]
     work = jobs_n * exec_s  # GPU-seconds by class
-    free = p.capacity_gpu_s - state.backlog_work_gpu_s  # backlog first
+    free = capacity - state.backlog_work_gpu_s  # backlog first
     before = torch.cumsum(work, dim=-1) - work  # EDF: earlier-deadline classes first
     room = (free.unsqueeze(-1) - before).clamp(min=0.0)
     served_frac = _safe_ratio(room, work)  # phi [*, n, k]
     overflow_work = ((1.0 - served_frac) * work).sum(-1)  # [*, n]
-    admit_frac = _safe_ratio(p.backlog_cap_gpu_s.expand_as(overflow_work), overflow_work)  # [*, n]
+    admit_frac = _safe_ratio(backlog_cap.expand_as(overflow_work), overflow_work)  # [*, n]
 
     phi = served_frac.unsqueeze(-3)
     adm = admit_frac.unsqueeze(-1).unsqueeze(-3)
@@ -124,9 +151,12 @@ def serve(p: SimParams, state: SimState, arrivals: torch.Tensor, d: Decision) ->
     }
 
 
-def it_power_kw(p: SimParams, busy_gpu_s: torch.Tensor, served_energy_j: torch.Tensor) -> torch.Tensor:
-    """Average IT power of the slot: served job energy + idle GPU energy + base power. [*, N] kW."""
-    idle_gpu_s = (p.capacity_gpu_s - busy_gpu_s).clamp(min=0.0)
+def it_power_kw(p: SimParams, busy_gpu_s: torch.Tensor, served_energy_j: torch.Tensor,
+                capacity_gpu_s: torch.Tensor | None = None) -> torch.Tensor:
+    """Average IT power of the slot: served job energy + idle GPU energy (of the GPUs that are up:
+    ``capacity_gpu_s``, nominal if None) + base power. [*, N] kW."""
+    capacity = p.capacity_gpu_s if capacity_gpu_s is None else capacity_gpu_s
+    idle_gpu_s = (capacity - busy_gpu_s).clamp(min=0.0)
     return physics.it_power_kw(served_energy_j, idle_gpu_s, p.idle_power_w, p.base_power_w, p.slot_s)
 
 
@@ -175,9 +205,17 @@ def step(
 ) -> tuple[SimState, dict[str, torch.Tensor]]:
     """One slot of the whole system. exo holds [*, N] tensors: price_usd_per_mwh,
     price_low_usd_per_mwh, price_high_usd_per_mwh, carbon_g_per_kwh, temp_c, pv_kw_per_kwp,
-    wind_kw_per_kw. Returns the next state and the outcome (every utility term and job count)."""
-    s = serve(p, state, arrivals, d)
-    it_kw = it_power_kw(p, s["busy_gpu_s"], s["served_energy_j"])
+    wind_kw_per_kw; optionally the faults capacity_frac, capacity_frac_next [*, N] and link_up
+    [*, N, N] (module docstring). Returns the next state and the outcome (every utility term and
+    job count)."""
+    capacity = backlog_cap = None
+    if exo.get("capacity_frac") is not None:
+        capacity = p.capacity_gpu_s * exo["capacity_frac"]
+        backlog_cap = p.backlog_cap_gpu_s * exo.get("capacity_frac_next", exo["capacity_frac"])
+    if exo.get("link_up") is not None:
+        d = Decision(route_over_links(d.transfer, exo["link_up"]), d.steps_idx, d.freq_idx, d.battery_frac)
+    s = serve(p, state, arrivals, d, capacity, backlog_cap)
+    it_kw = it_power_kw(p, s["busy_gpu_s"], s["served_energy_j"], capacity)
     cool_kw = cooling_kw(p, it_kw, exo["temp_c"])
     pv_kw = p.pv_kwp * exo["pv_kw_per_kwp"]
     wind_kw = p.wind_kw * exo["wind_kw_per_kw"]

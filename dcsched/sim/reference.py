@@ -79,8 +79,21 @@ def reference_step(P: dict, state: dict, arrivals: list, decision: dict, exo: di
     """One slot. state: soc, backlog_work_gpu_s, backlog_energy_j, backlog_jobs (lists of N floats);
     arrivals[i][k]; decision: transfer[i][n][k], steps_idx[n][k], freq_idx[n], battery_frac[n] or None;
     exo: per-DC lists price_usd_per_mwh, price_low_usd_per_mwh, price_high_usd_per_mwh,
-    carbon_g_per_kwh, temp_c, pv_kw_per_kwp, wind_kw_per_kw."""
+    carbon_g_per_kwh, temp_c, pv_kw_per_kwp, wind_kw_per_kw, and optionally the faults
+    capacity_frac[n], capacity_frac_next[n] (share of GPUs up now and next slot) and link_up[i][n]."""
     N, K = P["num_dcs"], P["num_classes"]
+    up_now = exo.get("capacity_frac") or [1.0] * N
+    up_next = exo.get("capacity_frac_next") or up_now
+    link_up = exo.get("link_up")
+    if link_up is not None:  # a share sent over a down link stays at its origin
+        moved = [[[decision["transfer"][i][n][k] for k in range(K)] for n in range(N)] for i in range(N)]
+        for i in range(N):
+            for n in range(N):
+                if i != n and link_up[i][n] == 0.0:
+                    for k in range(K):
+                        moved[i][i][k] += moved[i][n][k]
+                        moved[i][n][k] = 0.0
+        decision = {**decision, "transfer": moved}
     slot_s = P["slot_s"]
     slot_h = slot_s / 3600.0
     res = {k: [0.0] * N for k in (
@@ -96,7 +109,7 @@ def reference_step(P: dict, state: dict, arrivals: list, decision: dict, exo: di
         f = P["freq_levels"][decision["freq_idx"][n]]
         tau = P["tau_step_s"][n] * (P["dvfs_delta"] / f + 1.0 - P["dvfs_delta"])
         power_w = P["idle_power_w"][n] + (P["busy_power_w"][n] - P["idle_power_w"][n]) * f ** 3
-        capacity = P["capacity_gpu_s"][n]
+        capacity = P["capacity_gpu_s"][n] * up_now[n]
         remaining = capacity - state["backlog_work_gpu_s"][n]
         busy = state["backlog_work_gpu_s"][n]
         energy_j = state["backlog_energy_j"][n]
@@ -131,7 +144,7 @@ def reference_step(P: dict, state: dict, arrivals: list, decision: dict, exo: di
                 if left > 0:
                     overflow_by_origin_class.append((i, k, left, left * exec_s, left * job_j))
         total_overflow = sum(o[3] for o in overflow_by_origin_class)
-        cap = P["backlog_cap_gpu_s"][n]
+        cap = P["backlog_cap_gpu_s"][n] * up_next[n]
         admit = 1.0 if total_overflow <= cap else cap / total_overflow
         for i, k, jobs, work, ej in overflow_by_origin_class:
             res["late"][n][k] += admit * jobs

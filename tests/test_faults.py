@@ -1,0 +1,144 @@
+"""Faults (the dc_outage and link_down stresses): the kernels' rules, the scalar reference, the LP
+and the planners all agree, and every job is still accounted for."""
+
+import numpy as np
+import pytest
+import torch
+
+from dcsched.baselines.factory import make_policy
+from dcsched.baselines.lp_bound import solve_window, window_from_exo
+from dcsched.baselines.lp_model import build_lp
+from dcsched.baselines.lp_replay import max_violation, replay_day, trajectory_vector
+from dcsched.config import EnvConfig, load_scenario
+from dcsched.data.exogenous import load_exogenous
+from dcsched.envs import make_env
+from dcsched.eval.rollout import run_days
+from dcsched.sim import kernels
+from dcsched.sim.params import build_params
+from dcsched.sim.reference import params_to_python, reference_step
+from helpers import exo_slot, random_decision
+
+DAY = [187]
+OUTAGE = "dc_outage:dc=1,start_h=12,hours=2"
+LINK = "link_down:origin=0,dest=2"
+HOUR = torch.arange(288) * 300 / 3600
+
+
+def _exo(*specs, scenario="paper3"):
+    quoted = ",".join(f'"{s}"' for s in specs)
+    return load_exogenous(load_scenario(scenario, [f"stress=[{quoted}]"] if specs else []), DAY, dtype=torch.float64)
+
+
+def test_fault_stresses_set_only_their_fault_tensors():
+    base, out, link = _exo(), _exo(OUTAGE), _exo(LINK)
+    assert base.capacity_frac is None and base.link_up is None  # no fault: the fault-free kernels
+    win = (HOUR >= 12) & (HOUR < 14)
+    assert (out.capacity_frac[:, win, 1] == 0).all() and (out.capacity_frac[:, ~win] == 1).all()
+    assert (out.capacity_frac[..., [0, 2]] == 1).all() and (out.link_up == 1).all()
+    down = torch.zeros(3, 3, dtype=torch.bool)
+    down[0, 2] = down[2, 0] = True  # both directions by default
+    assert (link.link_up[..., down] == 0).all() and (link.link_up[..., ~down] == 1).all()
+    assert (link.capacity_frac == 1).all()
+    for key in ("price_usd_per_mwh", "arrival_rate", "temp_c", "pv_kw_per_kwp"):
+        assert torch.equal(getattr(out, key), getattr(base, key)) and torch.equal(getattr(link, key), getattr(base, key))
+    one_way = _exo("link_down:origin=0,dest=2,both=0")
+    assert (one_way.link_up[..., 0, 2] == 0).all() and (one_way.link_up[..., 2, 0] == 1).all()
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("link_down:origin=1,dest=1", "origin and dest must differ"),
+    ("link_down:origin=0,dest=7", "not a data centre index"),
+    ("dc_outage:up_share=1", "up_share"),
+])
+def test_a_bad_fault_is_refused_with_the_key(spec, message):
+    from dcsched.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="scenario.stress") as err:
+        load_exogenous(load_scenario("paper3", [f'stress=["{spec}"]']), DAY)
+    assert message in str(err.value)
+
+
+def _random_faults(p, B, gen):
+    N = p.num_dcs
+    levels = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    now = levels[torch.randint(0, 3, (B, N), generator=gen)]
+    nxt = levels[torch.randint(0, 3, (B, N), generator=gen)]
+    link = (torch.rand(B, N, N, generator=gen) < 0.6).double()
+    link = torch.maximum(link, torch.eye(N, dtype=torch.float64))
+    return {"capacity_frac": now, "capacity_frac_next": nxt, "link_up": link}
+
+
+def test_kernels_with_faults_equal_the_reference_and_conserve_jobs(params64, exo_test64):
+    p, B = params64, 48
+    gen = torch.Generator().manual_seed(7)
+    day = torch.randint(0, len(exo_test64.days), (B,), generator=gen)
+    t = torch.randint(0, 288, (B,), generator=gen)
+    exo = {**exo_slot(exo_test64, day, t), **_random_faults(p, B, gen)}
+    arrivals = torch.poisson(1.5 * exo_test64.arrival_rate[day, t], generator=gen)
+    work = torch.rand(B, p.num_dcs, generator=gen, dtype=torch.float64) * p.backlog_cap_gpu_s * exo["capacity_frac"]
+    state = kernels.SimState(soc=torch.full((B, p.num_dcs), 0.5, dtype=torch.float64), backlog_work_gpu_s=work,
+                             backlog_energy_j=work * 300.0, backlog_jobs=work / 2.0)
+    d = random_decision(p, B, gen)
+    nxt, out = kernels.step(p, state, arrivals, d, exo)
+    # rules: nothing crosses a down link; a down DC serves nothing new; the backlog fits the next slot
+    assert (out["transfer"] * (1 - exo["link_up"]).unsqueeze(-1) == 0).all()
+    torch.testing.assert_close(out["transfer"].sum(-2), torch.ones_like(out["transfer"].sum(-2)))
+    down = exo["capacity_frac"] == 0
+    assert (out["on_time"][down] == 0).all() and (out["busy_gpu_s"][down] == 0).all()
+    assert (nxt.backlog_work_gpu_s <= p.backlog_cap_gpu_s * exo["capacity_frac_next"] + 1e-9).all()
+    ended = out["on_time"].sum((-1, -2)) + out["late"].sum((-1, -2)) + out["dropped"].sum(-1)
+    torch.testing.assert_close(ended, arrivals.sum((-1, -2)), rtol=0, atol=1e-6)
+    P = params_to_python(p)
+    for b in range(B):
+        st_b = {k: getattr(state, k)[b].tolist() for k in ("soc", "backlog_work_gpu_s", "backlog_energy_j", "backlog_jobs")}
+        dec_b = {"transfer": d.transfer[b].tolist(), "steps_idx": d.steps_idx[b].tolist(),
+                 "freq_idx": d.freq_idx[b].tolist(), "battery_frac": None}
+        ref_state, ref = reference_step(P, st_b, arrivals[b].tolist(), dec_b, {k: v[b].tolist() for k, v in exo.items()})
+        for key, val in ref.items():
+            torch.testing.assert_close(out[key][b], torch.tensor(val, dtype=torch.float64), rtol=1e-6, atol=1e-9,
+                                       msg=lambda m, key=key: f"{key}: {m}")
+        for key, val in ref_state.items():
+            torch.testing.assert_close(getattr(nxt, key)[b], torch.tensor(val, dtype=torch.float64), rtol=1e-6, atol=1e-9)
+
+
+def test_no_fault_tensors_mean_the_fault_free_kernels_bit_for_bit(params64, exo_test64):
+    p, B = params64, 16
+    gen = torch.Generator().manual_seed(8)
+    day, t = torch.zeros(B, dtype=torch.long), torch.arange(B) * 17
+    exo = exo_slot(exo_test64, day, t)
+    ones = {"capacity_frac": torch.ones(B, p.num_dcs, dtype=torch.float64),
+            "link_up": torch.ones(B, p.num_dcs, p.num_dcs, dtype=torch.float64)}
+    state = kernels.initial_state(p, (B,))
+    d = random_decision(p, B, gen)
+    arrivals = exo_test64.arrival_rate[day, t]
+    _, plain = kernels.step(p, state, arrivals, d, exo)
+    _, all_up = kernels.step(p, state, arrivals, d, {**exo, **ones})
+    for key in ("utility_usd", "on_time", "dropped", "it_kw", "grid_buy_kw"):
+        assert torch.equal(plain[key], all_up[key]), key
+
+
+def test_lp_contains_the_env_on_a_fault_day_and_bounds_the_planners():
+    """On a day with an outage and a link down: the LP at a replayed env trajectory reproduces its
+    utility and satisfies every constraint; greedy_myopic moves jobs away from the down DC
+    (local_only drops them) and stays under the bound."""
+    cfg = load_scenario("paper3", [f'stress=["{OUTAGE}","{LINK}"]'])
+    p = build_params(cfg, dtype=torch.float64)
+    exo = load_exogenous(cfg, DAY, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(4)
+    slots = replay_day(p, exo, 0, lambda t, s: random_decision(p, 1, gen))
+    utility = sum(float(s["utility_usd"].sum()) for s in slots)
+    w = window_from_exo(p, exo, 0)
+    model = build_lp(p, w)
+    x = trajectory_vector(model, slots, len(p.freq_levels))
+    assert float(model.c @ x) == pytest.approx(utility, rel=1e-6)
+    assert max_violation(model, x) < 1e-6 * max(1.0, np.abs(model.b_eq).max())
+    bound = solve_window(p, w, "fault day").value_usd
+    env = make_env(cfg, EnvConfig(dtype="float64"), days=DAY, sequential_days=True, stochastic=False)
+    results = {name: run_days(env, make_policy(name, env)) for name in ("local_only", "greedy_myopic")}
+    for name, out in results.items():
+        assert out["utility_usd"].sum() <= bound + 1e-6 * abs(bound), name
+    win = ((HOUR >= 12) & (HOUR < 14)).numpy()
+    dropped_at_1 = {name: out["dropped"][0, win, 1].sum() for name, out in results.items()}
+    assert dropped_at_1["local_only"] > 100 and dropped_at_1["greedy_myopic"] == pytest.approx(0.0, abs=1e-6)
+    transfer = results["greedy_myopic"]["transfer"][0]  # [T, i, n, k]
+    assert (transfer[:, 0, 2] == 0).all() and (transfer[:, 2, 0] == 0).all()
