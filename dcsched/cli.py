@@ -101,11 +101,22 @@ def cmd_evaluate(args) -> int:
         bounds = bounds_by_date(cfg, args.days, args.max_days)
     from dcsched.io import fresh_dir
 
+    if args.seeds > 1 and not args.stochastic:
+        from dcsched.errors import ConfigError
+
+        raise ConfigError("command line", "--seeds", f"{args.seeds} seeds of the deterministic env are one run "
+                          "repeated", "--stochastic --seeds N")
     with fresh_dir(out, overwrite=args.overwrite, key="--out") as tmp:
-        evaluate_policies(cfg, args.policy, args.days, tmp, deterministic=not args.stochastic, seed=args.seed,
-                          max_days=args.max_days, env_cfg=env_cfg, bounds=bounds, dispatch_bounds=dispatch_bounds,
-                          plots=not args.no_plots,
-                          console=_console())
+        if args.seeds <= 1:
+            evaluate_policies(cfg, args.policy, args.days, tmp, deterministic=not args.stochastic, seed=args.seed,
+                              max_days=args.max_days, env_cfg=env_cfg, bounds=bounds, dispatch_bounds=dispatch_bounds,
+                              plots=not args.no_plots, console=_console())
+        else:
+            from dcsched.eval.seeds import evaluate_seeds
+
+            evaluate_seeds(cfg, args.policy, args.days, tmp, seeds=range(args.seed, args.seed + args.seeds),
+                           max_days=args.max_days, env_cfg=env_cfg, bounds=bounds, dispatch_bounds=dispatch_bounds,
+                           console=_console())
     print(f"wrote {out}/")
     return 0
 
@@ -200,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-days", type=_non_negative, default=0, help="only the first N selected days (0 = all)")
     p.add_argument("--stochastic", action="store_true", help="Poisson arrivals instead of their expectation")
+    p.add_argument("--seeds", type=_non_negative, default=1,
+                   help="with --stochastic: evaluate N arrival seeds (--seed, --seed+1, ...; every policy sees the same "
+                        "draws per seed) and report each policy's mean with a 95 %% interval over the seeds")
     p.add_argument("--encoding", default="continuous", choices=("continuous", "discrete"))
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
