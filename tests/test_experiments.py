@@ -257,3 +257,34 @@ def test_paired_methods_must_be_learned_methods():
 
     with pytest.raises(ConfigError, match="paired.0"):
         load_experiment("shaping_controls", ["paired=[[DRESS-SAC,local_only]]"])
+
+
+def test_stochastic_seeds_add_crn_columns_and_keep_older_hashes(tmp_path):
+    """stochastic_seeds=2 evaluates every baseline also on Poisson arrivals (seeds 0 and 1, the same
+    draws for every method), reported beside the deterministic columns; at 0 the cells hash as
+    before the key existed."""
+    import pandas as pd
+
+    from dcsched.eval.evaluate import evaluate_policies
+    from dcsched.config import load_scenario
+
+    path = tmp_path / "crn.yaml"
+    path.write_text("name: crn\nkind: table\nmax_days: 1\nmethods:\n  - {label: local_only, policy: local_only}\n"
+                    "  - {label: centre_action, policy: centre_action}\n")
+    plain = {s.key: s.config_hash for s in expand(load_experiment(str(path)))}
+    assert plain == {s.key: s.config_hash for s in expand(load_experiment(str(path), ["stochastic_seeds=0"]))}
+    stoch = {s.key: s.config_hash for s in expand(load_experiment(str(path), ["stochastic_seeds=2"]))}
+    assert stoch["paper3/default/local_only"] != plain["paper3/default/local_only"]
+    assert stoch["paper3/default/LP bound"] == plain["paper3/default/LP bound"]  # the bound does not change
+    report, _ = run_experiment(str(path), [f"out_dir={tmp_path}", "stochastic_seeds=2", "wandb_mode=disabled"])
+    runs = pd.read_csv(tmp_path / "crn" / "runs.csv").set_index("method")
+    direct = [next(iter(evaluate_policies(load_scenario("paper3"), ["local_only"], "test", None, deterministic=False,
+                                          seed=s, max_days=1, plots=False).values()))["mean"]["utility_usd"]
+              for s in (0, 1)]
+    assert runs.loc["local_only", "stochastic_utility_usd"] == pytest.approx(np.mean(direct), rel=1e-5)  # runs.csv keeps 6 digits
+    assert runs.loc["local_only", "stochastic_utility_usd"] != runs.loc["local_only", "utility_usd"]
+    assert runs.loc["local_only", "stochastic_share_of_bound"] == pytest.approx(
+        runs.loc["local_only", "stochastic_utility_usd"] / runs.loc["local_only", "lp_bound_usd"], rel=1e-5)
+    assert "stochastic % of LP bound" in (tmp_path / "crn" / "table_paper3.md").read_text()
+    with pytest.raises(ConfigError, match="stochastic_seeds"):
+        load_experiment(str(path), ["stochastic_seeds=-1"])

@@ -15,7 +15,7 @@ from dcsched.experiments.stats import bootstrap_ci, iqm
 METRICS = ("utility_usd", "share_of_bound", "violation_rate", "revenue_usd", "energy_cost_usd", "transfer_cost_usd",
            "penalty_usd", "grid_buy_kwh", "carbon_kg", "mean_steps", "episode_return", "train_wall_s",
            "frames_per_s", "alpha_pa", "alpha_ra", "r_aux_mean", "r_aux_std", "dq_ra_dr_aux", "corr_r_aux_r_env",
-           "corr_r_aux_advantage")
+           "corr_r_aux_advantage", "stochastic_utility_usd", "stochastic_share_of_bound", "stochastic_violation_rate")
 # training diagnostics logged by the agents (last value of the run) -> runs.csv column
 DIAGNOSTICS = {"alpha": "alpha_pa", "rs/alpha": "alpha_ra", "rs/r_aux_mean": "r_aux_mean", "rs/r_aux_std": "r_aux_std",
                "diag/dq_ra_dr_aux_abs_mean": "dq_ra_dr_aux", "diag/corr_r_aux_r_env": "corr_r_aux_r_env",
@@ -33,7 +33,11 @@ LABELS = {  # column -> (header, format of one value)
     "r_aux_mean": ("r^A mean", "{:.3f}"), "r_aux_std": ("r^A std", "{:.3f}"),
     "dq_ra_dr_aux": ("mean |∂Q_RA/∂r^A|", "{:.3g}"), "corr_r_aux_r_env": ("corr(r^A, r^E)", "{:.3f}"),
     "corr_r_aux_advantage": ("corr(r^A, PA advantage)", "{:.3f}"),
+    "stochastic_utility_usd": ("stochastic utility $/day", "{:,.2f}"),
+    "stochastic_share_of_bound": ("stochastic % of LP bound", "{:.1%}"),
+    "stochastic_violation_rate": ("stochastic late+dropped", "{:.2%}"),
 }
+STOCHASTIC_METRICS = ["stochastic_share_of_bound", "stochastic_violation_rate"]
 
 
 def run_rows(results: list[dict], setting_x: dict[str, float | None] | None = None) -> pd.DataFrame:
@@ -55,10 +59,15 @@ def run_rows(results: list[dict], setting_x: dict[str, float | None] | None = No
             row = {"scenario": spec["scenario"], "setting": setting, "method": spec["method"], "seed": spec["seed"],
                    "kind": spec["kind"], "x": setting_x.get(setting, spec.get("x")), "config_hash": spec["config_hash"]}
             row.update({k: r["summary"].get(k, np.nan) for k in METRICS if k in r["summary"]})
+            if "stochastic" in r:  # mean over the evaluation seeds of Poisson arrivals
+                row["stochastic_utility_usd"] = r["stochastic"]["utility_usd"]
+                row["stochastic_violation_rate"] = r["stochastic"]["violation_rate"]
             bound = bounds.get((spec["scenario"], setting))
             if bound is not None and all(d in bound for d in r["days"]):
                 row["lp_bound_usd"] = float(np.mean([bound[d] for d in r["days"]]))
                 row["share_of_bound"] = row["utility_usd"] / row["lp_bound_usd"]
+                if "stochastic" in r:
+                    row["stochastic_share_of_bound"] = row["stochastic_utility_usd"] / row["lp_bound_usd"]
             if spec["kind"] == "train":
                 row["train_wall_s"] = r["train"]["wall_s"]
                 row["frames_per_s"] = r["train"]["frames_per_s"]

@@ -12,7 +12,8 @@ import pandas as pd
 
 from dcsched.config import REPO_ROOT
 from dcsched.experiments import figures
-from dcsched.experiments.aggregate import (DIAGNOSTIC_METRICS, markdown_table, paired_differences, paired_markdown,
+from dcsched.experiments.aggregate import (DIAGNOSTIC_METRICS, STOCHASTIC_METRICS, markdown_table,
+                                          paired_differences, paired_markdown,
                                           run_rows, summarize)
 from dcsched.experiments.runner import read_result, run_dir
 from dcsched.experiments.spec import RunSpec
@@ -68,6 +69,8 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
                    ("summary.csv", "per method: n seeds, mean, 95 % bootstrap CI (_lo, _hi) and IQM (_iqm)")]
     by_setting = len(settings) > 1
     metrics = TIMING_METRICS if cfg.kind == "timing" else TABLE_METRICS
+    if cfg.get("stochastic_seeds", 0) and cfg.kind != "timing":  # both regimes side by side
+        metrics = metrics[:3] + STOCHASTIC_METRICS + metrics[3:]
     md_parts = []
     for scen in cfg.scenarios:
         sub = summary[summary["scenario"] == scen] if not summary.empty else summary
@@ -91,7 +94,10 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
         lines += [_timing_note(summary, order), ""]
     lines += ["## Tables", "", "Learned methods: mean over seeds [95 % percentile-bootstrap interval of the mean]; "
               "baselines are deterministic (one run). % of LP bound = mean utility / mean perfect-foresight "
-              "bound of the same test days.", ""] + md_parts
+              "bound of the same test days."
+              + (f" Stochastic columns: Poisson arrivals, mean over {cfg.stochastic_seeds} evaluation seed(s) "
+                 "(common random numbers: every method sees the same draws per seed), against the same "
+                 "(expected-arrivals) bound." if cfg.get("stochastic_seeds", 0) else ""), ""] + md_parts
     diag_cols = [m for m in DIAGNOSTIC_METRICS if m in summary and summary[m].notna().any()] if not summary.empty else []
     if diag_cols:
         lines += ["## Training diagnostics (last logged value)", "",

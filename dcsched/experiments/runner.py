@@ -140,7 +140,26 @@ def _evaluate(scenario_cfg, policy: str, spec: RunSpec, folder: Path, env_cfg=No
     results = evaluate_policies(scenario_cfg, [policy], spec.days, out_dir, deterministic=True, seed=spec.seed,
                                 max_days=spec.max_days, env_cfg=env_cfg, plots=False)
     summary = next(iter(results.values()))
-    return {"summary": summary["mean"], "per_day": summary["per_day"], "days": summary["days"]}
+    body = {"summary": summary["mean"], "per_day": summary["per_day"], "days": summary["days"]}
+    if spec.stochastic_seeds:
+        body["stochastic"] = _evaluate_stochastic(scenario_cfg, policy, spec, env_cfg)
+    return body
+
+
+def _evaluate_stochastic(scenario_cfg, policy: str, spec: RunSpec, env_cfg=None) -> dict:
+    """The same days on Poisson arrivals, seeds 0..N-1 (every policy of the experiment sees the same
+    draws per seed): per-seed means and their mean. Utility is compared with the deterministic
+    (expected-arrivals) LP bound of the same days."""
+    from dcsched.eval.evaluate import evaluate_policies
+
+    per_seed = []
+    for seed in range(spec.stochastic_seeds):
+        res = evaluate_policies(scenario_cfg, [policy], spec.days, None, deterministic=False, seed=seed,
+                                max_days=spec.max_days, env_cfg=env_cfg, plots=False)
+        mean = next(iter(res.values()))["mean"]
+        per_seed.append({k: mean[k] for k in ("utility_usd", "violation_rate")})
+    return {"seeds": list(range(spec.stochastic_seeds)), "per_seed": per_seed,
+            **{k: float(sum(r[k] for r in per_seed) / len(per_seed)) for k in ("utility_usd", "violation_rate")}}
 
 
 def _run_policy(spec: RunSpec, folder: Path, options: RunOptions) -> dict:

@@ -99,6 +99,7 @@ class ExperimentConfig:
     days: str = "test"
     max_days: int = 0
     with_bound: bool = True
+    stochastic_seeds: int = 0  # > 0: also evaluate every method on Poisson arrivals, seeds 0..N-1 (CRN), as columns
     keep_traces: bool = False  # write trace.csv of every evaluation (behaviour plots)
     paired: list[list[str]] = field(default_factory=list)  # [A, B] method labels: report A - B on the same seed
     quick: TierSpec = field(default_factory=TierSpec)
@@ -139,6 +140,7 @@ class RunSpec:
     config_hash: str = ""
     x: Optional[float] = None
     covers: list[str] = field(default_factory=list)  # policy/bound: every setting with this scenario config
+    stochastic_seeds: int = 0  # policy/train: also evaluate on Poisson arrivals with these many seeds
 
     @property
     def dirname(self) -> str:
@@ -201,6 +203,8 @@ def load_experiment(name: str, overrides: list[str] | None = None) -> DictConfig
                               ", ".join(allowed))
     if not cfg.methods:
         raise ConfigError(source, "methods", "an experiment needs at least one method")
+    if int(cfg.stochastic_seeds) < 0:
+        raise ConfigError(source, "stochastic_seeds", f"{cfg.stochastic_seeds} seeds", "0 (deterministic only) or more")
     for i, m in enumerate(cfg.methods):
         if bool(m.recipe) == bool(m.policy):
             raise ConfigError(source, f"methods.{i}", f"method '{m.label}' must set exactly one of recipe, policy")
@@ -288,6 +292,12 @@ def run_config_hash(run_cfg: DictConfig) -> str:
     return _hash(data)
 
 
+def _stochastic_key(cfg) -> dict:
+    """The stochastic evaluation's part of a cell's hash: absent at 0, so cells finished before the
+    key existed keep their hash."""
+    return {"stochastic_seeds": int(cfg.stochastic_seeds)} if int(cfg.stochastic_seeds) > 0 else {}
+
+
 def expand(cfg: DictConfig) -> list[RunSpec]:
     """Every run of the experiment, bounds first, then baselines, then learned runs by seed.
 
@@ -314,11 +324,12 @@ def expand(cfg: DictConfig) -> list[RunSpec]:
                            f"seed={seed}"]
                     run_cfg = load_recipe(m.recipe, ovr)
                     h = _hash({"run": run_config_hash(run_cfg), "days": cfg.days, "max_days": max_days,
-                               "keep_traces": cfg.keep_traces})
+                               "keep_traces": cfg.keep_traces, **_stochastic_key(cfg)})
                     trains.append(RunSpec(key=f"{scen}/{setting.label}/{m.label}/s{seed}", kind="train", scenario=scen,
                                           setting=setting.label, method=m.label, seed=seed, recipe=m.recipe,
                                           overrides=ovr, days=cfg.days, max_days=max_days,
-                                          keep_traces=cfg.keep_traces, config_hash=h, x=setting.x))
+                                          keep_traces=cfg.keep_traces, config_hash=h, x=setting.x,
+                                          stochastic_seeds=int(cfg.stochastic_seeds)))
         for scen_hash, members in groups.items():
             setting, scen_ovr = members[0]
             covers = [s.label for s, _ in members]
@@ -330,8 +341,10 @@ def expand(cfg: DictConfig) -> list[RunSpec]:
             for m in cfg.methods:
                 if not m.policy or (keep_baselines is not None and m.label not in keep_baselines):
                     continue
-                h = _hash({"scenario": scen_hash, "policy": m.policy, "keep_traces": cfg.keep_traces})
+                h = _hash({"scenario": scen_hash, "policy": m.policy, "keep_traces": cfg.keep_traces,
+                           **_stochastic_key(cfg)})
                 shared.append(RunSpec(key=f"{scen}/{setting.label}/{m.label}", kind="policy", method=m.label,
-                                      policy=m.policy, keep_traces=cfg.keep_traces, config_hash=h, **common))
+                                      policy=m.policy, keep_traces=cfg.keep_traces, config_hash=h,
+                                      stochastic_seeds=int(cfg.stochastic_seeds), **common))
     trains.sort(key=lambda s: (s.seed, s.scenario))
     return shared + trains
