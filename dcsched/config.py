@@ -125,6 +125,7 @@ class EnergyConfig:
     soc_init: float = 0.5  # state of charge at the start of each day, fraction
     degradation_usd_per_kwh: float = 0.01  # battery wear, $ per kWh of throughput
     sell_price_factor: float = 0.8  # sell price = factor × buy price
+    carbon_price_usd_per_t: float = 0.0  # charged on the carbon of grid purchases (a utility term); 0 = reported only
     price_scale: float = 1.0  # multiplies every electricity price
     control: str = "heuristic"  # heuristic | learned
     charge_percentile: float = 30.0  # heuristic: charge at or below this price percentile

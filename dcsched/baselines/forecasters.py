@@ -9,7 +9,7 @@ forecast. Registered:
 - ``persistence``: every series held at its present value (MPC's default).
 - ``seasonal_naive``: the same slots of the previous day (Dec 31 of the same year for Jan 1).
 - ``noisy_oracle``: the true future times (1 + e), e ~ N(0, ``error``^2) per slot, series and DC,
-  for prices, arrivals, PV and wind (clipped at 0); temperature is left exact. Seeded by the
+  for prices, arrivals, PV and wind (clipped at 0); temperature and carbon intensity are left exact. Seeded by the
   forecaster's seed, the day and the slot, so a rerun plans the same.
 
 Faults (the dc_outage and link_down stresses) are known in the present slot; ``persistence``
@@ -25,7 +25,7 @@ from dcsched.baselines.lp_model import Window
 from dcsched.registry import FORECASTERS
 
 NOISY_SERIES = ("arrivals", "price_usd_per_mwh", "pv_kw", "wind_kw")
-ALL_SERIES = ("arrivals", "price_usd_per_mwh", "temp_c", "pv_kw", "wind_kw")
+ALL_SERIES = ("arrivals", "price_usd_per_mwh", "temp_c", "pv_kw", "wind_kw", "carbon_g_per_kwh")
 FAULT_SERIES = ("capacity_frac", "link_up")
 
 
@@ -91,7 +91,8 @@ class SeasonalNaive(Forecaster):
         past = window_from_exo(self.env.params, self.yesterday, day, t, H)
         for name in ALL_SERIES:
             now = getattr(truth, name)
-            setattr(truth, name, np.concatenate([now[:1], getattr(past, name)[1:]], axis=0))
+            if now is not None:
+                setattr(truth, name, np.concatenate([now[:1], getattr(past, name)[1:]], axis=0))
         for name in FAULT_SERIES:  # yesterday had no fault: all up after the present slot
             now = getattr(truth, name)
             if now is not None:

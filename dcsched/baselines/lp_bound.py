@@ -51,7 +51,8 @@ def window_from_exo(p: SimParams, exo, day: int, start: int = 0, horizon: int | 
     if getattr(exo, "capacity_frac", None) is not None:
         faults = {"capacity_frac": g("capacity_frac"), "link_up": g("link_up")}
     return Window(arrivals=arr, price_usd_per_mwh=g("price_usd_per_mwh"), temp_c=g("temp_c"), pv_kw=pv, wind_kw=wind,
-                  price_low_usd_per_mwh=g("price_low_usd_per_mwh"), price_high_usd_per_mwh=g("price_high_usd_per_mwh"),
+                  carbon_g_per_kwh=g("carbon_g_per_kwh"), price_low_usd_per_mwh=g("price_low_usd_per_mwh"),
+                  price_high_usd_per_mwh=g("price_high_usd_per_mwh"),
                   **faults)
 
 

@@ -82,6 +82,7 @@ class Window:
     backlog_work0_gpu_s: np.ndarray = None  # [N] backlog entering the first slot
     backlog_energy0_j: np.ndarray = None
     capacity_frac: np.ndarray = None  # [H, N] share of GPUs up (faults); None = all up
+    carbon_g_per_kwh: np.ndarray = None  # [H, N] grid carbon intensity (charged if energy.carbon_price_usd_per_t > 0)
     price_low_usd_per_mwh: np.ndarray = None  # [H, N] the battery rule's thresholds (dispatch-only bound)
     price_high_usd_per_mwh: np.ndarray = None
     link_up: np.ndarray = None  # [H, N, N] 0 where a transfer link is down; None = all up
@@ -223,8 +224,10 @@ def build_lp(p: SimParams, w: Window, coef: Coefficients | None = None, battery_
         buy_ub = (pue_max * full_it_kw[None, :] + pmax[None, :]).reshape(-1)
         sell_ub = renew + np.tile(pmax, H)
     flat_price = price.reshape(-1)
-    buy = b.add_block("buy", H * N, -physics.grid_cost_usd(1.0, 0.0, flat_price, p.sell_price_factor, slot_h),
-                      ub=buy_ub)
+    buy_usd_per_kw = physics.grid_cost_usd(1.0, 0.0, flat_price, p.sell_price_factor, slot_h)
+    if p.carbon_price_usd_per_kg:  # the kernels' carbon charge: kW x h x g/kWh / 1000 = kg
+        buy_usd_per_kw = buy_usd_per_kw + slot_h * w.carbon_g_per_kwh.reshape(-1) / 1000.0 * p.carbon_price_usd_per_kg
+    buy = b.add_block("buy", H * N, -buy_usd_per_kw, ub=buy_ub)
     sell = b.add_block("sell", H * N, -physics.grid_cost_usd(0.0, 1.0, flat_price, p.sell_price_factor, slot_h),
                        ub=sell_ub)
     cur = b.add_block("curtail", H * N, 0.0, ub=renew)

@@ -231,6 +231,8 @@ def data_identity(scenario: dict) -> dict:
     edited file is a new scenario)."""
     if not scenario.get("stress", True):
         scenario.pop("stress")
+    if not (scenario.get("energy") or {}).get("carbon_price_usd_per_t", 1.0):  # 0: as before the key existed
+        scenario["energy"].pop("carbon_price_usd_per_t")
     for dc in scenario.get("dcs", []) or []:
         data = dc.pop("data", None) or {}
         used = {k: {"path": v, "sha256": sha256(Path(v)) if Path(v).is_file() else "missing"}

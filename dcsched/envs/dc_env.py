@@ -34,7 +34,7 @@ OUTCOME_SHAPES = {
     **{k: (lambda N, K: (N,)) for k in (
         "it_kw", "cooling_kw", "charge_kw", "discharge_kw", "pv_kw", "wind_kw", "curtail_kw",
         "grid_buy_kw", "grid_sell_kw", "soc", "revenue_usd", "energy_cost_usd", "transfer_cost_usd",
-        "penalty_usd", "degradation_usd", "utility_usd", "carbon_kg")},
+        "penalty_usd", "degradation_usd", "utility_usd", "carbon_kg", "carbon_cost_usd")},
     "violation_share": lambda N, K: (),
 }
 REWARD_MODES = ("dense", "sparse", "episodic")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-MONEY_KEYS = ("utility_usd", "revenue_usd", "energy_cost_usd", "transfer_cost_usd", "penalty_usd", "degradation_usd")
+MONEY_KEYS = ("utility_usd", "revenue_usd", "energy_cost_usd", "transfer_cost_usd", "penalty_usd", "degradation_usd",
+              "carbon_cost_usd")
 
 
 def day_summary(out: dict[str, np.ndarray], slot_h: float) -> list[dict]:

@@ -12,7 +12,7 @@ from dcsched.io import atomic_write
 PER_DC_COLUMNS = (
     "dropped", "backlog_jobs", "freq", "it_kw", "cooling_kw", "charge_kw", "discharge_kw", "pv_kw", "wind_kw",
     "curtail_kw", "grid_buy_kw", "grid_sell_kw", "soc", "revenue_usd", "energy_cost_usd", "transfer_cost_usd",
-    "penalty_usd", "degradation_usd", "utility_usd", "carbon_kg", "price_usd_per_mwh", "temp_c",
+    "penalty_usd", "degradation_usd", "carbon_cost_usd", "utility_usd", "carbon_kg", "price_usd_per_mwh", "temp_c",
 )
 PER_CLASS_COLUMNS = ("arrivals", "served", "on_time", "late", "steps")
 

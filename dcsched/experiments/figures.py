@@ -117,6 +117,35 @@ def sweep(summary: pd.DataFrame, xlabel: str, path: Path, title: str) -> Path:
     return _save(fig, path)
 
 
+def pareto(summary: pd.DataFrame, path: Path, title: str) -> Path:
+    """Cost-quality-carbon fronts: one row per scenario; x = grid carbon (kg/day); left y = energy
+    cost ($/day, grid only, without the carbon charge), right y = revenue ($/day: the quality of the
+    on-time jobs). One line per method through its settings in sweep order (each point labelled
+    with its setting's x, e.g. the carbon price), error bars = 95 % CI over seeds where learned."""
+    scenarios = list(dict.fromkeys(summary["scenario"]))
+    fig, axes = plt.subplots(len(scenarios), 2, figsize=(12, 4.2 * len(scenarios)), squeeze=False)
+    for row, scen in enumerate(scenarios):
+        sub = summary[(summary["scenario"] == scen) & (summary["method"] != "LP bound")]
+        for ax, metric, label in ((axes[row][0], "energy_cost_usd", "energy cost $/day (grid)"),
+                                  (axes[row][1], "revenue_usd", "revenue $/day (delivered quality)")):
+            for method in dict.fromkeys(sub["method"]):
+                m = sub[sub["method"] == method].sort_values("x")
+                x, y = m["carbon_kg"].to_numpy(dtype=float), m[metric].to_numpy(dtype=float)
+                ax.errorbar(x, y, xerr=_yerr(m, "carbon_kg"), yerr=_yerr(m, metric), marker="o", ms=4, capsize=2,
+                            label=method)
+                for xi, yi, label_x in zip(x, y, m["x"]):
+                    if label_x == label_x:  # not NaN
+                        ax.annotate(f"{label_x:g}", (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=6)
+            ax.set_xlabel("grid carbon kg/day")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+        axes[row][0].set_title(scen, loc="left", fontweight="bold")
+        axes[row][0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def timing(summary: pd.DataFrame, path: Path) -> Path:
     """Training wall-clock (minutes) and throughput (frames/s) per method, 95 % CI over seeds."""
     sub = summary[summary["kind"] == "train"]

@@ -28,7 +28,7 @@ from dcsched.data.user_files import data_identity
 from dcsched.errors import ConfigError
 
 EXPERIMENTS_DIR = RECIPES_DIR / "experiments"
-KINDS = ("convergence", "table", "sweep", "ablation", "behaviour", "timing", "stress")
+KINDS = ("convergence", "table", "sweep", "ablation", "behaviour", "timing", "stress", "pareto")
 LAUNCHERS = ("sequential", "ray")
 TIERS = ("full", "quick")
 # Fields of a DC that belong to its model and hardware (moved together by `models_from`);

@@ -241,6 +241,7 @@ def step(
     energy_cost = physics.grid_cost_usd(buy_kw, sell_kw, price, p.sell_price_factor, p.slot_h)
     degradation = physics.degradation_usd(charge_kw, discharge_kw, p.degradation_usd_per_kwh, p.slot_h)
     carbon_kg = buy_kw * p.slot_h * exo["carbon_g_per_kwh"] / 1000.0
+    carbon_cost = carbon_kg * p.carbon_price_usd_per_kg  # 0 unless energy.carbon_price_usd_per_t is set
 
     quality = torch.gather(
         p.quality.expand(*d.steps_idx.shape[:-2], -1, -1), -1, d.steps_idx)  # [*, n, k]
@@ -250,7 +251,7 @@ def step(
     late_pen = (s["late"] * p.late_penalty_usd.unsqueeze(-2)).sum((-3, -1))
     drop_pen = (s["dropped"] * p.drop_penalty_usd.unsqueeze(-1)).sum(-2)
     penalty = late_pen + drop_pen
-    utility = revenue - energy_cost - transfer_cost - penalty - degradation
+    utility = revenue - energy_cost - transfer_cost - penalty - degradation - carbon_cost
 
     next_state = SimState(soc=soc_next, backlog_work_gpu_s=s["new_backlog_work_gpu_s"],
                           backlog_energy_j=s["new_backlog_energy_j"], backlog_jobs=s["new_backlog_jobs"])
@@ -272,7 +273,7 @@ def step(
         "grid_sell_kw": sell_kw, "soc": soc_next,
         "revenue_usd": revenue, "energy_cost_usd": energy_cost, "transfer_cost_usd": transfer_cost,
         "penalty_usd": penalty, "degradation_usd": degradation, "utility_usd": utility,
-        "carbon_kg": carbon_kg,
+        "carbon_kg": carbon_kg, "carbon_cost_usd": carbon_cost,
     }
     return next_state, outcome
 

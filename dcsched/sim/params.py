@@ -60,6 +60,7 @@ class SimParams:
     soc_max: float
     soc_init: float
     degradation_usd_per_kwh: float
+    carbon_price_usd_per_kg: float  # charged on grid purchases' carbon (energy.carbon_price_usd_per_t / 1000)
     sell_price_factor: float
     learned_energy: bool
     curtail_at_negative_price: bool
@@ -152,6 +153,7 @@ def build_params(cfg, dtype: torch.dtype = torch.float64, device="cpu") -> SimPa
         soc_max=float(e.soc_max),
         soc_init=float(e.soc_init),
         degradation_usd_per_kwh=float(e.degradation_usd_per_kwh),
+        carbon_price_usd_per_kg=float(e.get("carbon_price_usd_per_t", 0.0)) / 1000.0,
         sell_price_factor=float(e.sell_price_factor),
         learned_energy=e.control == "learned",
         curtail_at_negative_price=bool(e.curtail_at_negative_price),

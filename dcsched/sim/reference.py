@@ -63,6 +63,7 @@ def reference_params(cfg) -> dict:
         "eta_charge": e.eta_charge, "eta_discharge": e.eta_discharge, "soc_min": e.soc_min, "soc_max": e.soc_max,
         "soc_init": e.soc_init, "degradation_usd_per_kwh": e.degradation_usd_per_kwh,
         "sell_price_factor": e.sell_price_factor, "learned_energy": e.control == "learned",
+        "carbon_price_usd_per_kg": e.get("carbon_price_usd_per_t", 0.0) / 1000.0,
         "curtail_at_negative_price": bool(e.curtail_at_negative_price),
     }
 
@@ -99,7 +100,8 @@ def reference_step(P: dict, state: dict, arrivals: list, decision: dict, exo: di
     res = {k: [0.0] * N for k in (
         "dropped", "it_kw", "cooling_kw", "charge_kw", "discharge_kw", "pv_kw", "wind_kw", "curtail_kw",
         "grid_buy_kw", "grid_sell_kw", "soc", "revenue_usd", "energy_cost_usd", "transfer_cost_usd",
-        "penalty_usd", "degradation_usd", "utility_usd", "carbon_kg", "backlog_jobs", "backlog_work_gpu_s")}
+        "penalty_usd", "degradation_usd", "utility_usd", "carbon_kg", "carbon_cost_usd", "backlog_jobs",
+        "backlog_work_gpu_s")}
     res["on_time"] = [[0.0] * K for _ in range(N)]
     res["late"] = [[0.0] * K for _ in range(N)]
     res["served"] = [[0.0] * K for _ in range(N)]
@@ -196,8 +198,9 @@ def reference_step(P: dict, state: dict, arrivals: list, decision: dict, exo: di
         res["energy_cost_usd"][n] = energy_cost
         res["degradation_usd"][n] = degradation
         res["carbon_kg"][n] = buy * slot_h * exo["carbon_g_per_kwh"][n] / 1000.0
+        res["carbon_cost_usd"][n] = res["carbon_kg"][n] * P["carbon_price_usd_per_kg"]
         res["utility_usd"][n] = (res["revenue_usd"][n] - energy_cost - res["transfer_cost_usd"][n]
-                                 - res["penalty_usd"][n] - degradation)
+                                 - res["penalty_usd"][n] - degradation - res["carbon_cost_usd"][n])
         res["backlog_jobs"][n] = new_state["backlog_jobs"][n]
         res["backlog_work_gpu_s"][n] = new_state["backlog_work_gpu_s"][n]
         assert math.isfinite(res["utility_usd"][n])
