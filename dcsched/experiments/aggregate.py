@@ -15,7 +15,7 @@ from dcsched.experiments.stats import bootstrap_ci, iqm
 METRICS = ("utility_usd", "share_of_bound", "violation_rate", "revenue_usd", "energy_cost_usd", "transfer_cost_usd",
            "penalty_usd", "grid_buy_kwh", "carbon_kg", "mean_steps", "episode_return", "train_wall_s",
            "frames_per_s", "alpha_pa", "alpha_ra", "r_aux_mean", "r_aux_std", "dq_ra_dr_aux", "corr_r_aux_r_env",
-           "corr_r_aux_advantage", "stochastic_utility_usd", "stochastic_share_of_bound", "stochastic_violation_rate")
+           "corr_r_aux_advantage", "carbon_cost_usd", "stochastic_utility_usd", "stochastic_share_of_bound", "stochastic_violation_rate")
 # training diagnostics logged by the agents (last value of the run) -> runs.csv column
 DIAGNOSTICS = {"alpha": "alpha_pa", "rs/alpha": "alpha_ra", "rs/r_aux_mean": "r_aux_mean", "rs/r_aux_std": "r_aux_std",
                "diag/dq_ra_dr_aux_abs_mean": "dq_ra_dr_aux", "diag/corr_r_aux_r_env": "corr_r_aux_r_env",
@@ -33,6 +33,7 @@ LABELS = {  # column -> (header, format of one value)
     "r_aux_mean": ("r^A mean", "{:.3f}"), "r_aux_std": ("r^A std", "{:.3f}"),
     "dq_ra_dr_aux": ("mean |∂Q_RA/∂r^A|", "{:.3g}"), "corr_r_aux_r_env": ("corr(r^A, r^E)", "{:.3f}"),
     "corr_r_aux_advantage": ("corr(r^A, PA advantage)", "{:.3f}"),
+    "carbon_cost_usd": ("carbon $", "{:,.2f}"),
     "stochastic_utility_usd": ("stochastic utility $/day", "{:,.2f}"),
     "stochastic_share_of_bound": ("stochastic % of LP bound", "{:.1%}"),
     "stochastic_violation_rate": ("stochastic late+dropped", "{:.2%}"),

@@ -69,6 +69,8 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
                    ("summary.csv", "per method: n seeds, mean, 95 % bootstrap CI (_lo, _hi) and IQM (_iqm)")]
     by_setting = len(settings) > 1
     metrics = TIMING_METRICS if cfg.kind == "timing" else TABLE_METRICS
+    if cfg.kind == "pareto":  # the priced carbon as its own money column
+        metrics = metrics[:5] + ["carbon_cost_usd"] + metrics[5:]
     if cfg.get("stochastic_seeds", 0) and cfg.kind != "timing":  # both regimes side by side
         metrics = metrics[:3] + STOCHASTIC_METRICS + metrics[3:]
     md_parts = []
