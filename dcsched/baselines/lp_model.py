@@ -165,7 +165,10 @@ def build_lp(p: SimParams, w: Window, coef: Coefficients | None = None, battery_
     may discharge only to cover the DC's own deficit (no battery export) and, in a neutral slot,
     charge only from its renewable surplus. "Up to the deficit" (and "up to the surplus") is not
     convex in the net load; the LP takes its convex hull over the net load's range [-renewables,
-    full-load power], and "charge at full power when cheap" is relaxed to "at most". Every
+    full-load power], and "charge at full power when cheap" is relaxed to "at most". Two valid
+    cuts tighten it: exports never exceed the renewables (stored energy is never sold), and in a
+    dear slot export and discharge exclude each other (hull: pmax x export + renewables x
+    discharge <= renewables x pmax). Every
     trajectory of the env satisfies these rows (tests/test_dispatch_bound.py), so the value still
     bounds every policy, and it is at most the full bound (same LP with more rows)."""
     import torch
@@ -321,6 +324,18 @@ def _battery_rule_rows(b: _Builder, p: SimParams, w: Window, coef: Coefficients,
     b.coef("ub", rows, v["buy"][dear], -hi[dear])
     b.coef("ub", rows, v["sell"][dear], hi[dear])
     b.coef("ub", rows, v["cur"][dear], hi[dear])
+    # every slot: only renewables are exported (the rule never exports stored energy)
+    r = b.rows("ub", H * N, renew)
+    b.coef("ub", r + idx, v["sell"], 1.0)
+    b.coef("ub", r + idx, v["cur"], 1.0)
+    # dear: export and discharge never together (export only when net < 0, discharge only when
+    # net > 0); hull over [0, renew] x [0, battery power]: pmax * export + renew * dis <= renew * pmax
+    pmax = np.tile(np.where(p.battery_kwh.detach().cpu().numpy() > 0, p.battery_kw.detach().double().cpu().numpy(), 0.0), H)
+    r = b.rows("ub", len(dear), renew[dear] * pmax[dear])
+    rows = r + np.arange(len(dear))
+    b.coef("ub", rows, v["sell"][dear], pmax[dear])
+    b.coef("ub", rows, v["cur"][dear], pmax[dear])
+    b.coef("ub", rows, v["dis"][dear], renew[dear])
     # neutral: charge <= max(0, -net), hull: hi * ch + renew * (buy - sell - cur) <= hi * renew
     neutral = idx[mode == 0]
     r = b.rows("ub", len(neutral), hi[neutral] * renew[neutral])
