@@ -85,6 +85,8 @@ def cmd_evaluate(args) -> int:
     cfg = load_scenario(args.scenario, args.override)
     out = Path(args.out) if args.out else Path("runs") / f"eval-{cfg.name}"
     env_cfg = EnvConfig(action_encoding=args.encoding)
+    if args.stress:
+        return _evaluate_stress_grid(args, cfg, out, env_cfg)
     bounds = dispatch_bounds = None
     if args.bounds:
         from dcsched.baselines.lp_bound import load_bounds, load_dispatch_bounds
@@ -117,6 +119,28 @@ def cmd_evaluate(args) -> int:
             evaluate_seeds(cfg, args.policy, args.days, tmp, seeds=range(args.seed, args.seed + args.seeds),
                            max_days=args.max_days, env_cfg=env_cfg, bounds=bounds, dispatch_bounds=dispatch_bounds,
                            console=_console())
+    print(f"wrote {out}/")
+    return 0
+
+
+def _evaluate_stress_grid(args, cfg, out: Path, env_cfg) -> int:
+    from dcsched.errors import ConfigError
+    from dcsched.eval.stress_grid import evaluate_stress_grid
+    from dcsched.io import fresh_dir
+    from dcsched.stress import parse_stress
+
+    if args.bounds:
+        raise ConfigError("command line", "--bounds", "a bounds file holds unstressed days; each stress needs its own",
+                          "--with-bound (solves each stressed day's bound)")
+    if args.seeds > 1:
+        raise ConfigError("command line", "--seeds", "not with --stress", "one --seed per stress grid")
+    for entry in args.stress:
+        if entry != "none":
+            parse_stress(entry, "command line", "--stress")
+    with fresh_dir(out, overwrite=args.overwrite, key="--out") as tmp:
+        evaluate_stress_grid(args.scenario, args.override, args.stress, args.policy, args.days, tmp,
+                             with_bound=args.with_bound, deterministic=not args.stochastic, seed=args.seed,
+                             max_days=args.max_days, env_cfg=env_cfg, console=_console())
     print(f"wrote {out}/")
     return 0
 
@@ -211,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-days", type=_non_negative, default=0, help="only the first N selected days (0 = all)")
     p.add_argument("--stochastic", action="store_true", help="Poisson arrivals instead of their expectation")
+    p.add_argument("--stress", action="append", default=[], metavar="NAME[:key=value,...]",
+                   help="a stress grid: evaluate under each given stress (repeat; 'none' = unstressed) and write "
+                        "stress_table.md and stress_heatmap.png (with --with-bound: %% of each stressed day's bound)")
     p.add_argument("--seeds", type=_non_negative, default=1,
                    help="with --stochastic: evaluate N arrival seeds (--seed, --seed+1, ...; every policy sees the same "
                         "draws per seed) and report each policy's mean with a 95 %% interval over the seeds")

@@ -142,3 +142,23 @@ def test_lp_contains_the_env_on_a_fault_day_and_bounds_the_planners():
     assert dropped_at_1["local_only"] > 100 and dropped_at_1["greedy_myopic"] == pytest.approx(0.0, abs=1e-6)
     transfer = results["greedy_myopic"]["transfer"][0]  # [T, i, n, k]
     assert (transfer[:, 0, 2] == 0).all() and (transfer[:, 2, 0] == 0).all()
+
+
+def test_evaluate_takes_a_stress_grid_and_writes_table_and_heat_map(tmp_path):
+    import pandas as pd
+
+    from dcsched.cli import main
+
+    out = tmp_path / "grid"
+    assert main(["evaluate", "--policy", "local_only", "--policy", "centre_action", "--days", "2023-07-07",
+                 "--stress", "none", "--stress", "dc_outage:dc=0,start_h=0,hours=24", "--with-bound",
+                 "--out", str(out), "--no-plots"]) == 0
+    table = pd.read_csv(out / "stress_table.csv").set_index(["method", "setting"])
+    outage = "dc_outage:dc=0,start_h=0,hours=24"
+    assert table.loc[("local_only", outage), "violation_rate"] > table.loc[("local_only", "none"), "violation_rate"] + 0.2
+    assert table["share_of_bound"].between(-1, 1).all()
+    assert (out / "stress_heatmap.png").stat().st_size > 0 and "| local_only |" in (out / "stress_table.md").read_text()
+    assert (out / f"stress-dc_outage_dc=0_start_h=0_hours=24" / "local_only" / "summary.json").exists()
+    assert main(["evaluate", "--policy", "local_only", "--stress", "dc_outag", "--out", str(tmp_path / "x")]) == 2
+    assert main(["evaluate", "--policy", "local_only", "--stress", "none", "--bounds", "b.json",
+                 "--out", str(tmp_path / "y")]) == 2
