@@ -169,6 +169,7 @@ class EnvConfig:
     transfer_logit_scale: float = 5.0  # softmax temperature of the continuous transfer logits
     transfer_min_share: float = 1e-3  # shares below this are zeroed (exact one-hot intents)
     transfer_chunks: int = 1  # discrete encoding: chunks per (origin, class) row, each with its own destination
+    observe_faults: bool = False  # add the fault state (share of GPUs up now and next slot, links up) to the observation
     dtype: str = "float32"  # float32 | float64 (tests use float64 for 1e-6 checks)
     normalize_obs: bool = True  # scale observations to about unit range
     split: str = "train"  # train | test | all

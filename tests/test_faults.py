@@ -162,3 +162,29 @@ def test_evaluate_takes_a_stress_grid_and_writes_table_and_heat_map(tmp_path):
     assert main(["evaluate", "--policy", "local_only", "--stress", "dc_outag", "--out", str(tmp_path / "x")]) == 2
     assert main(["evaluate", "--policy", "local_only", "--stress", "none", "--bounds", "b.json",
                  "--out", str(tmp_path / "y")]) == 2
+
+
+def test_observe_faults_appends_the_fault_state_to_the_observation():
+    cfg = load_scenario("paper3", [f'stress=["{OUTAGE}","{LINK}"]'])
+    plain = make_env(cfg, EnvConfig(), days=DAY, sequential_days=True, stochastic=False)
+    seen = make_env(cfg, EnvConfig(observe_faults=True), days=DAY, sequential_days=True, stochastic=False)
+    N = 3
+    assert seen.obs_dim == plain.obs_dim + 2 * N + N * (N - 1)
+    td_plain, td_seen = plain.reset(), seen.reset()
+    obs = []
+    for t in range(288):
+        assert torch.equal(td_seen["observation"][:, : plain.obs_dim - 2], td_plain["observation"][:, :-2])
+        obs.append(td_seen["observation"][0, plain.obs_dim - 2 : -2])
+        action = torch.zeros(1, plain.action_spec.shape[-1])
+        td_plain = plain.step_mdp(plain.step(td_plain.set("action", action)))
+        td_seen = seen.step_mdp(seen.step(td_seen.set("action", action)))
+    feats = torch.stack(obs)  # [T, 2N + N(N-1)]
+    win = (HOUR >= 12) & (HOUR < 14)
+    assert (feats[win, 1] == 0).all() and (feats[~win, 1] == 1).all()  # DC 1's GPUs up, this slot
+    nxt = torch.roll(win, -1)
+    nxt[-1] = win[-1]
+    assert torch.equal(feats[:, N + 1] == 0, nxt)  # ... and next slot
+    links = feats[:, 2 * N:]  # off-diagonal, row-major: 0->1, 0->2, 1->0, 1->2, 2->0, 2->1
+    assert (links[:, [1, 4]] == 0).all() and (links[:, [0, 2, 3, 5]] == 1).all()
+    calm = make_env(load_scenario("paper3"), EnvConfig(observe_faults=True), days=DAY, sequential_days=True)
+    assert (calm.reset()["observation"][0, plain.obs_dim - 2 : -2] == 1).all()

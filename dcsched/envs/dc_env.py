@@ -54,6 +54,9 @@ class DCSchedEnv(EnvBase):
         stochastic: Poisson arrivals (True) or their expectation (False).
         sequential_days: env b always plays day b of ``exo`` (evaluation); otherwise each reset
             draws a random day (training).
+        observe_faults: append the fault state (the dc_outage and link_down stresses) to the
+            observation: each DC's share of GPUs up now and in the next slot, and each link's
+            state (origin != dest, row-major), 2N + N(N-1) features in [0, 1], all 1 without faults.
     """
 
     batch_locked = True
@@ -65,6 +68,7 @@ class DCSchedEnv(EnvBase):
         stochastic: bool = True,
         normalize_obs: bool = True, sequential_days: bool = False, report_outcome: bool = True,
         seed: int = 0, device: str | torch.device = "cpu", obs_stats_exo: Exogenous | None = None,
+        observe_faults: bool = False,
     ):
         if reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode '{reward_mode}' not in {REWARD_MODES}")
@@ -89,7 +93,8 @@ class DCSchedEnv(EnvBase):
         self.rng = torch.Generator(device=self.device).manual_seed(int(seed))
         self.T = params.slots_per_day
         N, K = params.num_dcs, params.num_classes
-        self.obs_dim = N * (K + 2 + len(EXO_OBS_KEYS) + 2) + 2
+        self.observe_faults = bool(observe_faults)
+        self.obs_dim = N * (K + 2 + len(EXO_OBS_KEYS) + 2) + 2 + (2 * N + N * (N - 1) if observe_faults else 0)
         self._build_normaliser(normalize_obs, obs_stats_exo or exo)
         self._make_specs()
 
@@ -171,7 +176,18 @@ class DCSchedEnv(EnvBase):
         raw = torch.cat([x.to(torch.float32) for x in parts], dim=-1)
         obs = (raw - self._obs_mean[: raw.shape[-1]]) / self._obs_std[: raw.shape[-1]]
         frac = t.to(torch.float32) / self.T
+        if self.observe_faults:
+            obs = torch.cat([obs, self._fault_features(exo, B)], dim=-1)
         return torch.cat([obs, frac, torch.ones_like(frac)], dim=-1)
+
+    def _fault_features(self, exo: dict[str, torch.Tensor], B: int) -> torch.Tensor:
+        """[B, 2N + N(N-1)] float32: GPUs up now, next slot, and the off-diagonal links (1 = up)."""
+        N = self.params.num_dcs
+        if "capacity_frac" not in exo:
+            return torch.ones(B, 2 * N + N * (N - 1), dtype=torch.float32, device=self.device)
+        off_diagonal = ~torch.eye(N, dtype=torch.bool, device=self.device)
+        return torch.cat([exo["capacity_frac"], exo["capacity_frac_next"], exo["link_up"][:, off_diagonal]],
+                         dim=-1).to(torch.float32)
 
     def decode(self, action: torch.Tensor) -> kernels.Decision:
         if self.action_encoding == "continuous":
@@ -272,6 +288,7 @@ def make_env(scenario_cfg, env_cfg=None, days: list[int] | None = None, num_envs
         stochastic=scenario_cfg.arrivals.stochastic if stochastic is None else stochastic,
         normalize_obs=env_cfg.normalize_obs, sequential_days=sequential_days,
         report_outcome=report_outcome, seed=seed, device=env_cfg.device, obs_stats_exo=stats_exo,
+        observe_faults=env_cfg.observe_faults,
     )
     env.scenario_cfg = scenario_cfg  # for policies that read other days (the seasonal-naive forecaster)
     return env

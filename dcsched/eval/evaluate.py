@@ -30,7 +30,8 @@ def policy_label(name: str) -> str:
     return f"{run}/{path.stem}" if path.stem != "last" else run
 
 
-POLICY_ENV_KEYS = ("normalize_obs", "action_encoding", "transfer_logit_scale", "transfer_min_share", "transfer_chunks")
+POLICY_ENV_KEYS = ("normalize_obs", "action_encoding", "transfer_logit_scale", "transfer_min_share", "transfer_chunks",
+                   "observe_faults")
 
 
 def checkpoint_env_config(path: str, base: EnvConfig) -> EnvConfig | None:
