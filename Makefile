@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.dcsched-installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install install-gpu demo test experiments-quick bench gpu-check clean
+.PHONY: install install-gpu demo test test-slow experiments-quick bench gpu-check clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ demo: install
 
 test: install
 	WANDB_MODE=disabled $(BIN)/python -m pytest -q
+
+# The long integration tests kept out of the default suite (pytest -m slow; CI runs them too).
+test-slow: install
+	WANDB_MODE=disabled $(BIN)/python -m pytest -q -m slow
 
 # Every experiment of recipes/experiments/ in its quick version (minutes each; CI runs this).
 QUICK_OUT ?= runs/experiments-quick

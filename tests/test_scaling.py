@@ -55,6 +55,7 @@ def _ray_processes() -> int:
     return len(out.stdout.split())
 
 
+@pytest.mark.slow  # about 90 s: in `make test-slow` and CI, not the default suite
 def test_ray_sweep_equals_sequential_and_resumes(tmp_path):
     import ray
 
