@@ -32,3 +32,18 @@ def exo_slot(exo, day, t):
 
 def to_list(x):
     return x.tolist()
+
+
+def assert_lp_contains(model, slots, num_freq, rhs=None):
+    """The LP's variable vector of a replayed env trajectory (``lp_replay.replay_day``) has the env's
+    utility as objective and violates no constraint by more than 1e-6 of ``rhs`` (default the
+    equality right-hand sides) at its largest."""
+    import numpy as np
+    import pytest
+
+    from dcsched.baselines.lp_replay import max_violation, trajectory_vector
+
+    x = trajectory_vector(model, slots, num_freq)
+    assert float(model.c @ x) == pytest.approx(sum(float(s["utility_usd"].sum()) for s in slots), rel=1e-6)
+    rhs = model.b_eq if rhs is None else rhs
+    assert max_violation(model, x) < 1e-6 * max(1.0, np.abs(rhs).max())

@@ -8,7 +8,7 @@ import torch
 
 from dcsched.baselines.lp_bound import LPSolveError, solve_window, window_from_exo
 from dcsched.baselines.lp_model import build_lp, level_coefficients
-from dcsched.baselines.lp_replay import max_violation, replay_day, trajectory_vector
+from dcsched.baselines.lp_replay import replay_day
 from dcsched.config import EnvConfig, load_scenario
 from dcsched.data.exogenous import load_exogenous, split_days
 from dcsched.envs import make_env
@@ -16,7 +16,7 @@ from dcsched.eval.rollout import run_days
 from dcsched.baselines.factory import make_policy
 from dcsched.sim.kernels import Decision
 from dcsched.sim.params import build_params
-from helpers import random_decision
+from helpers import assert_lp_contains, random_decision
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +40,8 @@ def test_lp_at_env_trajectory_reproduces_env_utility(setup, which):
     gen = torch.Generator().manual_seed(3)
     decide = local_decide(p) if which == "local_only" else (lambda t, s: random_decision(p, 1, gen))
     slots = replay_day(p, exo, 0, decide)
-    utility = sum(float(s["utility_usd"].sum()) for s in slots)
     model = build_lp(p, window_from_exo(p, exo, 0))
-    x = trajectory_vector(model, slots, len(p.freq_levels))
-    assert float(model.c @ x) == pytest.approx(utility, rel=1e-6)
-    assert max_violation(model, x) < 1e-6 * max(1.0, np.abs(model.b_eq).max())
+    assert_lp_contains(model, slots, len(p.freq_levels))
     if which == "random":
         assert sum(float(s["flow_backlogged"].sum()) for s in slots) > 0, "exercise the backlog path"
 
@@ -106,9 +103,7 @@ def test_lp_consistent_and_bounded_when_selling_at_negative_prices():
     utility = sum(float(s["utility_usd"].sum()) for s in slots)
     w = window_from_exo(p, exo, 0)
     model = build_lp(p, w)
-    x = trajectory_vector(model, slots, len(p.freq_levels))
-    assert float(model.c @ x) == pytest.approx(utility, rel=1e-6)
-    assert max_violation(model, x) < 1e-6 * max(1.0, np.abs(model.b_eq).max())
+    assert_lp_contains(model, slots, len(p.freq_levels))
     assert solve_window(p, w, "negative prices").value_usd >= utility
 
 

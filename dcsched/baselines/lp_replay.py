@@ -24,10 +24,7 @@ def replay_day(p, exo, day: int, decide) -> list[dict]:
     out = []
     for t in range(T):
         ex = {k: getattr(exo, k)[day : day + 1, t] for k in keys}
-        if exo.capacity_frac is not None:  # faults, as the env passes them
-            ex["capacity_frac"] = exo.capacity_frac[day : day + 1, t]
-            ex["capacity_frac_next"] = exo.capacity_frac[day : day + 1, min(t + 1, T - 1)]
-            ex["link_up"] = exo.link_up[day : day + 1, t]
+        ex.update(exo.faults_at(torch.tensor([day]), torch.tensor([t])))  # faults, as the env passes them
         d = decide(t, state)
         state, o = kernels.step(p, state, exo.arrival_rate[day : day + 1, t], d, ex)
         rec = {k: v[0].detach().cpu().numpy() for k, v in o.items()}

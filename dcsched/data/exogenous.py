@@ -65,6 +65,17 @@ class Exogenous:
     def select(self, idx: torch.Tensor) -> "Exogenous":
         return Exogenous(**{k: (None if v is None else v[idx]) for k, v in self.__dict__.items()})
 
+    def faults_at(self, day_idx: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The kernels' fault entries of slot ``t`` of day ``day_idx`` (long tensors [B]):
+        capacity_frac and capacity_frac_next [B, N] (the next slot clamped at the day's last) and
+        link_up [B, N, N]; empty without faults (:func:`dcsched.sim.kernels.step`)."""
+        if self.capacity_frac is None:
+            return {}
+        last = self.capacity_frac.shape[1] - 1
+        return {"capacity_frac": self.capacity_frac[day_idx, t],
+                "capacity_frac_next": self.capacity_frac[day_idx, (t + 1).clamp(max=last)],
+                "link_up": self.link_up[day_idx, t]}
+
     @property
     def has_faults(self) -> bool:
         """True when some slot has a data centre (partly) down or a transfer link down."""

@@ -154,11 +154,7 @@ class DCSchedEnv(EnvBase):
     def _exo_slot(self, day_idx: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
         tt = t.clamp(max=self.T - 1)
         out = {k: getattr(self.exo, k)[day_idx, tt] for k in (*EXO_OBS_KEYS, "local_hour")}
-        if self.exo.capacity_frac is not None:  # faults (dc_outage, link_down): kernels.step's rules
-            out["capacity_frac"] = self.exo.capacity_frac[day_idx, tt]
-            out["capacity_frac_next"] = self.exo.capacity_frac[day_idx, (tt + 1).clamp(max=self.T - 1)]
-            out["link_up"] = self.exo.link_up[day_idx, tt]
-        return out
+        return {**out, **self.exo.faults_at(day_idx, tt)}  # faults (dc_outage, link_down), if any
 
     def _draw_arrivals(self, day_idx: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         rate = self.exo.arrival_rate[day_idx, t.clamp(max=self.T - 1)]  # [B, N, K]
