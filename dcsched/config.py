@@ -169,6 +169,7 @@ class EnvConfig:
     transfer_logit_scale: float = 5.0  # softmax temperature of the continuous transfer logits
     transfer_min_share: float = 1e-3  # shares below this are zeroed (exact one-hot intents)
     transfer_chunks: int = 1  # discrete encoding: chunks per (origin, class) row, each with its own destination
+    steps_mode: str = "absolute"  # absolute (the step action is the level) | headroom (levels below the highest one the DC completes on time: the hybrid agent)
     observe_faults: bool = False  # add the fault state (share of GPUs up now and next slot, links up) to the observation
     dtype: str = "float32"  # float32 | float64 (tests use float64 for 1e-6 checks)
     normalize_obs: bool = True  # scale observations to about unit range
@@ -291,6 +292,7 @@ class RunConfig:
 ENUMS: dict[str, tuple[str, ...]] = {
     "env.reward_mode": ("dense", "sparse", "episodic"),
     "env.action_encoding": ("continuous", "discrete"),
+    "env.steps_mode": ("absolute", "headroom"),
     "env.split": ("train", "test", "all"),
     "env.dtype": ("float32", "float64"),
     "agent.critic_loss": ("l2", "smooth_l1", "l1"),

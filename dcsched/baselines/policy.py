@@ -35,6 +35,11 @@ class Policy:
 
     def encode(self, d: Decision) -> torch.Tensor:
         env = self.env
+        if getattr(env, "steps_mode", "absolute") != "absolute":
+            from dcsched.errors import ConfigError
+
+            raise ConfigError("env config", "env.steps_mode", f"policy '{self.name}' gives absolute step levels; "
+                              "evaluate it on an env with absolute steps", "absolute")
         if env.action_encoding == "continuous":
             return encode_continuous(env.params, d, env.transfer_logit_scale).to(env.device)
         return encode_discrete(env.params, d, env.transfer_chunks).to(env.device)

@@ -7,6 +7,7 @@ from tensordict import TensorDictBase
 
 from dcsched.baselines.policy import Policy
 from dcsched.envs.actions import discrete_nvec
+from dcsched.envs.headroom import project_steps
 from dcsched.registry import POLICIES
 from dcsched.sim.kernels import Decision
 
@@ -84,3 +85,24 @@ class CentreAction(Policy):
 
     def act(self, td: TensorDictBase) -> torch.Tensor:
         return torch.zeros(td.batch_size[0], self.env.action_spec.shape[-1], device=self.env.device)
+
+
+@POLICIES.register("headroom_fill", "no transfer, one frequency, and the headroom projection's steps: the highest "
+                                    "level each DC completes on time this slot, minus margin levels (the hybrid's floor)")
+class HeadroomFill(Policy):
+    """local_only with the step choice of the hybrid agent's projection (dcsched/envs/headroom.py):
+    what the projection alone is worth, with no learned routing, frequency or margin."""
+
+    name = "headroom_fill"
+
+    def __init__(self, freq: float = 1.0, margin: int = 0):
+        if margin < 0:
+            raise ValueError(f"headroom_fill margin must be >= 0 levels, got {margin}")
+        self.freq, self.margin = freq, int(margin)
+
+    def decide(self, td: TensorDictBase) -> Decision:
+        env = self.env
+        d = local_decision(env, float(env.params.steps_grid[0]), self.freq, td.batch_size[0])
+        exo = env._exo_slot(td["day_idx"], td["t"].squeeze(-1))
+        return project_steps(env.params, d, torch.full_like(d.steps_idx, self.margin), td["arrivals"],
+                             td["backlog_work_gpu_s"], exo)

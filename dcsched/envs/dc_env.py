@@ -18,6 +18,7 @@ from torchrl.envs import EnvBase
 
 from dcsched.data.exogenous import Exogenous
 from dcsched.envs.actions import continuous_dim, decode_continuous, decode_discrete, discrete_nvec
+from dcsched.envs.headroom import STEPS_MODES, project_steps
 from dcsched.sim import kernels
 from dcsched.sim.params import SimParams
 
@@ -68,12 +69,14 @@ class DCSchedEnv(EnvBase):
         stochastic: bool = True,
         normalize_obs: bool = True, sequential_days: bool = False, report_outcome: bool = True,
         seed: int = 0, device: str | torch.device = "cpu", obs_stats_exo: Exogenous | None = None,
-        observe_faults: bool = False,
+        observe_faults: bool = False, steps_mode: str = "absolute",
     ):
         if reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode '{reward_mode}' not in {REWARD_MODES}")
         if action_encoding not in ("continuous", "discrete"):
             raise ValueError(f"action_encoding '{action_encoding}' not in (continuous, discrete)")
+        if steps_mode not in STEPS_MODES:
+            raise ValueError(f"steps_mode '{steps_mode}' not in {STEPS_MODES}")
         if sequential_days and num_envs != len(exo.days):
             raise ValueError(f"sequential_days needs num_envs == number of days ({len(exo.days)})")
         super().__init__(device=device, batch_size=torch.Size([num_envs]))
@@ -94,6 +97,7 @@ class DCSchedEnv(EnvBase):
         self.T = params.slots_per_day
         N, K = params.num_dcs, params.num_classes
         self.observe_faults = bool(observe_faults)
+        self.steps_mode = steps_mode
         self.obs_dim = N * (K + 2 + len(EXO_OBS_KEYS) + 2) + 2 + (2 * N + N * (N - 1) if observe_faults else 0)
         self._build_normaliser(normalize_obs, obs_stats_exo or exo)
         self._make_specs()
@@ -227,6 +231,8 @@ class DCSchedEnv(EnvBase):
         arrivals = tensordict["arrivals"]
         decision = self.decode(tensordict["action"])
         exo = self._exo_slot(day_idx, t_flat)
+        if self.steps_mode == "headroom":  # the step component is a margin below the slot's headroom level
+            decision = project_steps(p, decision, decision.steps_idx, arrivals, state.backlog_work_gpu_s, exo)
         next_state, outcome = kernels.step(p, state, arrivals, decision, exo)
         utility = outcome["utility_usd"].sum(-1, keepdim=True)
         violation = kernels.violation_share(outcome)
@@ -284,7 +290,7 @@ def make_env(scenario_cfg, env_cfg=None, days: list[int] | None = None, num_envs
         stochastic=scenario_cfg.arrivals.stochastic if stochastic is None else stochastic,
         normalize_obs=env_cfg.normalize_obs, sequential_days=sequential_days,
         report_outcome=report_outcome, seed=seed, device=env_cfg.device, obs_stats_exo=stats_exo,
-        observe_faults=env_cfg.observe_faults,
+        observe_faults=env_cfg.observe_faults, steps_mode=env_cfg.steps_mode,
     )
     env.scenario_cfg = scenario_cfg  # for policies that read other days (the seasonal-naive forecaster)
     return env

@@ -31,7 +31,7 @@ def policy_label(name: str) -> str:
 
 
 POLICY_ENV_KEYS = ("normalize_obs", "action_encoding", "transfer_logit_scale", "transfer_min_share", "transfer_chunks",
-                   "observe_faults")
+                   "observe_faults", "steps_mode")
 
 
 def checkpoint_env_config(path: str, base: EnvConfig) -> EnvConfig | None:
