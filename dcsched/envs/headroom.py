@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from dcsched.sim.kernels import Decision, route_over_links, step_time_s
+from dcsched.sim.kernels import Decision, job_time_and_energy, route_over_links
 from dcsched.sim.params import SimParams
 
 STEPS_MODES = ("absolute", "headroom")
@@ -33,9 +33,11 @@ WORK_TOLERANCE_GPU_S = 1e-9  # a level whose work equals the free capacity still
 
 
 def exec_s_all_levels(p: SimParams, freq_idx: torch.Tensor) -> torch.Tensor:
-    """Execution time of one job at every step level. freq_idx [*, N] -> [*, N, S] seconds."""
-    tau = step_time_s(p, p.freq_levels[freq_idx])  # [*, N]
-    return p.steps_grid * tau.unsqueeze(-1) + p.tau_fixed_s.unsqueeze(-1)
+    """Execution time of one job at every step level (the kernels' own job time).
+    freq_idx [*, N] -> [*, N, S] seconds."""
+    steps = p.steps_grid.expand(*freq_idx.shape, len(p.steps_grid))
+    exec_s, _ = job_time_and_energy(p, steps, p.freq_levels[freq_idx])
+    return exec_s
 
 
 def deadline_cap_levels(p: SimParams, jobs: torch.Tensor, exec_all: torch.Tensor) -> torch.Tensor:
