@@ -87,3 +87,18 @@ def test_cuda_training_keeps_one_device_and_eta_zero_equals_sac(tmp_path):
         runs[name] = module
     for a, b in zip(runs["sac"].actor.parameters(), runs["dress"].actor.parameters()):
         assert torch.equal(a, b), "eta = 0 must not change the policy agent on CUDA either"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_hybrid_ppo_trains_on_one_device(tmp_path):
+    """The massively parallel path on CUDA: PPO over the headroom env, two whole-day batches."""
+    from dcsched.agents.train import train_from_config
+
+    cfg = load_recipe("recipes/quick/hybrid.yaml", [
+        "env.device=cuda", "trainer.accelerator=gpu", "env.num_envs=8", "trainer.frames_per_batch=2304",
+        "trainer.total_frames=4608", "agent.minibatch_size=512", "eval.policies=null", "logger.wandb_mode=disabled",
+        "trainer.progress=false", f"out_dir={tmp_path}"])
+    module, _ = train_from_config(cfg, evaluate=False)  # on_train_start checks the placement
+    assert module.train_device.type == "cuda" and int(module.frames) == 4608 and int(module.updates) > 0
+    assert all(p.isfinite().all() for p in module.actor.parameters())

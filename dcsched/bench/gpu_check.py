@@ -5,13 +5,17 @@
 
 Sections (each timed, each recorded even when it fails, so one broken part does not hide the rest):
 
-1. ``equality``: a whole test day (288 slots, float64, deterministic arrivals, random continuous
-   actions drawn on the CPU) stepped in the env on the CPU and on CUDA: per-slot utility, grid
+1. ``equality``: whole test days (288 slots, float64, deterministic arrivals, random continuous
+   actions drawn on the CPU) stepped in the env on the CPU and on CUDA, once with absolute step
+   levels and once through the headroom projection (``env.steps_mode``): per-slot utility, grid
    energy, SoC and served jobs agree to 1e-9.
 2. ``env``: TorchRL env slot-steps/s on CUDA (B up to 65,536) and on the CPU (B up to 16,384).
 3. ``training``: the quick SAC and DRESS-SAC recipes, ``--train-frames`` frames each, on the CPU
    and with ``trainer.accelerator=gpu env.device=cuda``: wall time per environment frame, GPU vs
    CPU and DRESS-SAC vs SAC; and eta = 0 DRESS-SAC against SAC on CUDA (identical actor weights).
+   ``parallel``: the massively parallel recipe ``hybrid`` (PPO over 256 envs and the headroom
+   projection), ``--parallel-batches`` whole-day batches on the CPU and on CUDA, and on CUDA with
+   ``--parallel-wide-envs`` envs (one batch): frames/s and the GPU speed-up.
 4. ``calibration``: the shipped digits DDPM calibrated on CUDA with NVML energy per denoising step
    (each point measured for at least ``--min-measure-s``), and its time per step on the CPU.
 
@@ -32,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-SECTIONS = ("equality", "env", "training", "calibration")
+SECTIONS = ("equality", "env", "training", "parallel", "calibration")
 EQUALITY_KEYS = ("utility_usd", "grid_buy_kw", "soc", "served")
 
 
@@ -41,7 +45,7 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def check_equality(device: str, days: int = 8, seed: int = 0) -> dict:
+def check_equality(device: str, days: int = 8, seed: int = 0, steps_mode: str = "absolute") -> dict:
     """Step ``days`` test days on the CPU and on ``device`` with the same actions; max abs differences."""
     from dcsched.config import EnvConfig, load_scenario
     from dcsched.data.exogenous import split_days
@@ -49,7 +53,7 @@ def check_equality(device: str, days: int = 8, seed: int = 0) -> dict:
 
     cfg = load_scenario("paper3")
     day_ids = split_days(cfg, "test")[:days]
-    envs = {d: make_env(cfg, EnvConfig(dtype="float64", device=d), days=day_ids, sequential_days=True,
+    envs = {d: make_env(cfg, EnvConfig(dtype="float64", device=d, steps_mode=steps_mode), days=day_ids, sequential_days=True,
                         stochastic=False, seed=seed) for d in ("cpu", device)}
     tds = {d: env.reset() for d, env in envs.items()}
     gen = torch.Generator().manual_seed(seed)
@@ -69,7 +73,7 @@ def check_equality(device: str, days: int = 8, seed: int = 0) -> dict:
             diff = (outs[device][k].cpu() - outs["cpu"][k]).abs().max().item()
             worst[k] = max(worst[k], diff)
             totals[k] = totals.get(k, 0.0) + float(outs["cpu"][k].sum())
-    return {"days": days, "slots": envs["cpu"].T, "max_abs_diff": worst, "cpu_totals": totals,
+    return {"days": days, "slots": envs["cpu"].T, "steps_mode": steps_mode, "max_abs_diff": worst, "cpu_totals": totals,
             "passed": all(v <= 1e-9 * max(1.0, abs(totals[k]) / (days * envs["cpu"].T)) for k, v in worst.items())}
 
 
@@ -119,6 +123,27 @@ def training(device: str, frames: int, out: Path) -> dict:
     return rows
 
 
+def parallel_training(device: str, batches: int, wide_envs: int, out: Path) -> dict:
+    """recipes/hybrid.yaml (256 envs, one whole day per env in each batch) for ``batches`` batches on
+    the CPU and on ``device``, then with ``wide_envs`` envs for one batch on ``device``: frames/s."""
+    from dcsched.config import load_recipe
+
+    day = int(load_recipe("hybrid").scenario.slots_per_day)  # one batch: num_envs x day frames
+    runs = [("hybrid@cpu", "cpu", 256, batches), (f"hybrid@{device}", device, 256, batches),
+            (f"hybrid@{device} envs={wide_envs}", device, wide_envs, 1)]
+    rows = {}
+    for name, dev, envs, n in runs:
+        per_batch = envs * day
+        per_frame, module = _train("hybrid", dev, per_batch * n, out / name.replace("@", "-").replace(" ", "_")
+                                   .replace("=", ""), [f"env.num_envs={envs}", f"trainer.frames_per_batch={per_batch}"])
+        rows[name] = {"us_per_frame": per_frame * 1e6, "frames_per_s": 1.0 / per_frame, "frames": int(module.frames),
+                      "updates": int(module.updates), "num_envs": envs}
+    cpu = rows["hybrid@cpu"]["us_per_frame"]
+    rows["hybrid_gpu_speedup"] = cpu / rows[f"hybrid@{device}"]["us_per_frame"]
+    rows["hybrid_wide_gpu_speedup"] = cpu / rows[f"hybrid@{device} envs={wide_envs}"]["us_per_frame"]
+    return rows
+
+
 def _max_diff(a, b) -> float:
     return max(float((p - q).detach().abs().max()) for p, q in zip(a.actor.parameters(), b.actor.parameters()))
 
@@ -155,8 +180,11 @@ def to_markdown(report: dict) -> str:
             continue
         r = sec["result"]
         if name == "equality":
-            lines.append(f"\n{r['days']} days x {r['slots']} slots, float64; max |CUDA - CPU|: "
-                         + ", ".join(f"{k} {v:.1e}" for k, v in r["max_abs_diff"].items()) + "\n")
+            lines.append("")
+            for mode in r.values():
+                lines.append(f"- steps_mode {mode['steps_mode']}: {mode['days']} days x {mode['slots']} slots, float64; "
+                             "max |CUDA - CPU|: " + ", ".join(f"{k} {v:.1e}" for k, v in mode["max_abs_diff"].items()))
+            lines.append("")
         elif name == "env":
             lines += ["", "| B | CPU slot-steps/s | CUDA slot-steps/s | CUDA / CPU |", "|---:|---:|---:|---:|"]
             for B, rate in r["cuda"].items():
@@ -173,6 +201,13 @@ def to_markdown(report: dict) -> str:
                       f"eta = 0 DRESS-SAC vs SAC, max actor weight difference: "
                       f"{r['eta0_equals_sac']['max_abs_weight_diff']:.1e} (SAC vs SAC again: "
                       f"{r['sac_repeat_equal']['max_abs_weight_diff']:.1e})", ""]
+        elif name == "parallel":
+            lines += ["", "| run | envs | frames/s | us/frame | frames | updates |", "|---|---:|---:|---:|---:|---:|"]
+            for k, v in r.items():
+                if isinstance(v, dict):
+                    lines.append(f"| {k} | {v['num_envs']:,} | {v['frames_per_s']:,.0f} | {v['us_per_frame']:,.1f} | "
+                                 f"{v['frames']:,} | {v['updates']:,} |")
+            lines += ["", ", ".join(f"{k} {v:.2f}x" for k, v in r.items() if isinstance(v, float)), ""]
         elif name == "calibration":
             lines += ["", "| steps | quality (GPU) | ms/step GPU | J/step GPU (NVML) | ms/step CPU |",
                       "|---:|---:|---:|---:|---:|"]
@@ -194,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-frames", type=int, default=8192)
     ap.add_argument("--env-sizes", type=int, nargs="+", default=[1024, 4096, 16384, 65536])
     ap.add_argument("--cpu-env-max", type=int, default=16384, help="largest B measured on the CPU")
+    ap.add_argument("--parallel-batches", type=int, default=2, help="whole-day batches of the hybrid recipe")
+    ap.add_argument("--parallel-wide-envs", type=int, default=2048, help="envs of the wide CUDA hybrid run")
     ap.add_argument("--min-measure-s", type=float, default=1.0)
     ap.add_argument("--skip", default="", help=f"comma-separated sections to skip: {', '.join(SECTIONS)}")
     args = ap.parse_args(argv)
@@ -212,10 +249,11 @@ def main(argv: list[str] | None = None) -> int:
               "command": "dcsched bench gpu " + " ".join(argv if argv is not None else sys.argv[1:])}
     work = Path(tempfile.mkdtemp(prefix="dcsched-gpu-check-"))
     jobs = {
-        "equality": lambda: check_equality(device),
+        "equality": lambda: {mode: check_equality(device, steps_mode=mode) for mode in ("absolute", "headroom")},
         "env": lambda: {"cuda": env_throughput(device, args.env_sizes),
                         "cpu": env_throughput("cpu", [b for b in args.env_sizes if b <= args.cpu_env_max])},
         "training": lambda: training(device, args.train_frames, work),
+        "parallel": lambda: parallel_training(device, args.parallel_batches, args.parallel_wide_envs, work),
         "calibration": lambda: calibration(device, args.min_measure_s, work),
     }
     ok = True
