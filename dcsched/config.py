@@ -181,7 +181,7 @@ class EnvConfig:
 class AgentConfig:
     """Policy agent (MODEL.md section 8 defaults)."""
 
-    name: str = "sac"  # sac | td3 | ppo
+    name: str = "sac"  # sac | td3 | ppo | mappo | ippo
     gamma: float = 0.99  # discount factor
     lr_actor: float = 3e-4  # actor learning rate
     lr_critic: float = 1e-3  # critic learning rate
@@ -210,6 +210,8 @@ class AgentConfig:
     cost_limit: float = 0.05  # Lagrangian PPO: the limit on the mean per-slot late+dropped share
     lr_lagrange: float = 1.0  # Lagrangian PPO: dual-ascent step of the multiplier per batch (reward units per unit share)
     lagrange_init: float = 0.0  # Lagrangian PPO: the multiplier at the start
+    # multi-agent (mappo, ippo: one agent per DC, dcsched/envs/multi_agent.py)
+    share_params: bool = True  # one actor (and critic) network for every agent; False: one per agent
 
 
 @dataclass

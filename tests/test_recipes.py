@@ -12,8 +12,10 @@ QUICK = sorted((RECIPES_DIR / "quick").glob("*.yaml"))
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: str(p.relative_to(RECIPES_DIR)))
 def test_recipe_loads(path):
+    from dcsched.registry import AGENTS
+
     cfg = load_recipe(path)
-    assert cfg.agent.name in ("sac", "td3", "ppo")
+    assert cfg.agent.name in AGENTS.names() and cfg.agent.name in ("sac", "td3", "ppo", "mappo", "ippo")
 
 
 @pytest.mark.parametrize("name", ["digits", "train_digits"])

@@ -29,4 +29,8 @@ class _LazyAgent:
 
 AGENTS.add("sac", _LazyAgent("dcsched.agents.off_policy", "SACAgent"), "Soft actor-critic (TorchRL SACLoss), optional shaper")
 AGENTS.add("ppo", _LazyAgent("dcsched.agents.ppo", "PPOAgent"), "PPO (TorchRL ClipPPOLoss + GAE), on-policy")
+AGENTS.add("mappo", _LazyAgent("dcsched.agents.mappo", "MultiAgentPPOAgent"),
+           "MAPPO: one PPO agent per DC on its own observation, a centralised critic in training")
+AGENTS.add("ippo", _LazyAgent("dcsched.agents.mappo", "IndependentPPOAgent"),
+           "IPPO: one PPO agent per DC, each critic on its own observation")
 AGENTS.add("td3", _LazyAgent("dcsched.agents.off_policy", "TD3Agent"), "TD3 (TorchRL TD3Loss), optional shaper")

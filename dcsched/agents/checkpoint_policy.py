@@ -68,6 +68,8 @@ def load_checkpoint_policy(path: Path, env) -> CheckpointPolicy:
     except (KeyError, IndexError) as err:
         raise ConfigError(str(path), "state_dict", f"not a dcsched training checkpoint ({err!r})") from None
     name = cfg.agent.name
+    if name in MULTI_AGENT:
+        return load_multi_agent_policy(path, env, cfg, weights)
     groups = None
     if cfg.env.get("action_encoding", "continuous") == "discrete":
         from dcsched.agents.distributions import groups_for
@@ -88,3 +90,63 @@ def load_checkpoint_policy(path: Path, env) -> CheckpointPolicy:
     actor.load_state_dict(weights)
     policy = TrainedPolicy(actor.to(env.device), obs_dim, act_dim, cfg)
     return CheckpointPolicy(policy, path).bind(env)
+
+
+MULTI_AGENT = ("mappo", "ippo")
+
+
+class MultiAgentPolicy(Policy):
+    """A multi-agent checkpoint acting on the central env: each agent's deterministic levels from
+    its own observation (the view's :meth:`~dcsched.envs.multi_agent.MultiAgentDCSchedEnv.agent_observation`
+    of the central tensordict), put together into the central discrete action."""
+
+    def __init__(self, actor: nn.Module, cfg, path: Path):
+        self.actor = actor.eval()
+        self.cfg = cfg
+        self.name = Path(path).stem
+        self.path = path
+        self.view = None
+
+    def bind(self, env):
+        from dcsched.envs.multi_agent import MultiAgentDCSchedEnv
+
+        super().bind(env)
+        self.view = MultiAgentDCSchedEnv(env)
+        return self
+
+    def act(self, td):
+        from tensordict import TensorDict
+        from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+        from dcsched.envs.dc_env import STATE_KEYS
+        from dcsched.envs.multi_agent import GROUP
+
+        obs = self.view.agent_observation(td["arrivals"], {k: td[k] for k in STATE_KEYS}, td["day_idx"], td["t"])
+        inner = TensorDict({GROUP: TensorDict({"observation": obs}, batch_size=obs.shape[:2])}, batch_size=obs.shape[:1])
+        with set_exploration_type(ExplorationType.DETERMINISTIC), torch.no_grad():
+            levels = self.actor(inner)[GROUP, "action"]
+        return self.view.central_action(levels)
+
+
+def load_multi_agent_policy(path: Path, env, cfg, weights: dict) -> MultiAgentPolicy:
+    """Rebuild the decentralised actors of a mappo/ippo checkpoint for ``env`` (same scenario)."""
+    from dcsched.agents.mappo import agent_groups, multi_agent_actor
+    from dcsched.envs.multi_agent import ACTION_KEY, MultiAgentDCSchedEnv
+
+    if getattr(env, "action_encoding", None) != "discrete":
+        raise ConfigError(str(path), "env.action_encoding", "a multi-agent checkpoint acts in the discrete encoding",
+                          "discrete")
+    if cfg.scenario.name != getattr(getattr(env, "scenario_cfg", None), "name", cfg.scenario.name):
+        raise ConfigError(str(path), "scenario", f"multi-agent checkpoint was trained on '{cfg.scenario.name}'; "
+                          f"this env plays '{env.scenario_cfg.name}'")
+    view = MultiAgentDCSchedEnv(env)
+    a = cfg.agent
+    with torch.random.fork_rng(devices=[]):
+        actor = multi_agent_actor(view.agent_obs_dim, view.n_agents, agent_groups(env.params, env.transfer_chunks),
+                                  list(a.hidden_sizes), bool(a.get("share_params", True)),
+                                  view.full_action_spec_unbatched[ACTION_KEY], device=env.device)
+    try:
+        actor.load_state_dict(weights)
+    except RuntimeError as err:
+        raise ConfigError(str(path), "scenario", f"multi-agent checkpoint does not fit this env ({err})") from None
+    return MultiAgentPolicy(actor, cfg, path).bind(env)

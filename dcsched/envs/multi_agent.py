@@ -24,8 +24,8 @@ view only re-arranges what goes in and out, in TorchRL's multi-agent layout (an 
 - ``"state"`` [B, state_dim]: the central env's observation of the whole system, for centralised
   critics (MAPPO/MASAC style training); decentralised actors must not read it.
 - The root also carries the simulator's own memory (day, slot, SoC, backlogs, arrivals), as the
-  central env does: the env is stateless and reads it back at the next step. Actors read
-  ``("dc", "observation")`` only.
+  central env does (the env is stateless and reads it back at the next step), and the slot's
+  ``"outcome"`` report for logging and evaluation. Actors read ``("dc", "observation")`` only.
 
 Done flags are shared (one day per episode for every agent): at the root and, expanded, under
 ``("dc", "done")`` and ``("dc", "terminated")`` so that GAE sees them with the reward's shape.
@@ -44,6 +44,7 @@ from dcsched.envs.actions import BATTERY_LEVELS
 from dcsched.envs.dc_env import EXO_OBS_KEYS, STATE_KEYS, DCSchedEnv
 
 GROUP = "dc"
+ACTION_KEY = (GROUP, "action")
 PUBLIC_EXO_KEYS = ("price_usd_per_mwh",)  # market prices every provider sees for every DC
 # the root entries the central env reads back at its next step (its state in the tensordict)
 MEMORY_KEYS = ("arrivals", "day_idx", "t", "episode_utility_usd", *STATE_KEYS)
@@ -122,7 +123,8 @@ class MultiAgentDCSchedEnv(EnvBase):
                             "own_utility_usd": Unbounded(shape=(*group, 1), dtype=c.dtype_, device=dev)},
                            shape=group, device=dev)
         self.observation_spec = Composite(
-            {GROUP: agents, "state": c.observation_spec["observation"].clone(), **memory}, shape=B, device=dev)
+            {GROUP: agents, "state": c.observation_spec["observation"].clone(), "outcome": c.observation_spec["outcome"].clone(),
+             **memory}, shape=B, device=dev)
         self.action_spec = Composite(
             {GROUP: Composite({"action": MultiCategorical(nvec=self.agent_nvec, shape=(*group, len(self.agent_nvec)),
                                                           dtype=torch.int64, device=dev)}, shape=group, device=dev)},
@@ -178,7 +180,7 @@ class MultiAgentDCSchedEnv(EnvBase):
         if with_reward:
             agents["reward"] = td["reward"].unsqueeze(-2).expand(B, N, 1).clone()
         out = {k: td[k] for k in MEMORY_KEYS}
-        out.update(state=td["observation"], done=done, terminated=td["terminated"], truncated=td["truncated"])
+        out.update(state=td["observation"], outcome=td["outcome"], done=done, terminated=td["terminated"], truncated=td["truncated"])
         out[GROUP] = TensorDict(agents, batch_size=[B, N], device=self.device)
         return TensorDict(out, batch_size=self.batch_size, device=self.device)
 
@@ -193,3 +195,8 @@ class MultiAgentDCSchedEnv(EnvBase):
 
     def _set_seed(self, seed: int | None) -> None:
         self.central._set_seed(seed)
+
+    @property
+    def rng(self) -> torch.Generator:
+        """The central env's generator (day draws and Poisson arrivals)."""
+        return self.central.rng

@@ -1,0 +1,132 @@
+"""Per-provider agents trained with PPO on the multi-agent view (issue #15): MAPPO and IPPO.
+
+One agent per data centre acts on its own observation, ``("dc", "observation")``
+(:mod:`dcsched.envs.multi_agent`): decentralised execution. Its policy is a factorised categorical
+over its own part of the discrete schedule (destinations of its arrivals, step levels, frequency,
+battery), scored by TorchRL's ``MultiAgentMLP`` (``agent.share_params``: one network for every
+agent, or one per agent). The critic is where the two methods differ:
+
+- ``mappo``: centralised training, a ``MultiAgentMLP`` critic with ``centralized=True`` (each
+  agent's value reads every agent's observation) - used in training only;
+- ``ippo``: independent learners, each critic reads its own agent's observation.
+
+Both use TorchRL's ``ClipPPOLoss`` and ``GAE`` pointed at the group's keys with ``set_keys`` and
+the team reward (the central env's reward, the same for every agent). Everything else (the
+collector stream, counters, checkpoints, exact resume, the minibatch loop) is
+:class:`dcsched.agents.ppo.PPOAgent`'s.
+"""
+
+from __future__ import annotations
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModule
+from torch import nn
+from torchrl.modules import MultiAgentMLP, ProbabilisticActor
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+from torchrl.objectives import ClipPPOLoss
+from torchrl.objectives.value import GAE
+
+from dcsched.agents.distributions import ComponentGroup, FactorisedCategorical
+from dcsched.agents.ppo import PPOAgent
+from dcsched.envs.actions import BATTERY_LEVELS
+from dcsched.envs.multi_agent import ACTION_KEY as ACTION
+from dcsched.envs.multi_agent import GROUP, MultiAgentDCSchedEnv
+
+OBS = (GROUP, "observation")
+LOG_PROB = (GROUP, "action_log_prob")
+
+
+def agent_groups(params, transfer_chunks: int = 1) -> tuple[ComponentGroup, ...]:
+    """One agent's action groups, in :func:`dcsched.envs.multi_agent.agent_action_layout` order:
+    a destination per (class, chunk), a step level per class, a frequency level, a battery level."""
+    K, Q = params.num_classes, transfer_chunks
+    groups = [ComponentGroup(K * Q, params.num_dcs, False, chunks=Q), ComponentGroup(K, len(params.steps_grid), True),
+              ComponentGroup(1, len(params.freq_levels), True)]
+    if params.learned_energy:
+        groups.append(ComponentGroup(1, len(BATTERY_LEVELS), True))
+    return tuple(groups)
+
+
+def multi_agent_actor(obs_dim: int, n_agents: int, groups, hidden: list[int], share_params: bool, spec,
+                      device=None) -> ProbabilisticActor:
+    """Decentralised actors: ("dc", "observation") [*, N, obs_dim] -> ("dc", "action") [*, N, act_dim].
+    The output layer starts at zero (a uniform first policy, as the central PPO actor)."""
+    net = MultiAgentMLP(n_agent_inputs=obs_dim, n_agent_outputs=sum(g.num_scores for g in groups), n_agents=n_agents,
+                        centralized=False, share_params=share_params, device=device, num_cells=list(hidden),
+                        activation_class=nn.Tanh)
+    with torch.no_grad():
+        for name, p in net.params.items(True, True):
+            if name[-1] in ("weight", "bias") and _is_last_layer(name, len(hidden)):
+                p.zero_()
+    return ProbabilisticActor(TensorDictModule(net, in_keys=[OBS], out_keys=[(GROUP, "scores")]),
+                              in_keys={"scores": (GROUP, "scores")}, out_keys=[ACTION], spec=spec,
+                              distribution_class=FactorisedCategorical, distribution_kwargs={"groups": tuple(groups)},
+                              default_interaction_type=ExplorationType.RANDOM, return_log_prob=True,
+                              log_prob_key=LOG_PROB)
+
+
+def _is_last_layer(name: tuple, depth: int) -> bool:
+    """MultiAgentMLP parameters are named (..., str(layer index in the Sequential), weight|bias);
+    the output Linear is at index 2 * depth (Linear, activation pairs before it)."""
+    return str(2 * depth) in name
+
+
+def multi_agent_critic(obs_dim: int, n_agents: int, hidden: list[int], centralised: bool, share_params: bool,
+                       device=None) -> TensorDictModule:
+    """("dc", "observation") -> ("dc", "state_value") [*, N, 1]; centralised: each value reads all agents."""
+    net = MultiAgentMLP(n_agent_inputs=obs_dim, n_agent_outputs=1, n_agents=n_agents, centralized=centralised,
+                        share_params=share_params, device=device, num_cells=list(hidden), activation_class=nn.Tanh)
+    return TensorDictModule(net, in_keys=[OBS], out_keys=[(GROUP, "state_value")])
+
+
+class MultiAgentPPOAgent(PPOAgent):
+    """MAPPO (``agent.name: mappo``) and IPPO (``agent.name: ippo``) on the multi-agent view."""
+
+    algo = "mappo"
+    centralised_critic = True
+    action_encodings = ("discrete",)
+    constraints = ("none",)
+
+    def build(self, c) -> None:
+        a = c.agent
+        # the per-provider view over the env that CollectorAgent built (not a child module either)
+        object.__setattr__(self, "env", MultiAgentDCSchedEnv(self.env))
+        env = self.env
+        self.obs_dim = env.agent_obs_dim
+        self.act_dim = len(env.agent_nvec)
+        spec = env.full_action_spec_unbatched[ACTION]
+        self.actor = multi_agent_actor(self.obs_dim, env.n_agents, agent_groups(env.params, env.central.transfer_chunks),
+                                       a.hidden_sizes, a.share_params, spec, device=self.train_device)
+        self.critic = multi_agent_critic(self.obs_dim, env.n_agents, a.hidden_sizes, self.centralised_critic,
+                                         a.share_params, device=self.train_device)
+        td = env.reset()
+        self.actor(td)
+        self.critic(td)
+        self.advantage = GAE(gamma=a.gamma, lmbda=a.gae_lambda, value_network=self.critic, average_gae=False)
+        # advantages are standardised per agent (over the batch, not across agents)
+        self.loss = ClipPPOLoss(self.actor, self.critic, clip_epsilon=a.clip_epsilon, entropy_coeff=a.entropy_coef,
+                                normalize_advantage=True, normalize_advantage_exclude_dims=(-2,))
+        keys = dict(reward=(GROUP, "reward"), done=(GROUP, "done"), terminated=(GROUP, "terminated"))
+        self.advantage.set_keys(value=(GROUP, "state_value"), advantage=(GROUP, "advantage"),
+                                value_target=(GROUP, "value_target"), **keys)
+        self.loss.set_keys(action=ACTION, sample_log_prob=LOG_PROB, value=(GROUP, "state_value"),
+                           advantage=(GROUP, "advantage"), value_target=(GROUP, "value_target"), **keys)
+
+    def _episode_metrics(self, batch: TensorDictBase) -> dict[str, float]:
+        """The central metrics, with the team reward (agent 0's copy) as the env reward."""
+        view = batch.select(("next", "outcome"), ("next", "done"), ("next", "episode_utility_usd"))
+        view.set(("next", "reward"), batch["next", GROUP, "reward"][..., 0, :])
+        return super()._episode_metrics(view)
+
+    def act(self, td: TensorDictBase) -> torch.Tensor:
+        """Deterministic per-agent levels for td[("dc", "observation")] [B, N, obs] -> [B, N, act_dim]."""
+        with set_exploration_type(ExplorationType.DETERMINISTIC):
+            return self.actor(td.select(OBS).clone())[ACTION]
+
+
+class IndependentPPOAgent(MultiAgentPPOAgent):
+    """IPPO: every agent's critic reads its own observation only."""
+
+    algo = "ippo"
+    centralised_critic = False
