@@ -7,7 +7,7 @@ view only re-arranges what goes in and out, in TorchRL's multi-agent layout (an 
 - ``("dc", "observation")`` [B, N, obs_dim]: agent n sees only its own data centre and what the
   market makes public. Own: its arrivals per class, its backlog over its capacity, its battery
   SoC, its local price band, carbon intensity, temperature, PV and wind, the sine and cosine of its
-  local hour. Public: every DC's electricity price (a public market price), the share of the day
+  local hour, and which provider it is (one-hot: a shared network must tell the DCs apart). Public: every DC's electricity price (a public market price), the share of the day
   gone and a constant 1. Nothing of another provider's private state (arrivals, backlog, SoC,
   quality curve, energy per step) enters it; :func:`agent_feature_names` names every feature with
   its owner and ``tests/test_multi_agent.py`` checks both the names and the values.
@@ -58,6 +58,7 @@ def agent_feature_names(num_dcs: int, num_classes: int) -> list[tuple[str, str]]
     own += [("self", "backlog_over_capacity"), ("self", "soc")]
     own += [("self", key) for key in EXO_OBS_KEYS]
     own += [("self", "sin_local_hour"), ("self", "cos_local_hour")]
+    own += [("self", f"is_dc{j}") for j in range(num_dcs)]  # which provider it is (one-hot)
     public = [(f"dc{j}", key) for key in PUBLIC_EXO_KEYS for j in range(num_dcs)]
     public += [("public", "day_fraction"), ("public", "bias")]
     return own + public
@@ -165,6 +166,7 @@ class MultiAgentDCSchedEnv(EnvBase):
             o += N
         hour = exo["local_hour"].to(torch.float32) * (2 * math.pi / 24.0)
         own += [torch.sin(hour).unsqueeze(-1), torch.cos(hour).unsqueeze(-1)]
+        own.append(torch.eye(N, dtype=torch.float32, device=arrivals.device).expand(B, N, N))  # agent identity
         frac = t.to(torch.float32) / self.T  # [B, 1]
         public = [scaled[key] for key in PUBLIC_EXO_KEYS] + [frac, torch.ones_like(frac)]
         public = torch.cat(public, dim=-1).unsqueeze(-2).expand(B, N, -1)
