@@ -288,3 +288,21 @@ def test_stochastic_seeds_add_crn_columns_and_keep_older_hashes(tmp_path):
     assert "stochastic % of LP bound" in (tmp_path / "crn" / "table_paper3.md").read_text()
     with pytest.raises(ConfigError, match="stochastic_seeds"):
         load_experiment(str(path), ["stochastic_seeds=-1"])
+
+
+def test_finished_cells_keep_their_hash_when_a_key_with_a_default_is_added():
+    """A run-config key added later (LATER_KEYS_DEFAULTS: env.transfer_chunks, env.observe_faults,
+    env.steps_mode, agent.share_params) must not change the hash of a run that keeps its default,
+    or every finished cell would silently re-run. The literals are the hashes recorded by finished
+    cells before those keys existed (parallel_learning, seed 1); a legitimate change of the recipe,
+    the scenario data or the hashing updates them here on purpose."""
+    from dcsched.experiments.spec import expand, load_experiment
+
+    recorded = {"paper3/default/hybrid/s1": "2d577a0d9c01",
+                "paper3_energy/default/hybrid learned energy/s1": "156495d90401"}
+    for scenario in ("paper3", "paper3_energy"):
+        cells = expand(load_experiment("parallel_learning", [f"scenarios=[{scenario}]", "seeds=[1]"]))
+        for cell in cells:
+            if cell.key in recorded:
+                assert cell.config_hash == recorded.pop(cell.key), cell.key
+    assert not recorded, f"cells not found: {recorded}"
