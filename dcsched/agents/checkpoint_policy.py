@@ -118,10 +118,9 @@ class MultiAgentPolicy(Policy):
         from tensordict import TensorDict
         from torchrl.envs.utils import ExplorationType, set_exploration_type
 
-        from dcsched.envs.dc_env import STATE_KEYS
         from dcsched.envs.multi_agent import GROUP
 
-        obs = self.view.agent_observation(td["arrivals"], {k: td[k] for k in STATE_KEYS}, td["day_idx"], td["t"])
+        obs = self.view.observe(td)
         inner = TensorDict({GROUP: TensorDict({"observation": obs}, batch_size=obs.shape[:2])}, batch_size=obs.shape[:1])
         with set_exploration_type(ExplorationType.DETERMINISTIC), torch.no_grad():
             levels = self.actor(inner)[GROUP, "action"]

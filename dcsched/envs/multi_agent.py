@@ -172,11 +172,14 @@ class MultiAgentDCSchedEnv(EnvBase):
         public = torch.cat(public, dim=-1).unsqueeze(-2).expand(B, N, -1)
         return torch.cat([*own, public], dim=-1)
 
+    def observe(self, td: TensorDictBase) -> torch.Tensor:
+        """[B, N, obs_dim]: every agent's observation of a central env's tensordict (its memory keys)."""
+        return self.agent_observation(td["arrivals"], {k: td[k] for k in STATE_KEYS}, td["day_idx"], td["t"])
+
     def _wrap(self, td: TensorDictBase, with_reward: bool) -> TensorDict:
         B, N = self.batch_size[0], self.n_agents
-        state = {k: td[k] for k in STATE_KEYS}
         done = td["done"]
-        agents = {"observation": self.agent_observation(td["arrivals"], state, td["day_idx"], td["t"]),
+        agents = {"observation": self.observe(td),
                   "own_utility_usd": td["outcome", "utility_usd"].unsqueeze(-1),
                   **{k: td[k].unsqueeze(-2).expand(B, N, 1).clone() for k in ("done", "terminated", "truncated")}}
         if with_reward:
