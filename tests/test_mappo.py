@@ -96,20 +96,24 @@ def test_mappo_resumes_exactly_and_its_checkpoint_acts_on_the_central_env(tmp_pa
     cfg = load_recipe("quick/mappo")
     env = make_env(cfg.scenario, cfg.env, num_envs=6, seed=1)
     policy = load_checkpoint_policy(tmp_path / "full" / "checkpoints" / "last.ckpt", env)
-    td = env.reset()
-    action = policy.act(td)
     view = MultiAgentDCSchedEnv(env)
     from torchrl.envs.utils import ExplorationType, set_exploration_type
 
     from dcsched.envs.dc_env import STATE_KEYS
+    from dcsched.envs.multi_agent import received_from_others
 
-    obs = view.agent_observation(td["arrivals"], {k: td[k] for k in STATE_KEYS}, td["day_idx"], td["t"])
-    inner = TensorDict({GROUP: TensorDict({"observation": obs}, batch_size=obs.shape[:2])}, batch_size=[6])
-    with set_exploration_type(ExplorationType.DETERMINISTIC), torch.no_grad():
-        levels = full.actor(inner)[GROUP, "action"]
-    assert not torch.equal(levels, torch.zeros_like(levels)), "a trained policy that only picks level 0"
-    assert torch.equal(action, view.central_action(levels))
-    env.step(td.set("action", action))  # a valid central action
+    td = env.reset()
+    for slot in range(2):  # the first slot and one with the transfers the others sent in the first
+        action = policy.act(td)
+        received = received_from_others(td["outcome", "transfer"], td["outcome", "arrivals"])
+        assert bool(received.eq(0).all()) == (slot == 0)
+        obs = view.agent_observation(td["arrivals"], {k: td[k] for k in STATE_KEYS}, td["day_idx"], td["t"], received)
+        inner = TensorDict({GROUP: TensorDict({"observation": obs}, batch_size=obs.shape[:2])}, batch_size=[6])
+        with set_exploration_type(ExplorationType.DETERMINISTIC), torch.no_grad():
+            levels = full.actor(inner)[GROUP, "action"]
+        assert not torch.equal(levels, torch.zeros_like(levels)), "a trained policy that only picks level 0"
+        assert torch.equal(action, view.central_action(levels))
+        td = env.step_mdp(env.step(td.set("action", action)))  # a valid central action
 
 
 def test_a_multi_agent_checkpoint_refuses_another_scenario(tmp_path):

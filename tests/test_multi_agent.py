@@ -103,7 +103,8 @@ def test_changing_one_provider_changes_only_its_own_observation(scenario):
     td = env.reset()
     g = torch.Generator().manual_seed(2)
     state = {k: td[k].clone() for k in STATE_KEYS}
-    base = env.agent_observation(td["arrivals"], state, td["day_idx"], td["t"])
+    received = torch.rand(td["arrivals"].shape, generator=g, dtype=td["arrivals"].dtype) * 10.0
+    base = env.agent_observation(td["arrivals"], state, td["day_idx"], td["t"], received)
     p0 = env.params
     for j in range(env.n_agents):
         arrivals = td["arrivals"].clone()
@@ -116,11 +117,33 @@ def test_changing_one_provider_changes_only_its_own_observation(scenario):
         env.params = dataclasses.replace(p0, capacity_gpu_s=p0.capacity_gpu_s * scale,
                                          quality=p0.quality * scale.unsqueeze(-1),
                                          busy_power_w=p0.busy_power_w * scale)
-        obs = env.agent_observation(arrivals, moved, td["day_idx"], td["t"])
+        obs = env.agent_observation(arrivals, moved, td["day_idx"], td["t"], received)
         env.params = p0
         others = [i for i in range(env.n_agents) if i != j]
         assert torch.equal(obs[:, others], base[:, others])
         assert not torch.allclose(obs[:, j], base[:, j])
+
+
+def test_each_agent_sees_the_jobs_the_others_sent_it_in_the_previous_slot():
+    """Received offers: after a slot in which every provider sends all its arrivals to DC 0, agent
+    0's received features equal the others' arrivals of that slot (in its arrivals' std) and the
+    other agents' are zero; its own kept jobs never count. Zero at the first slot."""
+    env = ma_env(B=2, dtype="float64")
+    N, K = env.n_agents, env.params.num_classes
+    names = [f for _, f in agent_feature_names(N, K)]
+    cols = [names.index(f"received_last_slot_class{k}") for k in range(K)]
+    td = env.reset()
+    assert torch.equal(td[GROUP, "observation"][..., cols], torch.zeros(2, N, K))
+    a = torch.zeros(2, N, len(env.agent_nvec), dtype=torch.int64)  # destination level 0 = DC 0 for every class
+    td[GROUP, "action"] = a
+    out = env.step(td)
+    sent = td["arrivals"][:, 1:].sum(1)  # [B, K] what DCs 1..N-1 received in that slot, all sent to DC 0
+    assert torch.equal(out["next", "outcome", "transfer"][:, :, 0], torch.ones(2, N, K, dtype=torch.float64))
+    std = env.central._obs_std[: N * K].reshape(N, K)
+    got = out["next", GROUP, "observation"][..., cols]
+    torch.testing.assert_close(got[:, 0], (sent / std[0]).float(), rtol=1e-6, atol=1e-6)
+    assert torch.equal(got[:, 1:], torch.zeros(2, N - 1, K))
+    assert bool(sent.gt(0).any())
 
 
 def test_the_view_refuses_a_continuous_env():

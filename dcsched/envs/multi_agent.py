@@ -7,8 +7,11 @@ view only re-arranges what goes in and out, in TorchRL's multi-agent layout (an 
 - ``("dc", "observation")`` [B, N, obs_dim]: agent n sees only its own data centre and what the
   market makes public. Own: its arrivals per class, its backlog over its capacity, its battery
   SoC, its local price band, carbon intensity, temperature, PV and wind, the sine and cosine of its
-  local hour, and which provider it is (one-hot: a shared network must tell the DCs apart). Public: every DC's electricity price (a public market price), the share of the day
-  gone and a constant 1. Nothing of another provider's private state (arrivals, backlog, SoC,
+  local hour, the jobs of each class the other providers handed over to it in the previous slot
+  (the transfer offers it received; moves are simultaneous, so this slot's offers are only known
+  after the slot), and which provider it is (one-hot: a shared network must tell the DCs apart).
+  Public: every DC's electricity price (a public market price), the share of the day gone and a
+  constant 1. Nothing of another provider's private state (arrivals, backlog, SoC,
   quality curve, energy per step) enters it; :func:`agent_feature_names` names every feature with
   its owner and ``tests/test_multi_agent.py`` checks both the names and the values.
 - ``("dc", "action")`` [B, N, act_dim] integer levels: agent n's own part of the factorised
@@ -58,10 +61,24 @@ def agent_feature_names(num_dcs: int, num_classes: int) -> list[tuple[str, str]]
     own += [("self", "backlog_over_capacity"), ("self", "soc")]
     own += [("self", key) for key in EXO_OBS_KEYS]
     own += [("self", "sin_local_hour"), ("self", "cos_local_hour")]
+    own += [("self", f"received_last_slot_class{k}") for k in range(num_classes)]  # jobs handed over to it
     own += [("self", f"is_dc{j}") for j in range(num_dcs)]  # which provider it is (one-hot)
     public = [(f"dc{j}", key) for key in PUBLIC_EXO_KEYS for j in range(num_dcs)]
     public += [("public", "day_fraction"), ("public", "bias")]
     return own + public
+
+
+def received_from_others(outcome_transfer: torch.Tensor, outcome_arrivals: torch.Tensor) -> torch.Tensor:
+    """[*, N, K] jobs that the *other* providers sent to each DC in a slot (its own kept jobs excluded).
+
+    Args:
+        outcome_transfer: [*, N(origin), N(dest), K] the slot's routed transfer shares (outcome "transfer").
+        outcome_arrivals: [*, N(origin), K] the slot's arrivals in jobs (outcome "arrivals").
+    """
+    jobs = outcome_transfer * outcome_arrivals.unsqueeze(-2)  # [*, i, n, k]
+    N = jobs.shape[-2]
+    off_diagonal = 1.0 - torch.eye(N, dtype=jobs.dtype, device=jobs.device).unsqueeze(-1)  # [i, n, 1]
+    return (jobs * off_diagonal).sum(-3)
 
 
 def agent_action_layout(central: DCSchedEnv) -> tuple[torch.Tensor, list[int]]:
@@ -148,9 +165,15 @@ class MultiAgentDCSchedEnv(EnvBase):
         return out
 
     def agent_observation(self, arrivals: torch.Tensor, state: dict[str, torch.Tensor], day_idx: torch.Tensor,
-                          t: torch.Tensor) -> torch.Tensor:
+                          t: torch.Tensor, received: torch.Tensor) -> torch.Tensor:
         """[B, N, obs_dim] float32, in :func:`agent_feature_names` order. Scaled with the central
-        env's fixed statistics (the training split's), feature by feature."""
+        env's fixed statistics (the training split's), feature by feature.
+
+        Args:
+            arrivals: [B, N, K] this slot's arrivals (jobs); state: the central env's STATE_KEYS;
+            day_idx: [B]; t: [B, 1] slot index; received: [B, N, K] jobs the other providers sent to
+            each DC in the previous slot (:func:`received_from_others`; zeros at the first slot).
+        """
         c, p = self.central, self.params
         B, N, K = arrivals.shape
         exo = c._exo_slot(day_idx, t.squeeze(-1))
@@ -166,6 +189,7 @@ class MultiAgentDCSchedEnv(EnvBase):
             o += N
         hour = exo["local_hour"].to(torch.float32) * (2 * math.pi / 24.0)
         own += [torch.sin(hour).unsqueeze(-1), torch.cos(hour).unsqueeze(-1)]
+        own.append(received.to(torch.float32) / std[: N * K].reshape(N, K))  # in its own arrivals' std
         own.append(torch.eye(N, dtype=torch.float32, device=arrivals.device).expand(B, N, N))  # agent identity
         frac = t.to(torch.float32) / self.T  # [B, 1]
         public = [scaled[key] for key in PUBLIC_EXO_KEYS] + [frac, torch.ones_like(frac)]
@@ -173,8 +197,10 @@ class MultiAgentDCSchedEnv(EnvBase):
         return torch.cat([*own, public], dim=-1)
 
     def observe(self, td: TensorDictBase) -> torch.Tensor:
-        """[B, N, obs_dim]: every agent's observation of a central env's tensordict (its memory keys)."""
-        return self.agent_observation(td["arrivals"], {k: td[k] for k in STATE_KEYS}, td["day_idx"], td["t"])
+        """[B, N, obs_dim]: every agent's observation of a central env's tensordict (its memory keys
+        and the previous slot's ``"outcome"``)."""
+        received = received_from_others(td["outcome", "transfer"], td["outcome", "arrivals"])
+        return self.agent_observation(td["arrivals"], {k: td[k] for k in STATE_KEYS}, td["day_idx"], td["t"], received)
 
     def _wrap(self, td: TensorDictBase, with_reward: bool) -> TensorDict:
         B, N = self.batch_size[0], self.n_agents
