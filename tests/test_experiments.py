@@ -196,6 +196,45 @@ def test_identical_runs_are_reused_across_experiments(tiny_run):
     assert (out / "tiny_copy" / "report.md").exists()
 
 
+def test_recorded_cells_are_adopted_by_hash_in_a_fresh_output_folder(tiny_run, tmp_path):
+    """record=true copies result.json + spec.json of every finished cell into records_dir; another
+    output folder (a fresh checkout) then adopts them instead of running them; a record whose hash no
+    longer matches is not adopted; reuse=false ignores the records; the quick tier is never recorded."""
+    import shutil
+
+    from dcsched.experiments.spec import expand, load_experiment
+
+    records = tmp_path / "records"
+    out = tmp_path / "src"
+    shutil.copytree(tiny_run["whole"], out / "tiny")
+    base = ["wandb_mode=disabled", "reuse=true", f"records_dir={records}"]
+    _, outcome = run_experiment(tiny_run["path"], [*base, f"out_dir={out}", "record=true"])
+    assert outcome == {}  # everything was finished: recording runs nothing
+    recorded = sorted(p.parent.name for p in records.glob("tiny/runs/*/result.json"))
+    assert len(recorded) == 4 and all((records / "tiny" / "runs" / r / "spec.json").exists() for r in recorded)
+    specs = {s.dirname: s for s in expand(load_experiment(tiny_run["path"]))}
+    stale = specs["paper3__default__SAC__s1"]
+    path = records / "tiny" / "runs" / stale.dirname / "result.json"
+    doctored = json.loads(path.read_text())
+    doctored["spec"]["config_hash"] = "0" * 12  # a record of another config
+    path.write_text(json.dumps(doctored))
+    fresh = tmp_path / "fresh"
+    report, outcome = run_experiment(tiny_run["path"], [*base, f"out_dir={fresh}", "only=^nothing$"])
+    assert outcome == {}
+    adopted = results_of(fresh / "tiny")
+    original = results_of(tiny_run["whole"])
+    assert set(adopted) == set(original) - {stale.key}
+    for key, result in adopted.items():
+        assert Path(result["recorded_from"]).parent.parent.name == "tiny"
+        assert result["summary"] == original[key]["summary"]
+    assert "recorded (" in report.read_text() and "| pending |" in report.read_text()
+    _, outcome = run_experiment(tiny_run["path"], ["wandb_mode=disabled", "reuse=false", f"records_dir={records}",
+                                                   f"out_dir={tmp_path / 'ignored'}", "only=^nothing$"])
+    assert results_of(tmp_path / "ignored" / "tiny") == {}
+    with pytest.raises(ConfigError, match="record"):
+        run_experiment(tiny_run["path"], [*base, f"out_dir={out}", "record=true", "tier=quick"])
+
+
 def test_a_changed_config_reruns_the_cell(tiny_run, tmp_path):
     import shutil
 

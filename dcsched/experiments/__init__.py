@@ -21,10 +21,17 @@ def run_experiment(name: str, overrides: list[str] | None = None, console=None) 
     """Expand, launch (skipping finished cells), aggregate. Returns (report path, outcome by cell key)."""
     from dcsched.experiments.launchers import run_ray, run_sequential
     from dcsched.experiments.report import write_report
-    from dcsched.experiments.runner import RunOptions, read_result
+    from dcsched.errors import ConfigError
+    from dcsched.experiments.runner import RunOptions, adopt_record, read_result, record_cells
 
     overrides = list(overrides or [])
     cfg = load_experiment(name, overrides)
+    if cfg.record and cfg.tier == "quick":
+        raise ConfigError("command line", "record", "the quick tier is a smoke test, its numbers are not results: "
+                          "nothing of it is recorded", "record=false (or tier=full)")
+    if cfg.record and not cfg.records_dir:
+        raise ConfigError("command line", "records_dir", "record=true needs a folder to write the records to",
+                          "a path, e.g. records_dir=results")
     specs = expand(cfg)
     out_root = Path(cfg.out_dir)
     if cfg.tier == "quick" and cfg.out_dir == "runs/experiments":
@@ -32,6 +39,10 @@ def run_experiment(name: str, overrides: list[str] | None = None, console=None) 
     exp_dir = out_root / cfg.name
     exp_dir.mkdir(parents=True, exist_ok=True)
     command = "dcsched experiment " + " ".join(shlex.quote(x) for x in [name, *overrides])
+    adopted = 0
+    if cfg.tier == "full" and cfg.reuse and cfg.records_dir:  # recorded cells (kept in git) count as finished
+        adopted = sum(adopt_record(Path(cfg.records_dir), exp_dir, s) is not None
+                      for s in specs if read_result(exp_dir, s) is None)
     todo = [s for s in specs if read_result(exp_dir, s) is None]
     finished = len(specs) - len(todo)
     if cfg.only:
@@ -43,7 +54,8 @@ def run_experiment(name: str, overrides: list[str] | None = None, console=None) 
     options = RunOptions(wandb_mode=cfg.wandb_mode, threads=cfg.threads_per_run,
                          reuse_root=str(out_root) if cfg.reuse else "", launcher=cfg.launcher)
     if console is not None:
-        console.print(f"[bold]{cfg.name}[/] ({cfg.tier}): {len(specs)} runs, {finished} finished, "
+        console.print(f"[bold]{cfg.name}[/] ({cfg.tier}): {len(specs)} runs, {finished} finished"
+                      + (f" ({adopted} adopted from the records in {cfg.records_dir}/)" if adopted else "") + ", "
                       f"{len(todo)} to run now with launcher={cfg.launcher} -> {exp_dir}")
     t0 = time.perf_counter()
     counter = {"n": 0}
@@ -63,6 +75,11 @@ def run_experiment(name: str, overrides: list[str] | None = None, console=None) 
     report = write_report(cfg, specs, exp_dir, command, outcome)
     if console is not None:
         console.print(f"report: {report} ({time.perf_counter() - t0:.0f} s)")
+    if cfg.record:
+        written, unchanged = record_cells(exp_dir, specs, Path(cfg.records_dir))
+        if console is not None:
+            console.print(f"recorded: {written} cell(s) written, {unchanged} unchanged -> "
+                          f"{Path(cfg.records_dir) / exp_dir.name}/runs/ (commit them to keep them)")
     return report, outcome
 
 

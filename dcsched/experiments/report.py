@@ -126,8 +126,10 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
               "|---|---|---|---|---|"]
     for s in specs:
         r = by_key[s.key]
-        status = "pending" if r is None else ("reused from " + Path(r["reused_from"]).parent.parent.name
-                                              if r.get("reused_from") else f"done ({r['wall_s']:.0f} s)")
+        status = "pending" if r is None else (
+            "reused from " + Path(r["reused_from"]).parent.parent.name if r.get("reused_from")
+            else f"recorded ({r['wall_s']:.0f} s, code {r.get('git_commit', 'not recorded')})" if r.get("recorded_from")
+            else f"done ({r['wall_s']:.0f} s)")
         cmd = f"`{train_command(s)}`" if s.kind == "train" else ""
         lines.append(f"| `{s.key}` | {s.kind} | `{s.config_hash}` | {status} | {cmd} |")
     path = exp_dir / "report.md"

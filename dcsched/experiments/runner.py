@@ -3,6 +3,12 @@
 A cell is done when its ``result.json`` exists with the cell's config hash; a done cell is never
 re-run. A learned run interrupted mid-training resumes from its ``train/checkpoints/last.ckpt``.
 A cell folder left by an older config (hash differs) is cleared before the new run starts.
+
+Records: a finished cell's ``result.json`` and ``spec.json`` copied into a folder kept in git
+(``results/<experiment>/runs/<cell>/``, :func:`record_cells`). A later invocation in any checkout
+adopts a recorded cell with the same config hash instead of running it (:func:`adopt_record`), so that
+seeds run in different sessions or on different machines add up to one table. A record holds the
+numbers, not the checkpoint or the training logs.
 """
 
 from __future__ import annotations
@@ -73,7 +79,7 @@ def execute(spec: RunSpec | dict, exp_dir: str | Path, options: RunOptions | dic
     result = {"spec": spec.to_dict(), **body, "wall_s": time.perf_counter() - t0,
               "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "host": platform.node(), "launcher": options.launcher, "torch_threads": torch.get_num_threads(),
-              "pid": os.getpid()}
+              "pid": os.getpid(), "git_commit": git_commit()}
     atomic_write_json(folder / RESULT, result)
     return result
 
@@ -94,8 +100,9 @@ def _clear_if_stale(folder: Path, spec: RunSpec) -> None:
         folder.rename(aside)
 
 
-def _reuse(root: Path, exp_dir: Path, spec: RunSpec) -> dict | None:
-    """Copy a finished cell with the same config hash from another experiment under ``root``."""
+def _reuse(root: Path, exp_dir: Path, spec: RunSpec, mark: str = "reused_from") -> dict | None:
+    """Copy a finished cell with the same config hash from another experiment under ``root``; the
+    copy's result names its source under ``mark``."""
     for candidate in sorted(root.glob(f"*/runs/*/{RESULT}")):
         if candidate.parent.parent.parent.resolve() == exp_dir.resolve():
             continue
@@ -109,7 +116,9 @@ def _reuse(root: Path, exp_dir: Path, spec: RunSpec) -> dict | None:
         tmp = folder.with_name(folder.name + ".copying")
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(candidate.parent, tmp)
-        other["reused_from"] = str(candidate.parent)
+        other.pop("reused_from", None)
+        other.pop("recorded_from", None)
+        other[mark] = str(candidate.parent)
         other["spec"] = spec.to_dict()
         atomic_write_json(tmp / RESULT, other)
         atomic_write_json(tmp / SPEC, spec.to_dict())
@@ -117,6 +126,49 @@ def _reuse(root: Path, exp_dir: Path, spec: RunSpec) -> dict | None:
         tmp.rename(folder)
         return other
     return None
+
+
+def adopt_record(records_dir: Path, exp_dir: Path, spec: RunSpec) -> dict | None:
+    """A recorded cell with ``spec``'s config hash (any experiment under ``records_dir``) copied into
+    the cell's folder, its result marked ``recorded_from``; None when there is none. A folder left by
+    another config is moved aside first, as before a run."""
+    if not Path(records_dir).is_dir():
+        return None
+    _clear_if_stale(run_dir(exp_dir, spec), spec)
+    return _reuse(Path(records_dir), exp_dir, spec, mark="recorded_from")
+
+
+def record_cells(exp_dir: Path, specs: list[RunSpec], records_dir: Path) -> tuple[int, int]:
+    """Copy every finished cell's result.json and spec.json to ``records_dir/<experiment>/runs/<cell>/``
+    (atomically, file by file). Returns (written, unchanged). A record of another config at the same
+    place is replaced (git keeps the old one); cells adopted from these records are left as they are."""
+    exp_dir, records_dir = Path(exp_dir), Path(records_dir)
+    written = unchanged = 0
+    for spec in specs:
+        result = read_result(exp_dir, spec)
+        if result is None:
+            continue
+        target = records_dir / exp_dir.name / "runs" / spec.dirname
+        if result.get("recorded_from") and Path(result["recorded_from"]).resolve() == target.resolve():
+            unchanged += 1
+            continue
+        result = {k: v for k, v in result.items() if k not in ("recorded_from", "reused_from")}
+        try:
+            if json.loads((target / RESULT).read_text()) == result:
+                unchanged += 1
+                continue
+        except (OSError, ValueError):
+            pass
+        atomic_write_json(target / SPEC, spec.to_dict())
+        atomic_write_json(target / RESULT, result)
+        written += 1
+    return written, unchanged
+
+
+def git_commit() -> str:
+    from dcsched.experiments.report import git_commit as commit
+
+    return commit()
 
 
 def _scenario(spec: RunSpec):

@@ -114,6 +114,8 @@ class ExperimentConfig:
     out_dir: str = "runs/experiments"
     wandb_mode: str = "offline"  # offline | disabled | online
     reuse: bool = True  # copy a finished run with the same config hash from another experiment
+    records_dir: str = "results"  # recorded cells (result.json + spec.json, kept in git): adopted by hash; "" = ignore
+    record: bool = False  # after running, copy every finished cell's result.json and spec.json into records_dir
     max_runs: int = 0  # stop after this many executed runs (0 = all); the rest resume later
     only: str = ""  # regex on run keys: run only matching cells (the report still covers all finished ones)
 
