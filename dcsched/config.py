@@ -235,6 +235,10 @@ class ShaperConfig:
     lr_alpha: float = 1e-4  # learning rate of the reward agent's temperature
     fixed_alpha: bool = False  # True: keep alpha at alpha_init
     rs_learning_starts: int = 5000  # frames the reward agent trains (from its first update) before r^A enters the target
+    # the per-provider agents (agent.name mappo | ippo) only:
+    per_agent: str = "shared"  # shared: one reward agent for every provider | per_provider: one each
+    updates_per_batch: int = 64  # the reward agents' SAC steps per collected on-policy batch
+    batch_size: int = 256  # rows per reward-agent step (drawn from the collected batch)
 
 
 @dataclass
@@ -299,6 +303,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "env.dtype": ("float32", "float64"),
     "agent.critic_loss": ("l2", "smooth_l1", "l1"),
     "agent.constraint": ("none", "violation"),
+    "shaper.per_agent": ("shared", "per_provider"),
     "logger.wandb_mode": ("offline", "disabled", "online"),
     "scenario.energy.control": ("heuristic", "learned"),
     "scenario.arrivals.shape": ("alibaba_gentd26", "flat"),

@@ -63,8 +63,8 @@ def test_declared_experiments_expand_in_both_tiers(name):
         given = [o for o in spec.overrides if o.startswith("trainer.total_frames=")]
         return int(given[-1].split("=")[1]) if given else int(load_recipe(spec.recipe).trainer.total_frames)
 
-    # the paper's budget, except parallel_learning, whose recipes keep their own (7,372,800 frames)
-    budget = 7_372_800 if name == "parallel_learning" else 163840
+    # the paper's budget, except the massively parallel experiments, whose recipes keep their own (7,372,800 frames)
+    budget = 7_372_800 if name in ("parallel_learning", "decentralisation", "per_agent_shaping") else 163840
     assert all(frames(s) == budget for s in full if s.kind == "train")
     assert all(frames(s) < 163840 for s in quick if s.kind == "train")
 

@@ -32,6 +32,9 @@ from dcsched.agents.ppo import PPOAgent
 from dcsched.envs.actions import BATTERY_LEVELS
 from dcsched.envs.multi_agent import ACTION_KEY as ACTION
 from dcsched.envs.multi_agent import GROUP, MultiAgentDCSchedEnv
+from dcsched.shaping.base import SHAPED_REWARD, correlation
+
+SHAPER_SIGNAL = "shaper_signal"  # ("next", "dc", SHAPER_SIGNAL): F of every row, [*, N, 1]
 
 OBS = (GROUP, "observation")
 LOG_PROB = (GROUP, "action_log_prob")
@@ -85,6 +88,7 @@ class MultiAgentPPOAgent(PPOAgent):
 
     algo = "mappo"
     centralised_critic = True
+    shaping = "per_agent"  # shaper.name builds reward agents on each provider's own (o_n, a_n)
     action_encodings = ("discrete",)
     constraints = ("none",)
 
@@ -107,11 +111,37 @@ class MultiAgentPPOAgent(PPOAgent):
         # advantages are standardised per agent (over the batch, not across agents)
         self.loss = ClipPPOLoss(self.actor, self.critic, clip_epsilon=a.clip_epsilon, entropy_coeff=a.entropy_coef,
                                 normalize_advantage=True, normalize_advantage_exclude_dims=(-2,))
-        keys = dict(reward=(GROUP, "reward"), done=(GROUP, "done"), terminated=(GROUP, "terminated"))
+        reward = (GROUP, "reward")
+        if c.shaper.name != "none":
+            from dcsched.registry import SHAPERS
+            from dcsched.shaping.per_agent import PerAgentShaping
+
+            def one(seed: int):
+                return SHAPERS.get(c.shaper.name)(self.obs_dim, self.act_dim, c.shaper, seed, device=self.train_device)
+
+            self.shaper = PerAgentShaping(one, env.n_agents, env.agent_nvec, c.shaper.per_agent, c.seed,
+                                          c.shaper.updates_per_batch, c.shaper.batch_size).to(self.train_device)
+            reward = (GROUP, SHAPED_REWARD)
+        keys = dict(reward=reward, done=(GROUP, "done"), terminated=(GROUP, "terminated"))
         self.advantage.set_keys(value=(GROUP, "state_value"), advantage=(GROUP, "advantage"),
                                 value_target=(GROUP, "value_target"), **keys)
         self.loss.set_keys(action=ACTION, sample_log_prob=LOG_PROB, value=(GROUP, "state_value"),
                            advantage=(GROUP, "advantage"), value_target=(GROUP, "value_target"), **keys)
+
+    def shape_rewards(self, data: TensorDictBase) -> dict[str, float]:
+        """Per-provider reward agents (dcsched/shaping/per_agent.py): ("next", "dc", SHAPED_REWARD)."""
+        if self.shaper is None:
+            return {}
+        shaped, bonus, metrics = self.shaper.shape_batch(data, self.actor, int(self.frames), GROUP, diagnose=True)
+        data.set(("next", GROUP, SHAPED_REWARD), shaped)
+        data.set(("next", GROUP, SHAPER_SIGNAL), bonus)
+        return metrics
+
+    def shaping_diagnostics(self, data: TensorDictBase) -> dict[str, float]:
+        """corr(F, the policy agent's GAE advantage) over the batch's rows (every agent)."""
+        if self.shaper is None:
+            return {}
+        return {"diag/corr_r_aux_advantage": correlation(data["next", GROUP, SHAPER_SIGNAL], data[GROUP, "advantage"])}
 
     def _episode_metrics(self, batch: TensorDictBase) -> dict[str, float]:
         """The central metrics, with the team reward (agent 0's copy) as the env reward."""

@@ -68,6 +68,7 @@ class CollectorAgent(L.LightningModule):
 
     algo = "agent"
     uses_replay = True
+    shaping = "off_policy"  # how a shaper (shaper.name) plugs in: off_policy (on sampled batches) | per_agent | none
     action_encodings: tuple[str, ...] = ("continuous",)  # env.action_encoding values this agent can act in
     constraints: tuple[str, ...] = ("none",)  # agent.constraint values this agent implements
 
@@ -98,14 +99,15 @@ class CollectorAgent(L.LightningModule):
             from dcsched.errors import ConfigError
             from dcsched.registry import SHAPERS
 
-            if not self.uses_replay:
-                raise ConfigError("recipe", "shaper.name", f"shaping needs an off-policy agent, not {self.algo}",
-                                  "none (or use agent.name=sac|td3)")
-
-            self.shaper = SHAPERS.get(c.shaper.name)(self.obs_dim, self.act_dim, c.shaper, c.seed,
-                                                     device=self.train_device)
-        self.build(c)
-        if self.shaper is not None:
+            if self.shaping == "none":
+                raise ConfigError("recipe", "shaper.name", f"agent {self.algo} takes no shaper",
+                                  "none (or use agent.name=sac|td3, or mappo|ippo for per-provider reward agents)")
+            SHAPERS.get(c.shaper.name)  # an unknown name fails here, with the registry's choices
+            if self.shaping == "off_policy":
+                self.shaper = SHAPERS.get(c.shaper.name)(self.obs_dim, self.act_dim, c.shaper, c.seed,
+                                                         device=self.train_device)
+        self.build(c)  # a per_agent agent builds its shaper here, on its own view's dimensions
+        if self.shaper is not None and self.shaping == "off_policy":
             self.loss.set_keys(reward=SHAPED_REWARD)
         size = c.agent.buffer_size if self.uses_replay else 1
         self.rb = TensorDictReplayBuffer(storage=LazyTensorStorage(size, device=self.train_device),

@@ -18,6 +18,7 @@ projected dual-ascent step lambda <- max(0, lambda + ``agent.lr_lagrange`` (mean
 from __future__ import annotations
 
 import torch
+from tensordict import TensorDictBase
 from torch import nn
 from torchrl.modules import MLP, ValueOperator
 from torchrl.objectives import ClipPPOLoss
@@ -42,6 +43,7 @@ def dual_step(multiplier: torch.Tensor, mean_cost: float, limit: float, lr: floa
 class PPOAgent(CollectorAgent):
     algo = "ppo"
     uses_replay = False
+    shaping = "none"
     action_encodings = ("continuous", "discrete")
     constraints = ("none", "violation")
 
@@ -78,6 +80,14 @@ class PPOAgent(CollectorAgent):
         return sorted({*self.actor.in_keys, *self.critic.in_keys, k.action, k.sample_log_prob, k.advantage,
                        k.value_target, k.value}, key=str)
 
+    def shape_rewards(self, data: TensorDictBase) -> dict[str, float]:
+        """Write a shaped reward for GAE into ``data`` (agents with a shaper); returns its metrics."""
+        return {}
+
+    def shaping_diagnostics(self, data: TensorDictBase) -> dict[str, float]:
+        """Diagnostics of the shaped reward against GAE's advantage (agents with a shaper)."""
+        return {}
+
     def configure_optimizers(self):
         a = self.cfg.agent
         return torch.optim.Adam([{"params": self.actor.parameters(), "lr": a.lr_actor},
@@ -96,8 +106,10 @@ class PPOAgent(CollectorAgent):
             metrics.update({"lagrange/multiplier": float(self.lagrange), "lagrange/cost": mean_cost})
         if int(self.frames) > a.warmup_frames:
             opt = self.optimizers()
+            metrics.update(self.shape_rewards(data))
             with torch.no_grad():
                 self.advantage(data)
+            metrics.update(self.shaping_diagnostics(data))
             flat = data.select(*self.minibatch_keys()).reshape(-1)
             n = flat.shape[0]
             mb = min(a.minibatch_size, n)

@@ -95,6 +95,18 @@ class Shaper(nn.Module):
             self.first_update_frame.fill_(int(frames))
         return self.eta != 0.0 and int(frames) - int(self.first_update_frame) >= self.rs_learning_starts
 
+    def is_active(self, frames: int) -> bool:
+        """:meth:`active` without recording anything (for a caller that did not run the update)."""
+        first = int(self.first_update_frame)
+        return self.eta != 0.0 and first >= 0 and int(frames) - first >= self.rs_learning_starts
+
+    @torch.no_grad()
+    def bonus(self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor,
+              terminated: torch.Tensor) -> torch.Tensor:
+        """What eta multiplies, for rows that were not part of an update: [M, S], [M, A], [M, S],
+        [M, 1] -> [M, 1]. Default: r^A drawn from :meth:`propose`."""
+        return self.propose(obs, action)[0]
+
     def write_shaped(self, sample, bonus: torch.Tensor | None) -> None:
         """("next", SHAPED_REWARD) = r^E + eta * bonus (exactly r^E when bonus is None)."""
         r_env = sample["next", "reward"]
@@ -126,7 +138,9 @@ class Shaper(nn.Module):
                                 batch["action"].reshape(-1, batch["action"].shape[-1]))
         batch.set(R_AUX_KEY, r_aux.reshape(*batch.shape, 1))
 
-    def shape(self, sample, actor, frames: int, diagnose: bool = False) -> dict[str, float]:
+    def shape(self, sample, actor, frames: int, diagnose: bool = False,
+              next_action: torch.Tensor | None = None) -> dict[str, float]:
+        """``next_action`` [B, A]: a' at s' when the caller has it (an on-policy batch); else a' ~ actor(s')."""
         raise NotImplementedError
 
     def optimizer_state(self) -> dict:

@@ -216,10 +216,12 @@ class RewardAgentShaper(Shaper):
         return td["action"]
 
     # ------------------------------------------------------------------ interface
-    def shape(self, sample, actor, frames: int, diagnose: bool = False) -> dict[str, float]:
+    def shape(self, sample, actor, frames: int, diagnose: bool = False,
+              next_action: torch.Tensor | None = None) -> dict[str, float]:
         """One SAC step of the RA on (s, a, r^A proposed, s', r^E) and the policy agent's shaped
         reward, written to ("next", SHAPED_REWARD). The RA's forward pass on (s, a) happens once and
-        serves both: the signal is that pass's r^A (the current RA, before its step)."""
+        serves both: the signal is that pass's r^A (the current RA, before its step).
+        ``next_action``: a' [B, A] given by the caller (else drawn from ``actor`` at s')."""
         active = self.active(frames)
         obs, act = sample["observation"], sample["action"]
         next_obs = sample["next", "observation"]
@@ -229,7 +231,7 @@ class RewardAgentShaper(Shaper):
         c = torch.cat([obs, act.to(obs.dtype)], dim=-1)
         alpha = self.alpha
         with torch.no_grad():
-            a_next = self._next_action(next_obs, actor)
+            a_next = self._next_action(next_obs, actor) if next_action is None else next_action
             r_next, logp_next = self.propose(next_obs, a_next)
             x_next = torch.cat([next_obs, a_next.to(obs.dtype), r_next], dim=-1)
             q_next = torch.minimum(self.q1_target(x_next), self.q2_target(x_next)) - alpha * logp_next
@@ -281,6 +283,17 @@ class RewardAgentShaper(Shaper):
                 metrics["diag/bonus_std"] = bonus.std().item()
         return metrics
 
+    @torch.no_grad()
+    def bonus(self, obs, action, next_obs, terminated) -> torch.Tensor:
+        """The signal of :meth:`_signal` for rows outside an update (the current RA): [M, 1]."""
+        if self.signal == "agent":
+            return self.propose(obs, action)[0]
+        if self.signal == "noise":
+            z = torch.randn((obs.shape[0], 1), generator=self.gen, device=obs.device, dtype=obs.dtype)
+            return self.r_aux_moments.mean + self.r_aux_moments.var.sqrt() * z
+        phi, phi_next = self.potential(torch.cat([obs, next_obs], dim=0)).chunk(2, dim=0)
+        return potential_shaping(phi, phi_next, terminated, self.gamma)
+
     def _signal(self, sample, r_new: torch.Tensor) -> torch.Tensor:
         """What eta multiplies in the policy agent's target, [B, 1]."""
         if self.signal == "agent":
@@ -322,7 +335,8 @@ class PlaceboShaper(Shaper):
         return tanh_gaussian(mu, raw_log_std, self.gen)
 
     @torch.no_grad()
-    def shape(self, sample, actor, frames: int, diagnose: bool = False) -> dict[str, float]:
+    def shape(self, sample, actor, frames: int, diagnose: bool = False,
+              next_action: torch.Tensor | None = None) -> dict[str, float]:
         active = self.active(frames)
         r_new, _ = self.propose(sample["observation"], sample["action"])
         self.write_shaped(sample, r_new if active else None)
