@@ -345,3 +345,24 @@ def test_finished_cells_keep_their_hash_when_a_key_with_a_default_is_added():
             if cell.key in recorded:
                 assert cell.config_hash == recorded.pop(cell.key), cell.key
     assert not recorded, f"cells not found: {recorded}"
+
+
+# --------------------------------------------------------------------------- records kept in git
+RECORDS = sorted((Path(__file__).resolve().parents[1] / "results").glob("*/runs/*/result.json"))
+
+
+@pytest.mark.parametrize("path", RECORDS, ids=lambda p: f"{p.parents[2].name}/{p.parent.name}")
+def test_every_record_is_a_cell_of_its_experiment_with_the_current_hash(path):
+    """A record in results/ is adopted only by hash: a recipe or experiment change that alters a
+    recorded cell's config would leave a record that nothing adopts any more. Fail here instead, so
+    that the record is re-run or deleted in the same change."""
+    experiment = path.parents[2].name
+    result = json.loads(path.read_text())
+    specs = {s.dirname: s for s in expand(load_experiment(experiment))}
+    assert path.parent.name in specs, f"{path}: no cell {path.parent.name} in experiment {experiment} any more"
+    spec = specs[path.parent.name]
+    assert result["spec"]["config_hash"] == spec.config_hash, (
+        f"{path}: recorded with config hash {result['spec']['config_hash']}, the experiment now gives "
+        f"{spec.config_hash}: re-run the cell (record=true) or delete the record")
+    assert json.loads((path.parent / "spec.json").read_text())["config_hash"] == spec.config_hash
+    assert "summary" in result and result["spec"]["key"] == spec.key
