@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -351,6 +352,11 @@ def test_finished_cells_keep_their_hash_when_a_key_with_a_default_is_added():
 RECORDS = sorted((Path(__file__).resolve().parents[1] / "results").glob("*/runs/*/result.json"))
 
 
+@functools.lru_cache(maxsize=None)
+def _cells_by_dirname(experiment: str) -> dict:
+    return {s.dirname: s for s in expand(load_experiment(experiment))}
+
+
 @pytest.mark.parametrize("path", RECORDS, ids=lambda p: f"{p.parents[2].name}/{p.parent.name}")
 def test_every_record_is_a_cell_of_its_experiment_with_the_current_hash(path):
     """A record in results/ is adopted only by hash: a recipe or experiment change that alters a
@@ -358,7 +364,7 @@ def test_every_record_is_a_cell_of_its_experiment_with_the_current_hash(path):
     that the record is re-run or deleted in the same change."""
     experiment = path.parents[2].name
     result = json.loads(path.read_text())
-    specs = {s.dirname: s for s in expand(load_experiment(experiment))}
+    specs = _cells_by_dirname(experiment)
     assert path.parent.name in specs, f"{path}: no cell {path.parent.name} in experiment {experiment} any more"
     spec = specs[path.parent.name]
     assert result["spec"]["config_hash"] == spec.config_hash, (
