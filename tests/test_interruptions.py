@@ -52,6 +52,7 @@ def frames_in(ckpt: Path) -> int:
     return int(torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]["frames"])
 
 
+@pytest.mark.slow  # about 38 s: in `make test-slow` and CI, not the default suite (15-minute line)
 def test_sigkill_then_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
     proc = start_training(tmp_path / "killed")
     ckpt = wait_for_intervals(proc, tmp_path / "killed", rewrites=1)
@@ -177,6 +178,7 @@ methods:
 """
 
 
+@pytest.mark.slow  # about 47 s: in `make test-slow` and CI, not the default suite (15-minute line)
 def test_ctrl_c_during_an_experiment_exits_130_and_the_rerun_resumes_the_cell(tmp_path):
     overrides = ", ".join(f"'{o}'" for o in TINY if not o.startswith("logger.")) + f", 'trainer.total_frames={TOTAL}'"
     spec = tmp_path / "victim.yaml"

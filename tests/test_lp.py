@@ -46,6 +46,7 @@ def test_lp_at_env_trajectory_reproduces_env_utility(setup, which):
         assert sum(float(s["flow_backlogged"].sum()) for s in slots) > 0, "exercise the backlog path"
 
 
+@pytest.mark.slow  # about 66 s: in `make test-slow` and CI, not the default suite (15-minute line)
 def test_bound_dominates_every_policy_on_test_days(setup):
     cfg, p, days, exo = setup
     env = make_env(cfg, EnvConfig(dtype="float64"), days=days, sequential_days=True, stochastic=False)

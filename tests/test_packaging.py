@@ -3,6 +3,8 @@
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -29,6 +31,7 @@ def test_cli_bench_runs_package_code_not_repo_scripts():
         assert callable(importlib.import_module(module).main), name
 
 
+@pytest.mark.slow  # about 58 s: in `make test-slow` and CI, not the default suite (15-minute line)
 def test_a_non_editable_install_runs_shipped_recipes_from_another_directory(tmp_path):
     """pip install (not editable) of a copy of the project, then from an unrelated folder: the shipped
     recipes, scenarios, data, quality curves and experiments are found by name and by their

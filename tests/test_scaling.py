@@ -139,6 +139,7 @@ def test_process_collector_gives_the_in_process_frames():
     assert _same(_shard_reference(cfg2, 2), two)  # two workers: exactly their two env shards
 
 
+@pytest.mark.slow  # about 27 s: in `make test-slow` and CI, not the default suite (15-minute line)
 def test_ray_collector_gives_the_process_collector_frames():
     import ray
 
