@@ -72,6 +72,8 @@ def execute(spec: RunSpec | dict, exp_dir: str | Path, options: RunOptions | dic
     atomic_write_json(folder / SPEC, spec.to_dict())
     import torch
 
+    from dcsched.experiments.report import git_commit  # report imports this module
+
     if options.threads > 0:
         torch.set_num_threads(options.threads)
     t0 = time.perf_counter()
@@ -163,12 +165,6 @@ def record_cells(exp_dir: Path, specs: list[RunSpec], records_dir: Path) -> tupl
         atomic_write_json(target / RESULT, result)
         written += 1
     return written, unchanged
-
-
-def git_commit() -> str:
-    from dcsched.experiments.report import git_commit as commit
-
-    return commit()
 
 
 def _scenario(spec: RunSpec):

@@ -295,15 +295,11 @@ class RewardAgentShaper(Shaper):
         return potential_shaping(phi, phi_next, terminated, self.gamma)
 
     def _signal(self, sample, r_new: torch.Tensor) -> torch.Tensor:
-        """What eta multiplies in the policy agent's target, [B, 1]."""
+        """What eta multiplies in the policy agent's target, [B, 1]: this update's r^A, or :meth:`bonus`."""
         if self.signal == "agent":
             return r_new
-        if self.signal == "noise":
-            z = torch.randn(r_new.shape, generator=self.gen, device=r_new.device, dtype=r_new.dtype)
-            return self.r_aux_moments.mean + self.r_aux_moments.var.sqrt() * z
-        both = torch.cat([sample["observation"], sample["next", "observation"]], dim=0)
-        phi, phi_next = self.potential(both).chunk(2, dim=0)  # one batched pass for s and s'
-        return potential_shaping(phi, phi_next, sample["next", "terminated"], self.gamma)
+        return self.bonus(sample["observation"], sample["action"], sample["next", "observation"],
+                          sample["next", "terminated"])
 
     def optimizer_state(self) -> dict:
         return {"actor": self.opt_actor.state_dict(), "critic": self.opt_critic.state_dict(),
