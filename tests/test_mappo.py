@@ -132,3 +132,11 @@ def test_multi_agent_needs_the_discrete_encoding():
 
     with pytest.raises(ConfigError, match="env.action_encoding"):
         _module("ippo", ["env.action_encoding=continuous"])
+
+
+def test_multi_agent_refuses_worker_collectors():
+    """Worker processes would build central envs, not the per-provider view: refused by name."""
+    from dcsched.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="collector.backend"):
+        _module("mappo", ["collector.backend=process", "collector.num_workers=2"])

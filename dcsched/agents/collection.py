@@ -20,10 +20,11 @@ def build_worker_env(scenario: dict, env: dict, seed: int, num_envs: int):
     """Env factory run inside a worker (plain dicts: picklable, no OmegaConf objects cross processes)."""
     from omegaconf import OmegaConf
 
+    from dcsched.agents.episode_stats import with_episode_stats
     from dcsched.envs.dc_env import make_env
 
-    return make_env(OmegaConf.create(scenario), OmegaConf.create(env), num_envs=num_envs, seed=seed,
-                    report_outcome=True)
+    return with_episode_stats(make_env(OmegaConf.create(scenario), OmegaConf.create(env), num_envs=num_envs, seed=seed,
+                                       report_outcome=True))
 
 
 def worker_env_fns(cfg) -> list:

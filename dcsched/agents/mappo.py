@@ -88,9 +88,11 @@ class MultiAgentPPOAgent(PPOAgent):
 
     algo = "mappo"
     centralised_critic = True
+    reward_key = (GROUP, "reward")  # the team reward, one copy per agent
     shaping = "per_agent"  # shaper.name builds reward agents on each provider's own (o_n, a_n)
     action_encodings = ("discrete",)
     constraints = ("none",)
+    collector_backends = ("inprocess",)  # worker envs would be central envs, not the per-provider view
 
     def build(self, c) -> None:
         a = c.agent
@@ -142,12 +144,6 @@ class MultiAgentPPOAgent(PPOAgent):
         if self.shaper is None:
             return {}
         return {"diag/corr_r_aux_advantage": correlation(data["next", GROUP, SHAPER_SIGNAL], data[GROUP, "advantage"])}
-
-    def _episode_metrics(self, batch: TensorDictBase) -> dict[str, float]:
-        """The central metrics, with the team reward (agent 0's copy) as the env reward."""
-        view = batch.select(("next", "outcome"), ("next", "done"), ("next", "episode_utility_usd"))
-        view.set(("next", "reward"), batch["next", GROUP, "reward"][..., 0, :])
-        return super()._episode_metrics(view)
 
     def act(self, td: TensorDictBase) -> torch.Tensor:
         """Deterministic per-agent levels for td[("dc", "observation")] [B, N, obs] -> [B, N, act_dim]."""

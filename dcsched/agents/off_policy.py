@@ -28,6 +28,7 @@ from torchrl.objectives import SACLoss, SoftUpdate, TD3Loss
 
 from dcsched.agents import networks
 from dcsched.agents.collection import make_collector
+from dcsched.agents.episode_stats import EPISODE_REWARD, STEP_COUNT, finished_episodes, with_episode_stats
 from dcsched.agents.torchrl_adapter import (collector_state, compact_state, expand_state, load_collector_state,
                                             storage_tensors)
 from dcsched.agents.placement import check_placement, resolve_device
@@ -68,9 +69,11 @@ class CollectorAgent(L.LightningModule):
 
     algo = "agent"
     uses_replay = True
+    reward_key: str | tuple = "reward"  # the env reward the episode statistics sum
     shaping = "off_policy"  # how a shaper (shaper.name) plugs in: off_policy (on sampled batches) | per_agent | none
     action_encodings: tuple[str, ...] = ("continuous",)  # env.action_encoding values this agent can act in
     constraints: tuple[str, ...] = ("none",)  # agent.constraint values this agent implements
+    collector_backends: tuple[str, ...] = ("inprocess", "process", "ray")  # collector.backend values it runs on
 
     def __init__(self, cfg: dict):
         super().__init__()
@@ -94,6 +97,11 @@ class CollectorAgent(L.LightningModule):
 
             raise ConfigError("recipe", "agent.constraint", f"agent {self.algo} has no '{c.agent.constraint}' "
                               "constraint", " | ".join(self.constraints))
+        if c.collector.backend not in self.collector_backends:
+            from dcsched.errors import ConfigError
+
+            raise ConfigError("recipe", "collector.backend", f"agent {self.algo} cannot collect with the "
+                              f"'{c.collector.backend}' backend", " | ".join(self.collector_backends))
         self.shaper = None
         if c.shaper.name != "none":
             from dcsched.errors import ConfigError
@@ -115,7 +123,6 @@ class CollectorAgent(L.LightningModule):
         self.register_buffer("frames", torch.zeros((), dtype=torch.long))
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("update_credit", torch.zeros((), dtype=torch.float64))
-        self.register_buffer("episode_return", torch.zeros(c.env.num_envs, dtype=torch.float64))
         self.collector: Collector | None = None
         self._pending: dict | None = None
         self._pending_rng: torch.Tensor | None = None
@@ -186,37 +193,29 @@ class CollectorAgent(L.LightningModule):
     def train_dataloader(self):
         if self.collector is None:
             c = self.cfg
-            self.collector = make_collector(c, self.env, self.exploration_module(),
+            # the collector steps the env with RewardSum and StepCounter (episode statistics)
+            object.__setattr__(self, "collector_env", with_episode_stats(self.env, self.reward_key))
+            self.collector = make_collector(c, self.collector_env, self.exploration_module(),
                                             c.agent.warmup_frames if c.agent.warmup_frames > 0 else None)
         # own generator: creating the loader's iterator must not draw from the global RNG
         return DataLoader(CollectorStream(self.collector), batch_size=None, num_workers=0, collate_fn=_identity,
                           generator=torch.Generator())
 
     def _episode_metrics(self, batch: TensorDictBase) -> dict[str, float]:
-        """True utility and its components, violation rate and env return of this batch and of the
-        episodes that ended in it. batch: [num_envs, steps]."""
+        """True utility and its components and the violation rate of this batch; the env return and
+        length of the episodes that ended in it (RewardSum, StepCounter). batch: [num_envs, steps]."""
         out = {}
         oc = batch["next", "outcome"]
         arrived = oc["arrivals"].sum()
         bad = oc["late"].sum() + oc["dropped"].sum()
         out["train/violation_rate"] = float(bad / arrived.clamp(min=1e-9))
-        steps = batch.shape[-1]
         for key in ("revenue_usd", "energy_cost_usd", "transfer_cost_usd", "penalty_usd", "utility_usd"):
             out[f"train/{key}_per_slot"] = float(oc[key].sum(-1).mean())
-        reward = batch["next", "reward"].squeeze(-1).to(torch.float64)  # [B, steps]
-        done = batch["next", "done"].squeeze(-1)
-        finished_returns, finished_util = [], []
-        ep_util = batch["next", "episode_utility_usd"].squeeze(-1)
-        for t in range(steps):
-            self.episode_return += reward[:, t]
-            d = done[:, t]
-            if d.any():
-                finished_returns.append(self.episode_return[d].clone())
-                finished_util.append(ep_util[d, t].to(torch.float64))
-                self.episode_return[d] = 0.0
-        if finished_returns:
-            out["train/episode_return"] = float(torch.cat(finished_returns).mean())
-            out["train/episode_utility_usd"] = float(torch.cat(finished_util).mean())
+        episodes = finished_episodes(batch, self.reward_key)
+        if episodes:
+            done = batch["next", "done"]
+            episodes["train/episode_utility_usd"] = float(batch["next", "episode_utility_usd"][done].to(torch.float64).mean())
+        out.update(episodes)
         return out
 
     # ------------------------------------------------------------------ checkpoints
@@ -241,6 +240,7 @@ class CollectorAgent(L.LightningModule):
         state = checkpoint.get("state_dict", {})
         for key in [k for k in state if k.startswith("env.")]:
             del state[key]
+        state.pop("episode_return", None)  # before RewardSum kept the episode returns (dcsched.agents.episode_stats)
         extra = checkpoint["dcsched"]
         if "rb" in extra:
             self.rb.load_state_dict(expand_state(extra["rb"], device=self.train_device))
@@ -261,7 +261,7 @@ class CollectorAgent(L.LightningModule):
         extra, self._pending = self._pending, None
         self.env.rng.set_state(extra["env_rng"])
         if "collector" in extra and self.collector is not None:
-            load_collector_state(self.collector, extra, self.env.state_dict())  # env buffers: from the config
+            load_collector_state(self.collector, extra, self.collector_env.state_dict())  # env buffers: from the config
         self._pending_rng = extra["torch_rng"]
         if "cuda_rng" in extra and self.train_device.type == "cuda":
             torch.cuda.set_rng_state(extra["cuda_rng"].cpu(), self.train_device)
@@ -291,7 +291,8 @@ class OffPolicyAgent(CollectorAgent):
         metrics = self._episode_metrics(batch)
         if self.shaper is not None:
             self.shaper.annotate(batch)
-        self.rb.extend(batch.exclude("outcome", ("next", "outcome")).reshape(-1))
+        self.rb.extend(batch.exclude("outcome", ("next", "outcome"), STEP_COUNT, EPISODE_REWARD, ("next", STEP_COUNT),
+                                     ("next", EPISODE_REWARD)).reshape(-1))
         losses: dict[str, float] = {}
         if int(self.frames) >= c.agent.warmup_frames and len(self.rb) >= c.agent.batch_size:
             self.update_credit += c.agent.utd * n_frames / c.env.num_envs
