@@ -192,7 +192,8 @@ def cmd_experiment(args) -> int:
 
 
 BENCHMARKS = {"env": "dcsched.bench.env_throughput", "train": "dcsched.bench.train_throughput",
-              "curve": "dcsched.bench.learning_curve", "gpu": "dcsched.bench.gpu_check"}
+              "curve": "dcsched.bench.learning_curve", "gpu": "dcsched.bench.gpu_check",
+              "compile": "dcsched.bench.compile_speedup"}
 
 
 def cmd_bench(args) -> int:

@@ -269,6 +269,8 @@ class TrainerConfig:
     keep_all_checkpoints: bool = False  # False: only last.ckpt
     accelerator: str = "cpu"  # cpu | gpu | auto; must agree with env.device (dcsched/agents/placement.py)
     progress: bool = True  # show the progress bar
+    compile: bool = False  # torch.compile the agent's loss module, forward and backward (docs/performance.md)
+    compile_mode: str = "default"  # torch.compile mode when compile is true: default | reduce-overhead | max-autotune
 
 
 @dataclass
@@ -311,6 +313,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "scenario.transfer.cost_matrix": ("aws",),
     "collector.backend": ("inprocess", "process", "ray"),
     "trainer.accelerator": ("cpu", "gpu", "auto"),
+    "trainer.compile_mode": ("default", "reduce-overhead", "max-autotune"),
 }
 
 # inclusive numeric ranges (None: unbounded on that side), checked like ENUMS

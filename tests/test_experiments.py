@@ -372,3 +372,34 @@ def test_every_record_is_a_cell_of_its_experiment_with_the_current_hash(path):
         f"{spec.config_hash}: re-run the cell (record=true) or delete the record")
     assert json.loads((path.parent / "spec.json").read_text())["config_hash"] == spec.config_hash
     assert "summary" in result and result["spec"]["key"] == spec.key
+
+
+def test_a_cell_records_the_commit_its_process_started_from(tiny_run, tmp_path, monkeypatch):
+    """git_commit is the checkout's commit when the process ran its first cell (the code it
+    imported); a commit made while the cell ran is recorded beside it as git_commit_at_end."""
+    import dcsched.experiments.report as report
+    import dcsched.experiments.runner as runner
+    from dcsched.experiments.runner import RunOptions, execute
+
+    commits = iter(["aaaaaaa", "bbbbbbb", "bbbbbbb", "bbbbbbb"])
+    monkeypatch.setattr(report, "git_commit", lambda: next(commits))
+    monkeypatch.setattr(runner, "_PROCESS_COMMIT", [])
+    cfg = load_experiment(tiny_run["path"], ["wandb_mode=disabled"])
+    cells = [s for s in expand(cfg) if s.kind == "policy"]
+    first = execute(cells[0], tmp_path / "a", RunOptions(wandb_mode="disabled", threads=1))
+    assert first["git_commit"] == "aaaaaaa" and first["git_commit_at_end"] == "bbbbbbb"
+    again = execute(cells[0], tmp_path / "b", RunOptions(wandb_mode="disabled", threads=1))
+    assert again["git_commit"] == "aaaaaaa"  # the same process: the same imported code
+
+
+def test_records_are_not_ignored_by_git():
+    """results/<experiment>/runs/ is where records live; a broad `runs/` ignore rule once kept every
+    record out of git while the docs said they were kept."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    probe = subprocess.run(["git", "check-ignore", "-q", "results/some_experiment/runs/some_cell/result.json"], cwd=root)
+    assert probe.returncode == 1, "results/*/runs/ is git-ignored: records would never be committed"
+    assert subprocess.run(["git", "check-ignore", "-q", "runs/experiments/x/result.json"], cwd=root).returncode == 0

@@ -28,6 +28,7 @@ from torchrl.objectives import SACLoss, SoftUpdate, TD3Loss
 
 from dcsched.agents import networks
 from dcsched.agents.collection import make_collector
+from dcsched.agents.compilation import compiled_loss
 from dcsched.agents.episode_stats import EPISODE_REWARD, STEP_COUNT, finished_episodes, with_episode_stats
 from dcsched.agents.torchrl_adapter import (collector_state, compact_state, expand_state, load_collector_state,
                                             storage_tensors)
@@ -117,6 +118,9 @@ class CollectorAgent(L.LightningModule):
         self.build(c)  # a per_agent agent builds its shaper here, on its own view's dimensions
         if self.shaper is not None and self.shaping == "off_policy":
             self.loss.set_keys(reward=SHAPED_REWARD)
+        # what the updates call: the loss module, or its torch.compile'd wrapper (trainer.compile);
+        # not a child module, so checkpoints keep the same keys either way
+        object.__setattr__(self, "loss_call", compiled_loss(self.loss, c.trainer.compile, c.trainer.compile_mode))
         size = c.agent.buffer_size if self.uses_replay else 1
         self.rb = TensorDictReplayBuffer(storage=LazyTensorStorage(size, device=self.train_device),
                                          batch_size=c.agent.batch_size)
@@ -356,7 +360,7 @@ class SACAgent(OffPolicyAgent):
 
     def gradient_update(self, sample):
         opts = self.optimizers()
-        loss_td = self.loss(sample)
+        loss_td = self.loss_call(sample)
         total = loss_td["loss_actor"] + loss_td["loss_qvalue"]
         if not self.cfg.agent.fixed_alpha:
             total = total + loss_td["loss_alpha"]
@@ -398,7 +402,7 @@ class TD3Agent(OffPolicyAgent):
 
     def gradient_update(self, sample):
         opt_actor, opt_q = self.optimizers()
-        loss_td = self.loss(sample)
+        loss_td = self.loss_call(sample)
         update_actor = int(self.updates) % self.cfg.agent.policy_delay == 0
         opt_actor.zero_grad()
         opt_q.zero_grad()

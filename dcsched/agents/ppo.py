@@ -116,7 +116,7 @@ class PPOAgent(CollectorAgent):
             for _ in range(a.ppo_epochs):
                 perm = torch.randperm(n, device=flat.device)  # CPU: the same draws as before
                 for start in range(0, n - mb + 1, mb):
-                    loss_td = self.loss(flat[perm[start : start + mb]])
+                    loss_td = self.loss_call(flat[perm[start : start + mb]])
                     loss = loss_td["loss_objective"] + loss_td["loss_critic"] + loss_td["loss_entropy"]
                     opt.zero_grad()
                     self.manual_backward(loss)

@@ -72,18 +72,36 @@ def execute(spec: RunSpec | dict, exp_dir: str | Path, options: RunOptions | dic
     atomic_write_json(folder / SPEC, spec.to_dict())
     import torch
 
-    from dcsched.experiments.report import git_commit  # report imports this module
-
     if options.threads > 0:
         torch.set_num_threads(options.threads)
+    code = process_commit()
     t0 = time.perf_counter()
     body = {"bound": _run_bound, "policy": _run_policy, "train": _run_train}[spec.kind](spec, folder, options)
     result = {"spec": spec.to_dict(), **body, "wall_s": time.perf_counter() - t0,
               "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "host": platform.node(), "launcher": options.launcher, "torch_threads": torch.get_num_threads(),
-              "pid": os.getpid(), "git_commit": git_commit()}
+              "pid": os.getpid(), "git_commit": code}
+    from dcsched.experiments.report import git_commit  # report imports this module
+
+    end = git_commit()
+    if end != code:  # the checkout changed while this process ran: its modules may be older than it
+        result["git_commit_at_end"] = end
     atomic_write_json(folder / RESULT, result)
     return result
+
+
+_PROCESS_COMMIT: list[str] = []
+
+
+def process_commit() -> str:
+    """The checkout's commit when this process ran its first cell: the code its modules were
+    imported from (a sequential experiment imports them once, so a commit made while it runs does
+    not reach it)."""
+    if not _PROCESS_COMMIT:
+        from dcsched.experiments.report import git_commit  # report imports this module
+
+        _PROCESS_COMMIT.append(git_commit())
+    return _PROCESS_COMMIT[0]
 
 
 def _clear_if_stale(folder: Path, spec: RunSpec) -> None:

@@ -41,7 +41,8 @@ VOLATILE_KEYS = ("name", "out_dir", "resume", "logger", "trainer.progress", "eva
 # them: a run that holds the default hashes as if the key did not exist, so finished cells stay valid
 LATER_KEYS_DEFAULTS = {"env.transfer_chunks": 1, "env.observe_faults": False, "env.steps_mode": "absolute",
                        "agent.share_params": True, "shaper.per_agent": "shared", "shaper.updates_per_batch": 64,
-                       "shaper.batch_size": 256}
+                       "shaper.batch_size": 256, "trainer.compile": False,
+                       "trainer.compile_mode": "default"}
 
 
 @dataclass
