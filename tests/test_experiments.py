@@ -357,6 +357,7 @@ def _cells_by_dirname(experiment: str) -> dict:
     return {s.dirname: s for s in expand(load_experiment(experiment))}
 
 
+@pytest.mark.slow  # expanding an experiment loads every cell's recipe (about a minute on 2 cores); CI runs it
 @pytest.mark.parametrize("path", RECORDS, ids=lambda p: f"{p.parents[2].name}/{p.parent.name}")
 def test_every_record_is_a_cell_of_its_experiment_with_the_current_hash(path):
     """A record in results/ is adopted only by hash: a recipe or experiment change that alters a
