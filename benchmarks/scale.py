@@ -29,7 +29,7 @@ seeds: [0, 1]
 max_days: 1
 with_bound: false
 overrides: [trainer.total_frames={frames}, agent.warmup_frames=2048, trainer.checkpoint_every_batches=4,
-            "agent.hidden_sizes=[64,64]", agent.batch_size=128]
+            "network.hidden_sizes=[64,64]", replay_buffer.batch_size=128]
 methods:
   - {label: SAC, recipe: sac}
   - {label: DRESS-SAC, recipe: dress_sac, overrides: ["shaper.hidden_sizes=[64,64]", shaper.cond_hidden=64, shaper.rs_learning_starts=2048]}

@@ -179,21 +179,16 @@ class EnvConfig:
 
 @dataclass
 class AgentConfig:
-    """Policy agent (MODEL.md section 8 defaults)."""
+    """Policy agent: the algorithm and its hyper-parameters (MODEL.md section 8 defaults). Its
+    replay buffer, optimisers and network widths are the groups ``replay_buffer``, ``optim`` and
+    ``network`` (named as in TorchRL's sota-implementations)."""
 
     name: str = "sac"  # sac | td3 | ppo | mappo | ippo
     gamma: float = 0.99  # discount factor
-    lr_actor: float = 3e-4  # actor learning rate
-    lr_critic: float = 1e-3  # critic learning rate
-    lr_alpha: float = 1e-4  # learning rate of the entropy temperature (MODEL.md 8: "alpha 1e-4")
     alpha_init: float = 1.0  # SAC entropy temperature at the start, auto-tuned (target entropy -dim(a))
     fixed_alpha: bool = False  # True: keep alpha at alpha_init
     tau: float = 0.005  # soft target update rate
     critic_loss: str = "l2"  # l2 (squared TD error, as SAC, TD3 and DRESS) | smooth_l1 (TorchRL's default) | l1
-    batch_size: int = 256  # sampled transitions per update
-    buffer_size: int = 1_000_000  # replay buffer capacity, transitions
-    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])  # actor and critic MLP widths
-    utd: float = 1.0  # gradient updates per batched environment step (one step = num_envs frames)
     warmup_frames: int = 5000  # random actions, no updates, before this many frames
     # TD3
     policy_noise: float = 0.2  # TD3 target smoothing noise std
@@ -212,6 +207,46 @@ class AgentConfig:
     lagrange_init: float = 0.0  # Lagrangian PPO: the multiplier at the start
     # multi-agent (mappo, ippo: one agent per DC, dcsched/envs/multi_agent.py)
     share_params: bool = True  # one actor (and critic) network for every agent; False: one per agent
+
+
+@dataclass
+class ReplayBufferConfig:
+    """The off-policy agents' replay buffer (TorchRL ``ReplayBuffer`` over a ``LazyTensorStorage``)."""
+
+    size: int = 1_000_000  # capacity, transitions
+    batch_size: int = 256  # transitions sampled per gradient update
+
+
+@dataclass
+class OptimConfig:
+    """The policy agent's optimisers (Adam) and update schedule. The reward agent has its own
+    learning rates under ``shaper``."""
+
+    lr_actor: float = 3e-4  # actor learning rate
+    lr_critic: float = 1e-3  # critic learning rate
+    lr_alpha: float = 1e-4  # learning rate of the entropy temperature (MODEL.md 8: "alpha 1e-4")
+    utd_ratio: float = 1.0  # off-policy: gradient updates per batched environment step (one step = num_envs frames)
+
+
+@dataclass
+class NetworkConfig:
+    """The policy agent's networks (the reward agent's widths are under ``shaper``)."""
+
+    hidden_sizes: list[int] = field(default_factory=lambda: [256, 256])  # actor and critic MLP widths
+
+
+# keys that moved to the TorchRL-named groups (2026-11-28): old -> new. A recipe or override with an
+# old key is refused with its new name; a checkpoint's stored config is migrated on load; the
+# experiment cells' config hash is taken in the old layout, so recorded cells stay valid.
+MOVED_KEYS: dict[str, str] = {
+    "agent.buffer_size": "replay_buffer.size",
+    "agent.batch_size": "replay_buffer.batch_size",
+    "agent.lr_actor": "optim.lr_actor",
+    "agent.lr_critic": "optim.lr_critic",
+    "agent.lr_alpha": "optim.lr_alpha",
+    "agent.utd": "optim.utd_ratio",
+    "agent.hidden_sizes": "network.hidden_sizes",
+}
 
 
 @dataclass
@@ -290,6 +325,9 @@ class RunConfig:
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
+    replay_buffer: ReplayBufferConfig = field(default_factory=ReplayBufferConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
     shaper: ShaperConfig = field(default_factory=ShaperConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -326,9 +364,9 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "trainer.checkpoint_every_batches": (1, None),
     "eval.max_days": (0, None),
     "agent.gamma": (0.0, 1.0),
-    "agent.batch_size": (1, None),
-    "agent.buffer_size": (1, None),
-    "agent.utd": (0.0, None),
+    "replay_buffer.batch_size": (1, None),
+    "replay_buffer.size": (1, None),
+    "optim.utd_ratio": (0.0, None),
     "agent.warmup_frames": (0, None),
     "agent.cost_limit": (0.0, 1.0),
     "agent.lr_lagrange": (0.0, None),
@@ -338,6 +376,48 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "shaper.latent_dim": (1, None),
     "collector.num_workers": (1, None),
 }
+
+
+def _moved_error(source: str, old: str) -> ConfigError:
+    return ConfigError(source, old, f"this key moved to '{MOVED_KEYS[old]}' (the config groups replay_buffer, "
+                       "optim and network are named as in TorchRL)", MOVED_KEYS[old])
+
+
+def _move(data: dict, src: str, dst: str) -> None:
+    """Move the value at dotted ``src`` of a plain nested dict to dotted ``dst`` (if present)."""
+    *src_heads, src_leaf = src.split(".")
+    node = data
+    for part in src_heads:
+        node = node.get(part)
+        if not isinstance(node, dict):
+            return
+    if src_leaf not in node:
+        return
+    value = node.pop(src_leaf)
+    *dst_heads, dst_leaf = dst.split(".")
+    node = data
+    for part in dst_heads:
+        node = node.setdefault(part, {})
+    node[dst_leaf] = value
+
+
+def migrate_moved_keys(data: dict) -> dict:
+    """A stored run config (a checkpoint's, a run folder's) with the keys of :data:`MOVED_KEYS` at
+    their old places, moved to the new ones (in place; returns ``data``)."""
+    for old, new in MOVED_KEYS.items():
+        _move(data, old, new)
+    return data
+
+
+def legacy_layout(data: dict) -> dict:
+    """The inverse of :func:`migrate_moved_keys` (in place): the layout the experiment cells' config
+    hashes were first taken in, so that a cell recorded before the move keeps its hash."""
+    for old, new in MOVED_KEYS.items():
+        _move(data, new, old)
+    for group in {new.split(".")[0] for new in MOVED_KEYS.values()}:
+        if data.get(group) == {}:
+            data.pop(group)
+    return data
 
 
 def _range_text(lo, hi) -> str:
@@ -368,12 +448,18 @@ def _schema_keys(node: Any, key_path: str) -> list[str]:
     return []
 
 
+def _moved_hint(key: str) -> str:
+    """'; ... moved to ...' when ``key`` is (close to) a key of :data:`MOVED_KEYS`, else ''."""
+    close = difflib.get_close_matches(key, list(MOVED_KEYS), n=1, cutoff=0.85)
+    return f"; '{close[0]}' moved to '{MOVED_KEYS[close[0]]}'" if close else ""
+
+
 def _allowed_hint(key: str) -> str | None:
     keys = _schema_keys(None, key)
     if not keys:
         return None
     close = difflib.get_close_matches(key.split(".")[-1], keys, n=1)
-    return ", ".join(keys) + (f"; closest: '{close[0]}'" if close else "")
+    return ", ".join(keys) + (f"; closest: '{close[0]}'" if close else "") + _moved_hint(key)
 
 
 def _wrap(err: OmegaConfBaseException, source: str, prefix: str = "") -> ConfigError:
@@ -387,7 +473,7 @@ def _wrap(err: OmegaConfBaseException, source: str, prefix: str = "") -> ConfigE
         if keys:
             leaf = key.split(".")[-1]
             close = difflib.get_close_matches(leaf, keys, n=1)
-            allowed = ", ".join(keys) + (f"; closest: '{close[0]}'" if close else "")
+            allowed = ", ".join(keys) + (f"; closest: '{close[0]}'" if close else "") + _moved_hint(key)
             msg = "unknown key"
     elif "Value '" in msg:
         msg = msg.split("\n")[0]
@@ -456,6 +542,8 @@ def _merge_overrides(cfg: DictConfig, overrides: list[str], prefix: str = "") ->
         if "=" not in item:
             raise ConfigError("command line", item, "overrides must look like key=value")
         key, _, value = item.partition("=")
+        if not prefix and key in MOVED_KEYS:
+            raise _moved_error("command line", key)
         try:
             parsed = OmegaConf.from_dotlist([f"v={value}"])["v"]
             if isinstance(parsed, (DictConfig, ListConfig)):
@@ -530,6 +618,10 @@ def load_recipe(recipe: str | Path, overrides: list[str] | None = None) -> DictC
         raise
     base.scenario = scen
     body = OmegaConf.masked_copy(raw, [k for k in raw.keys() if k != "scenario"])
+    for old_key in MOVED_KEYS:
+        group, leaf = old_key.split(".")
+        if isinstance(body.get(group), DictConfig) and leaf in body[group]:
+            raise _moved_error(str(path), old_key)
     try:
         cfg = OmegaConf.merge(base, body)
         if scen_extra is not None:

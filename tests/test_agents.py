@@ -12,7 +12,7 @@ from dcsched.shaping.reward_agent import R_AUX_KEY, DiffusionRewardActor, Reward
 from dcsched.shaping.vp_schedule import DiffusionSchedule, vp_betas
 
 TINY = [
-    "env.num_envs=4", "agent.hidden_sizes=[32,32]", "agent.batch_size=32", "agent.warmup_frames=128",
+    "env.num_envs=4", "network.hidden_sizes=[32,32]", "replay_buffer.batch_size=32", "agent.warmup_frames=128",
     "trainer.frames_per_batch=64", "trainer.checkpoint_every_batches=2", "trainer.progress=false",
     "logger.wandb_mode=disabled", "logger.csv=false", "shaper.latent_dim=16", "shaper.hidden_sizes=[32,32]",
     "shaper.cond_hidden=32", "shaper.rs_learning_starts=0",
@@ -120,7 +120,7 @@ def test_short_training_beats_random_on_deterministic_dense_env(tmp_path):
     torch.manual_seed(0)
     cfg = load_recipe("recipes/sac.yaml", [
         "env.num_envs=16", "env.reward_mode=dense", "scenario.arrivals.stochastic=false", "seed=0",
-        "agent.hidden_sizes=[64,64]", "agent.batch_size=128", "agent.warmup_frames=1024", "agent.utd=0.25",
+        "network.hidden_sizes=[64,64]", "replay_buffer.batch_size=128", "agent.warmup_frames=1024", "optim.utd_ratio=0.25",
         "trainer.frames_per_batch=1024", "trainer.total_frames=12288", "trainer.checkpoint_every_batches=12",
         "trainer.progress=false", "logger.wandb_mode=disabled", "logger.csv=false", f"out_dir={tmp_path}"])
     module = SACAgent(to_container(cfg))
@@ -174,9 +174,41 @@ def test_the_torchrl_internals_the_adapter_needs_are_there(tmp_path):
 
     module = fit("recipes/sac.yaml", [], tmp_path, epochs=1)
     tensors = storage_tensors(module.rb.storage)
-    assert tensors and all(t.shape[0] == module.cfg.agent.buffer_size for t in tensors.values())
+    assert tensors and all(t.shape[0] == module.cfg.replay_buffer.size for t in tensors.values())
     state = module.rb.state_dict()["_storage"]
     assert {"_storage", "_len", "initialized"} <= set(state) and isinstance(state["_storage"], dict)
     module.train_dataloader()
     saved = collector_state(module.collector)
     assert isinstance(saved["carrier"], TensorDictBase) and "observation" in saved["carrier"].keys()
+
+
+def test_a_checkpoint_from_before_the_config_groups_moved_still_loads_and_resumes(tmp_path):
+    """A checkpoint whose stored config has agent.hidden_sizes, agent.batch_size, ... (the layout
+    before replay_buffer / optim / network) evaluates with the same actions and resumes exactly."""
+    import copy
+
+    from dcsched.agents.checkpoint_policy import load_checkpoint_policy
+    from dcsched.config import legacy_layout
+    from dcsched.envs import make_env
+
+    fit("recipes/sac.yaml", ["seed=3"], tmp_path / "part", epochs=1)
+    new_path = tmp_path / "part" / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(new_path, map_location="cpu", weights_only=False)
+    stored = copy.deepcopy(ckpt["hyper_parameters"]["cfg"])
+    stored = stored if isinstance(stored, dict) else to_container(stored)
+    ckpt["hyper_parameters"]["cfg"] = legacy_layout(stored)
+    assert ckpt["hyper_parameters"]["cfg"]["agent"]["hidden_sizes"] == [32, 32]
+    old_path = tmp_path / "old.ckpt"
+    torch.save(ckpt, old_path)
+
+    cfg = load_recipe("recipes/sac.yaml")
+    env = make_env(cfg.scenario, cfg.env, num_envs=3, seed=4)
+    td = env.reset()
+    new_action = load_checkpoint_policy(new_path, env).act(td)
+    old_action = load_checkpoint_policy(old_path, env).act(td)
+    assert torch.equal(new_action, old_action)
+
+    full = fit("recipes/sac.yaml", ["seed=3"], tmp_path / "full", epochs=2)
+    resumed = fit("recipes/sac.yaml", ["seed=3"], tmp_path / "part", epochs=2, resume=str(old_path))
+    assert int(resumed.updates) == int(full.updates) > 0
+    assert torch.equal(params(resumed), params(full))

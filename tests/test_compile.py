@@ -8,7 +8,7 @@ from dcsched.agents.compilation import compiled_loss
 from dcsched.config import load_recipe, to_container
 from dcsched.registry import AGENTS
 
-SMALL = ["env.num_envs=4", "agent.hidden_sizes=[32,32]", "logger.wandb_mode=disabled", "logger.csv=false"]
+SMALL = ["env.num_envs=4", "network.hidden_sizes=[32,32]", "logger.wandb_mode=disabled", "logger.csv=false"]
 
 
 def _losses_and_grads(module, loss_fn, data):

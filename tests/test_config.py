@@ -15,9 +15,9 @@ def write(tmp_path, name, text):
 
 def test_recipe_composes_scenario_and_overrides(tmp_path):
     recipe = write(tmp_path, "r.yaml", "name: demo\nscenario: paper3\nseed: 3\nenv:\n  num_envs: 8\n")
-    cfg = load_recipe(recipe, ["agent.lr_actor=1e-3", "scenario.energy.price_scale=2"])
+    cfg = load_recipe(recipe, ["optim.lr_actor=1e-3", "scenario.energy.price_scale=2"])
     assert cfg.name == "demo" and cfg.seed == 3 and cfg.env.num_envs == 8
-    assert cfg.agent.lr_actor == pytest.approx(1e-3)
+    assert cfg.optim.lr_actor == pytest.approx(1e-3)
     assert cfg.scenario.energy.price_scale == 2.0
     assert cfg.scenario.dcs[1].region == "US-CAL-CISO"
 
@@ -97,3 +97,40 @@ def test_resolved_config_is_written(tmp_path):
     path = save_resolved(cfg, tmp_path / "run")
     again = OmegaConf.load(path)
     assert again.scenario.dcs[2].num_gpus == cfg.scenario.dcs[2].num_gpus
+
+
+@pytest.mark.parametrize("old", ["agent.batch_size", "agent.utd", "agent.hidden_sizes"])
+def test_a_moved_key_is_refused_with_its_new_name(tmp_path, old):
+    """The keys that moved to replay_buffer / optim / network: an old recipe or override fails at
+    load with the new name, never silently ignored or applied to a default."""
+    from dcsched.config import MOVED_KEYS
+
+    value = "[32,32]" if old.endswith("hidden_sizes") else "64"
+    with pytest.raises(ConfigError) as err:
+        load_recipe("quick/sac", [f"{old}={value}"])
+    assert old in str(err.value) and MOVED_KEYS[old] in str(err.value)
+    group, leaf = old.split(".")
+    recipe = write(tmp_path, "old.yaml", f"scenario: paper3\n{group}:\n  name: sac\n  {leaf}: {value}\n")
+    with pytest.raises(ConfigError) as err:
+        load_recipe(recipe)
+    assert str(recipe) in str(err.value) and old in str(err.value) and MOVED_KEYS[old] in str(err.value)
+
+
+def test_a_stored_config_of_the_old_layout_is_migrated_and_hashes_as_before():
+    """A checkpoint's stored config from before the move loads onto the schema with every value at
+    its new place; the hash layout is the exact inverse, so recorded cells keep their hash."""
+    import copy
+
+    from dcsched.agents.off_policy import typed_config
+    from dcsched.config import MOVED_KEYS, legacy_layout, migrate_moved_keys, to_container
+
+    cfg = load_recipe("quick/sac", ["replay_buffer.batch_size=64", "optim.utd_ratio=0.25",
+                                    "network.hidden_sizes=[32,16]", "optim.lr_alpha=3e-4"])
+    new = to_container(cfg)
+    old = legacy_layout(copy.deepcopy(new))
+    assert not {"replay_buffer", "optim", "network"} & set(old)
+    assert old["agent"]["batch_size"] == 64 and old["agent"]["utd"] == 0.25 and old["agent"]["hidden_sizes"] == [32, 16]
+    assert migrate_moved_keys(copy.deepcopy(old)) == new
+    restored = typed_config(old)
+    for old_key, new_key in MOVED_KEYS.items():
+        assert OmegaConf.select(restored, new_key) == OmegaConf.select(cfg, new_key), new_key

@@ -22,7 +22,7 @@ kind: {kind}
 seeds: [0, 1]
 max_days: 1
 overrides: [trainer.total_frames=2048, agent.warmup_frames=1024, trainer.checkpoint_every_batches=1,
-            "agent.hidden_sizes=[32,32]", agent.batch_size=64, env.num_envs=8]
+            "network.hidden_sizes=[32,32]", replay_buffer.batch_size=64, env.num_envs=8]
 methods:
   - {{label: local_only, policy: local_only}}
   - {{label: SAC, recipe: sac}}
@@ -333,7 +333,8 @@ def test_stochastic_seeds_add_crn_columns_and_keep_older_hashes(tmp_path):
 def test_finished_cells_keep_their_hash_when_a_key_with_a_default_is_added():
     """A run-config key added later (LATER_KEYS_DEFAULTS: env.transfer_chunks, env.observe_faults,
     env.steps_mode, agent.share_params) must not change the hash of a run that keeps its default,
-    or every finished cell would silently re-run. The literals are the hashes recorded by finished
+    or every finished cell would silently re-run; nor may the move of keys to the TorchRL-named
+    groups (MOVED_KEYS: the hybrid recipe's widths and learning rates now sit in network and optim). The literals are the hashes recorded by finished
     cells before those keys existed (parallel_learning, seed 1); a legitimate change of the recipe,
     the scenario data or the hashing updates them here on purpose."""
     from dcsched.experiments.spec import expand, load_experiment

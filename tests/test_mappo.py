@@ -12,7 +12,7 @@ from dcsched.agents.train import build_trainer
 from dcsched.config import load_recipe, to_container
 from dcsched.envs.multi_agent import GROUP
 
-TINY = ["env.num_envs=8", "agent.hidden_sizes=[16,16]", "agent.minibatch_size=64", "agent.ppo_epochs=2",
+TINY = ["env.num_envs=8", "network.hidden_sizes=[16,16]", "agent.minibatch_size=64", "agent.ppo_epochs=2",
         "trainer.frames_per_batch=128", "trainer.checkpoint_every_batches=2", "trainer.progress=false",
         "logger.wandb_mode=disabled", "logger.csv=false", "seed=3"]
 AGENTS = {"mappo": MultiAgentPPOAgent, "ippo": IndependentPPOAgent}

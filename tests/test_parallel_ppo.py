@@ -76,7 +76,7 @@ def test_groups_follow_the_env_encoding():
     assert [g.levels for g in groups_for(p, 4) for _ in range(g.count)] == discrete_nvec(p, 4)
 
 
-TINY = ["env.num_envs=8", "agent.hidden_sizes=[16,16]", "agent.minibatch_size=64", "agent.ppo_epochs=2",
+TINY = ["env.num_envs=8", "network.hidden_sizes=[16,16]", "agent.minibatch_size=64", "agent.ppo_epochs=2",
         "trainer.frames_per_batch=128", "trainer.checkpoint_every_batches=2", "trainer.progress=false",
         "logger.wandb_mode=disabled", "logger.csv=false", "seed=3"]
 

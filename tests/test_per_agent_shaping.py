@@ -12,7 +12,7 @@ from dcsched.envs.multi_agent import GROUP
 from dcsched.errors import ConfigError
 from dcsched.shaping.per_agent import PerAgentShaping
 
-TINY = ["env.num_envs=4", "agent.hidden_sizes=[16,16]", "agent.minibatch_size=64", "agent.ppo_epochs=1",
+TINY = ["env.num_envs=4", "network.hidden_sizes=[16,16]", "agent.minibatch_size=64", "agent.ppo_epochs=1",
         "trainer.frames_per_batch=96", "trainer.checkpoint_every_batches=1", "trainer.progress=false",
         "logger.wandb_mode=disabled", "logger.csv=false", "seed=5", "shaper.hidden_sizes=[16,16]",
         "shaper.cond_hidden=16", "shaper.latent_dim=8", "shaper.updates_per_batch=2", "shaper.batch_size=32",

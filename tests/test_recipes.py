@@ -59,7 +59,7 @@ def test_wandb_offline_run_and_resume_keep_one_id(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     base = [f"out_dir={tmp_path}", "trainer.total_frames=1024", "trainer.frames_per_batch=512",
             "trainer.checkpoint_every_batches=1", "agent.warmup_frames=512", "trainer.progress=false",
-            "logger.wandb_mode=offline", "eval.policies=null", "agent.hidden_sizes=[32,32]"]
+            "logger.wandb_mode=offline", "eval.policies=null", "network.hidden_sizes=[32,32]"]
     module, run_dir = train_from_config(load_recipe(RECIPES_DIR / "quick" / "sac.yaml", base), evaluate=False)
     first_id = module.wandb_id
     assert list((run_dir / "wandb").glob(f"offline-run-*-{first_id}"))
@@ -78,7 +78,7 @@ def test_training_stops_at_the_frame_budget_mid_epoch(tmp_path):
     cfg = load_recipe(RECIPES_DIR / "quick" / "sac.yaml", [
         f"out_dir={tmp_path}", "trainer.total_frames=1536", "trainer.frames_per_batch=512",
         "trainer.checkpoint_every_batches=2", "agent.warmup_frames=512", "trainer.progress=false",
-        "logger.wandb_mode=disabled", "eval.policies=null", "agent.hidden_sizes=[32,32]"])
+        "logger.wandb_mode=disabled", "eval.policies=null", "network.hidden_sizes=[32,32]"])
     module, run_dir = train_from_config(cfg, evaluate=False)
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     assert int(module.frames) == 1536 and int(ckpt["state_dict"]["frames"]) == 1536

@@ -48,7 +48,11 @@ def test_cli_bad_key_exits_2_naming_key(tmp_path, capsys):
     recipe.write_text("scenario: paper3\nagent:\n  lr_actr: 0.1\n")
     assert main(["train", str(recipe)]) == 2
     err = capsys.readouterr().err
-    assert "agent.lr_actr" in err and "lr_actor" in err
+    assert "agent.lr_actr" in err and "'agent.lr_actor' moved to 'optim.lr_actor'" in err
+    recipe.write_text("scenario: paper3\nagent:\n  gamme: 0.9\n")
+    assert main(["train", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "agent.gamme" in err and "closest: 'gamma'" in err and "moved" not in err
 
 
 def test_cli_unknown_policy_exits_2(capsys):

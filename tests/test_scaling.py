@@ -39,7 +39,7 @@ seeds: [0, 1]
 max_days: 1
 with_bound: false
 overrides: [trainer.total_frames=2048, agent.warmup_frames=1024, trainer.checkpoint_every_batches=1,
-            "agent.hidden_sizes=[32,32]", agent.batch_size=64, env.num_envs=8]
+            "network.hidden_sizes=[32,32]", replay_buffer.batch_size=64, env.num_envs=8]
 methods:
   - {label: SAC, recipe: sac}
   - {label: TD3, recipe: dress_td3, overrides: [shaper.name=none]}

@@ -95,7 +95,7 @@ def test_policy_agent_temperature_starts_at_one_with_learning_rate_1e4():
     from dcsched.config import load_recipe
 
     cfg = load_recipe("recipes/sac.yaml")
-    assert cfg.agent.alpha_init == 1.0 and cfg.agent.lr_alpha == 1e-4 and not cfg.agent.fixed_alpha
+    assert cfg.agent.alpha_init == 1.0 and cfg.optim.lr_alpha == 1e-4 and not cfg.agent.fixed_alpha
     assert cfg.shaper.alpha_init == 1.0 and cfg.shaper.lr_alpha == 1e-4 and cfg.agent.critic_loss == "l2"
 
 
@@ -215,7 +215,7 @@ def test_policy_agent_critic_target_by_hand_equals_the_loss_module():
     from dcsched.config import load_recipe, to_container
 
     cfg = load_recipe("recipes/dress_sac.yaml", [
-        "env.num_envs=2", "agent.hidden_sizes=[16,16]", "shaper.latent_dim=8", "shaper.hidden_sizes=[16,16]",
+        "env.num_envs=2", "network.hidden_sizes=[16,16]", "shaper.latent_dim=8", "shaper.hidden_sizes=[16,16]",
         "shaper.cond_hidden=16", "logger.wandb_mode=disabled", "logger.csv=false", "agent.gamma=0.9"])
     agent = SACAgent(to_container(cfg))
     loss = agent.loss

@@ -6,11 +6,9 @@ no training env, replay buffer, shaper or collector, and no reseeding of the pro
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
 from dcsched.baselines.policy import Policy
@@ -54,13 +52,14 @@ class CheckpointPolicy(Policy):
 def load_checkpoint_policy(path: Path, env) -> CheckpointPolicy:
     """The policy of a Lightning checkpoint written by ``dcsched train``, on ``env``'s device."""
     from dcsched.agents import networks
+    from dcsched.agents.off_policy import typed_config
 
     path = Path(path)
     if not path.exists():
         raise ConfigError("command line", "--policy", f"checkpoint {path} not found")
     ckpt = torch.load(path, map_location=env.device, weights_only=False)
     try:
-        cfg = OmegaConf.create(copy.deepcopy(ckpt["hyper_parameters"]["cfg"]))
+        cfg = typed_config(ckpt["hyper_parameters"]["cfg"])
         weights = {k[len("actor."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("actor.")}
         # sizes from the weights: the first layer's input and the last layer's output (x2 for loc and scale)
         ordered = [v for k, v in weights.items() if k.endswith("weight")]
@@ -84,7 +83,7 @@ def load_checkpoint_policy(path: Path, env) -> CheckpointPolicy:
     else:
         act_dim = out_dim if name == "td3" else out_dim // 2
     with torch.random.fork_rng(devices=[]):  # the weights' throw-away init must not advance the caller's stream
-        actor = networks.policy_network(name, obs_dim, act_dim, list(cfg.agent.hidden_sizes),
+        actor = networks.policy_network(name, obs_dim, act_dim, list(cfg.network.hidden_sizes),
                                         env.action_spec_unbatched if act_dim == env.action_spec.shape[-1] else None,
                                         groups=groups)
     actor.load_state_dict(weights)
@@ -142,7 +141,7 @@ def load_multi_agent_policy(path: Path, env, cfg, weights: dict) -> MultiAgentPo
     a = cfg.agent
     with torch.random.fork_rng(devices=[]):
         actor = multi_agent_actor(view.agent_obs_dim, view.n_agents, agent_groups(env.params, env.transfer_chunks),
-                                  list(a.hidden_sizes), bool(a.get("share_params", True)),
+                                  list(cfg.network.hidden_sizes), bool(a.get("share_params", True)),
                                   view.full_action_spec_unbatched[ACTION_KEY], device=env.device)
     try:
         actor.load_state_dict(weights)

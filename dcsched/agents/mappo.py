@@ -103,8 +103,8 @@ class MultiAgentPPOAgent(PPOAgent):
         self.act_dim = len(env.agent_nvec)
         spec = env.full_action_spec_unbatched[ACTION]
         self.actor = multi_agent_actor(self.obs_dim, env.n_agents, agent_groups(env.params, env.central.transfer_chunks),
-                                       a.hidden_sizes, a.share_params, spec, device=self.train_device)
-        self.critic = multi_agent_critic(self.obs_dim, env.n_agents, a.hidden_sizes, self.centralised_critic,
+                                       c.network.hidden_sizes, a.share_params, spec, device=self.train_device)
+        self.critic = multi_agent_critic(self.obs_dim, env.n_agents, c.network.hidden_sizes, self.centralised_critic,
                                          a.share_params, device=self.train_device)
         td = env.reset()
         self.actor(td)

@@ -14,6 +14,7 @@ is pointed at that key with ``set_keys`` (the sampled r^E is never overwritten).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 
@@ -33,7 +34,7 @@ from dcsched.agents.episode_stats import EPISODE_REWARD, STEP_COUNT, finished_ep
 from dcsched.agents.torchrl_adapter import (collector_state, compact_state, expand_state, load_collector_state,
                                             storage_tensors)
 from dcsched.agents.placement import check_placement, resolve_device
-from dcsched.config import RunConfig
+from dcsched.config import RunConfig, migrate_moved_keys
 from dcsched.envs.dc_env import make_env
 from dcsched.shaping.base import R_AUX_NOW_KEY, SHAPED_REWARD, correlation
 
@@ -60,8 +61,10 @@ class CollectorStream(IterableDataset):
 
 
 def typed_config(cfg) -> DictConfig:
-    base = OmegaConf.structured(RunConfig)
-    return OmegaConf.merge(base, cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg))
+    """A run config (a DictConfig or a checkpoint's stored one, with keys of older layouts moved:
+    :data:`~dcsched.config.MOVED_KEYS`) merged onto the :class:`RunConfig` schema."""
+    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else copy.deepcopy(dict(cfg))
+    return OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.create(migrate_moved_keys(data)))
 
 
 class CollectorAgent(L.LightningModule):
@@ -121,9 +124,9 @@ class CollectorAgent(L.LightningModule):
         # what the updates call: the loss module, or its torch.compile'd wrapper (trainer.compile);
         # not a child module, so checkpoints keep the same keys either way
         object.__setattr__(self, "loss_call", compiled_loss(self.loss, c.trainer.compile, c.trainer.compile_mode))
-        size = c.agent.buffer_size if self.uses_replay else 1
+        size = c.replay_buffer.size if self.uses_replay else 1
         self.rb = TensorDictReplayBuffer(storage=LazyTensorStorage(size, device=self.train_device),
-                                         batch_size=c.agent.batch_size)
+                                         batch_size=c.replay_buffer.batch_size)
         self.register_buffer("frames", torch.zeros((), dtype=torch.long))
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("update_credit", torch.zeros((), dtype=torch.float64))
@@ -298,8 +301,8 @@ class OffPolicyAgent(CollectorAgent):
         self.rb.extend(batch.exclude("outcome", ("next", "outcome"), STEP_COUNT, EPISODE_REWARD, ("next", STEP_COUNT),
                                      ("next", EPISODE_REWARD)).reshape(-1))
         losses: dict[str, float] = {}
-        if int(self.frames) >= c.agent.warmup_frames and len(self.rb) >= c.agent.batch_size:
-            self.update_credit += c.agent.utd * n_frames / c.env.num_envs
+        if int(self.frames) >= c.agent.warmup_frames and len(self.rb) >= c.replay_buffer.batch_size:
+            self.update_credit += c.optim.utd_ratio * n_frames / c.env.num_envs
             n_updates = int(math.floor(float(self.update_credit)))
             self.update_credit -= n_updates
             for i in range(n_updates):
@@ -340,9 +343,9 @@ class SACAgent(OffPolicyAgent):
     def build(self, c) -> None:
         a = c.agent
         spec = self.env.action_spec_unbatched
-        self.actor = networks.sac_actor(self.obs_dim, self.act_dim, a.hidden_sizes, spec).to(self.train_device)
+        self.actor = networks.sac_actor(self.obs_dim, self.act_dim, c.network.hidden_sizes, spec).to(self.train_device)
         self.actor(self.env.reset())  # initialise lazy shapes
-        q_net = networks.q_network(self.obs_dim, self.act_dim, a.hidden_sizes).to(self.train_device)
+        q_net = networks.q_network(self.obs_dim, self.act_dim, c.network.hidden_sizes).to(self.train_device)
         self.loss = SACLoss(self.actor, q_net,
                             num_qvalue_nets=2, alpha_init=a.alpha_init, fixed_alpha=a.fixed_alpha, action_spec=spec,
                             loss_function=a.critic_loss)
@@ -351,11 +354,11 @@ class SACAgent(OffPolicyAgent):
         self.target_updater = SoftUpdate(self.loss, tau=a.tau)
 
     def configure_optimizers(self):
-        a = self.cfg.agent
-        opts = [torch.optim.Adam(self.loss.actor_network_params.flatten_keys().values(), lr=a.lr_actor),
-                torch.optim.Adam(self.loss.qvalue_network_params.flatten_keys().values(), lr=a.lr_critic)]
-        if not a.fixed_alpha:
-            opts.append(torch.optim.Adam([self.loss.log_alpha], lr=a.lr_alpha))
+        optim = self.cfg.optim
+        opts = [torch.optim.Adam(self.loss.actor_network_params.flatten_keys().values(), lr=optim.lr_actor),
+                torch.optim.Adam(self.loss.qvalue_network_params.flatten_keys().values(), lr=optim.lr_critic)]
+        if not self.cfg.agent.fixed_alpha:
+            opts.append(torch.optim.Adam([self.loss.log_alpha], lr=optim.lr_alpha))
         return opts
 
     def gradient_update(self, sample):
@@ -382,10 +385,10 @@ class TD3Agent(OffPolicyAgent):
     def build(self, c) -> None:
         a = c.agent
         spec = self.env.action_spec_unbatched
-        self.actor = networks.deterministic_actor(self.obs_dim, self.act_dim, a.hidden_sizes).to(self.train_device)
+        self.actor = networks.deterministic_actor(self.obs_dim, self.act_dim, c.network.hidden_sizes).to(self.train_device)
         self.explorer = networks.exploration_policy(self.actor, spec, a.exploration_noise).to(self.train_device)
         self.actor(self.env.reset())
-        q_net = networks.q_network(self.obs_dim, self.act_dim, a.hidden_sizes).to(self.train_device)
+        q_net = networks.q_network(self.obs_dim, self.act_dim, c.network.hidden_sizes).to(self.train_device)
         self.loss = TD3Loss(self.actor, q_net,
                             action_spec=spec, num_qvalue_nets=2, policy_noise=a.policy_noise, noise_clip=a.noise_clip,
                             loss_function=a.critic_loss)
@@ -396,9 +399,9 @@ class TD3Agent(OffPolicyAgent):
         return self.explorer
 
     def configure_optimizers(self):
-        a = self.cfg.agent
-        return [torch.optim.Adam(self.loss.actor_network_params.flatten_keys().values(), lr=a.lr_actor),
-                torch.optim.Adam(self.loss.qvalue_network_params.flatten_keys().values(), lr=a.lr_critic)]
+        optim = self.cfg.optim
+        return [torch.optim.Adam(self.loss.actor_network_params.flatten_keys().values(), lr=optim.lr_actor),
+                torch.optim.Adam(self.loss.qvalue_network_params.flatten_keys().values(), lr=optim.lr_critic)]
 
     def gradient_update(self, sample):
         opt_actor, opt_q = self.optimizers()

@@ -54,10 +54,10 @@ class PPOAgent(CollectorAgent):
             from dcsched.agents.distributions import groups_for
 
             self.actor = networks.ppo_discrete_actor(self.obs_dim, groups_for(self.env.params, self.env.transfer_chunks),
-                                                    a.hidden_sizes, spec)
+                                                    c.network.hidden_sizes, spec)
         else:
-            self.actor = networks.ppo_actor(self.obs_dim, self.act_dim, a.hidden_sizes, spec)
-        self.critic = ValueOperator(MLP(in_features=self.obs_dim, out_features=1, num_cells=list(a.hidden_sizes),
+            self.actor = networks.ppo_actor(self.obs_dim, self.act_dim, c.network.hidden_sizes, spec)
+        self.critic = ValueOperator(MLP(in_features=self.obs_dim, out_features=1, num_cells=list(c.network.hidden_sizes),
                                         activation_class=nn.Tanh), in_keys=["observation"])
         self.actor.to(self.train_device)
         self.critic.to(self.train_device)
@@ -89,9 +89,9 @@ class PPOAgent(CollectorAgent):
         return {}
 
     def configure_optimizers(self):
-        a = self.cfg.agent
-        return torch.optim.Adam([{"params": self.actor.parameters(), "lr": a.lr_actor},
-                                 {"params": self.critic.parameters(), "lr": a.lr_critic}])
+        optim = self.cfg.optim
+        return torch.optim.Adam([{"params": self.actor.parameters(), "lr": optim.lr_actor},
+                                 {"params": self.critic.parameters(), "lr": optim.lr_critic}])
 
     def training_step(self, dataloader_iter):
         batch = self.next_batch(dataloader_iter)

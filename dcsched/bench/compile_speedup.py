@@ -32,7 +32,7 @@ def minibatches(module, updates: int) -> list:
         if module.uses_replay:  # off-policy: a short rollout, sampled like the replay buffer
             data = module.env.rollout(64, module.exploration_module(), break_when_any_done=False).reshape(-1)
             data = data.exclude("outcome", ("next", "outcome"))
-            return [data[torch.randint(0, data.shape[0], (a.batch_size,))] for _ in range(updates)]
+            return [data[torch.randint(0, data.shape[0], (module.cfg.replay_buffer.batch_size,))] for _ in range(updates)]
         data = module.env.rollout(module.env.T if hasattr(module.env, "T") else module.env.central.T,
                                   module.exploration_module(), break_when_any_done=False)
         module.advantage(data)

@@ -78,13 +78,13 @@ def main(argv: list[str] | None = None):
         per = time_updates(module, args.updates)
         per_update = sum(per.values())
         c = module.cfg
-        updates_per_frame = c.agent.utd / c.env.num_envs
+        updates_per_frame = c.optim.utd_ratio / c.env.num_envs
         per_frame = 1.0 / fps + updates_per_frame * per_update
         rows[name] = dict(fps=fps, per=per, per_update=per_update, per_frame=per_frame)
         print(f"{name:10s} collection {fps:9,.0f} frames/s | {1 / per_update:7.1f} updates/s "
               f"(sample {per['sample'] * 1e3:.1f} ms, policy {per['policy'] * 1e3:.1f} ms, "
               f"reward agent step + shaped target {per['reward_agent'] * 1e3:.1f} ms) | "
-              f"training wall time {per_frame * 1e6:.1f} us/frame at utd={c.agent.utd}, num_envs={c.env.num_envs}")
+              f"training wall time {per_frame * 1e6:.1f} us/frame at utd={c.optim.utd_ratio}, num_envs={c.env.num_envs}")
     ratio = rows["DRESS-SAC"]["per_frame"] / rows["SAC"]["per_frame"]
     print(f"DRESS-SAC / SAC wall time per environment frame: {ratio:.2f}x (target <= 1.6x; paper: 107/45 = 2.4x)")
 

@@ -23,7 +23,8 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dcsched.config import RECIPES_DIR, _load_yaml, _wrap, load_recipe, load_scenario, shipped_file, to_container
+from dcsched.config import (RECIPES_DIR, _load_yaml, _wrap, legacy_layout, load_recipe, load_scenario, shipped_file,
+                             to_container)
 from dcsched.data.user_files import data_identity
 from dcsched.errors import ConfigError
 
@@ -73,7 +74,7 @@ class SettingSpec:
 # The quick tier checks that every experiment runs end to end (CI runs all of them); its numbers are
 # not results. One seed, 4,096 frames and one test day keep all of them near 15 minutes on 2 cores.
 QUICK_OVERRIDES = ["trainer.total_frames=4096", "trainer.checkpoint_every_batches=2", "agent.warmup_frames=1024",
-                   "agent.batch_size=128", "agent.hidden_sizes=[64,64]", "shaper.hidden_sizes=[64,64]",
+                   "replay_buffer.batch_size=128", "network.hidden_sizes=[64,64]", "shaper.hidden_sizes=[64,64]",
                    "shaper.cond_hidden=64", "shaper.rs_learning_starts=1024"]
 
 
@@ -271,7 +272,7 @@ def _hash(obj: Any) -> str:
 
 def run_config_hash(run_cfg: DictConfig) -> str:
     """Hash of everything that changes a learned run's result (not its name, folder or loggers)."""
-    data = to_container(run_cfg)
+    data = legacy_layout(to_container(run_cfg))  # hashed as before the TorchRL-named groups (MOVED_KEYS)
     for key in VOLATILE_KEYS:
         head, _, leaf = key.rpartition(".")
         node = data
