@@ -202,6 +202,13 @@ def cmd_bench(args) -> int:
     return int(importlib.import_module(BENCHMARKS[args.what]).main(list(args.extra)) or 0)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is out of range (allowed: >= 1)")
+    return value
+
+
 def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -265,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dispatch-only", action="store_true",
                    help="also the dispatch-only bound: the LP with the env's battery rule (no battery export; "
                         "energy.control=heuristic scenarios); `evaluate --bounds` then reports both shares")
+    p.add_argument("--workers", type=_positive, default=1,
+                   help="processes solving days in parallel (one core each; the same values as 1)")
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("calibrate", help="calibrate a quality-vs-steps curve on a diffusion model")

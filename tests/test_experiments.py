@@ -405,3 +405,29 @@ def test_records_are_not_ignored_by_git():
     probe = subprocess.run(["git", "check-ignore", "-q", "results/some_experiment/runs/some_cell/result.json"], cwd=root)
     assert probe.returncode == 1, "results/*/runs/ is git-ignored: records would never be committed"
     assert subprocess.run(["git", "check-ignore", "-q", "runs/experiments/x/result.json"], cwd=root).returncode == 0
+
+
+def test_a_bound_cell_keeps_each_solved_day_and_resumes_with_the_rest(tmp_path):
+    """A bound cell saves each solved day (with its hash) as it goes; a rerun solves only the days
+    missing (a sentinel left for one day survives into result.json), a file of another hash is
+    ignored, and the file is gone once the cell has finished."""
+    from dcsched.experiments.runner import BOUND_PROGRESS, RunOptions, execute, run_dir
+
+    cfg = load_experiment(tiny_yaml(tmp_path), ["max_days=2", f"out_dir={tmp_path / 'out'}"])
+    bound = next(s for s in expand(cfg) if s.kind == "bound")
+    exp_dir = tmp_path / "out" / "tiny"
+    options = RunOptions(wandb_mode="disabled")
+    solved = execute(bound, exp_dir, options)["bounds_usd"]
+    assert len(solved) == 2 and not (run_dir(exp_dir, bound) / BOUND_PROGRESS).exists()
+    first, second = solved
+
+    for hash_, expect_sentinel in ((bound.config_hash, True), ("another", False)):
+        folder = run_dir(exp_dir, bound)
+        (folder / "result.json").unlink()
+        (folder / BOUND_PROGRESS).write_text(json.dumps({"config_hash": hash_, "bounds_usd": {first: 12345.0}}))
+        again = execute(bound, exp_dir, options)["bounds_usd"]
+        assert again[second] == solved[second]
+        assert again[first] == (12345.0 if expect_sentinel else solved[first])
+        assert not (folder / BOUND_PROGRESS).exists()
+    with pytest.raises(ConfigError, match="lp_workers"):
+        load_experiment(tiny_yaml(tmp_path), ["lp_workers=0"])

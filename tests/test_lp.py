@@ -90,6 +90,9 @@ def test_solve_cli_writes_bounds(tmp_path):
                  "--bounds", str(tmp_path / "bounds.json"), "--no-plots"]) == 0
     summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
     assert 0 < summary["mean"]["share_of_bound"] < 1
+    with pytest.raises(SystemExit) as exit_:
+        main(["solve", "--scenario", "paper3", "--workers", "0"])
+    assert exit_.value.code == 2
 
 
 def test_lp_consistent_and_bounded_when_selling_at_negative_prices():
@@ -128,3 +131,21 @@ def test_greedy_with_onehot_transfers_sends_each_class_whole_to_its_largest_shar
     assert torch.equal(make_policy("greedy_myopic:transfer=chunks,chunks=1", env).decide(td).transfer, x)
     with pytest.raises(ConfigError, match="split | onehot | chunks"):
         make_policy("greedy_myopic:transfer=round", env)
+
+
+def test_days_solved_in_processes_equal_one_process():
+    """workers > 1 spreads the days over spawned processes: the same bound for every day, returned
+    in the order asked, each reported once to on_solved."""
+    from dcsched.baselines.lp_bound import solve_days
+
+    cfg = load_scenario("paper3")
+    days = split_days(cfg, "test")[:2]
+    one = solve_days(cfg, days)
+    seen = {}
+    two = solve_days(cfg, days, workers=2, on_solved=lambda d, r: seen.setdefault(d, r.value_usd))
+    assert list(two) == days and seen.keys() == set(days)
+    for d in days:
+        assert two[d].value_usd == one[d].value_usd == seen[d]
+    assert one[days[0]].value_usd != one[days[1]].value_usd, "two different days"
+    with pytest.raises(ValueError, match="keep_solution"):
+        solve_days(cfg, days, workers=2, keep_solution=True)

@@ -78,10 +78,21 @@ def solve_window(p: SimParams, w: Window, what: str, coef: Coefficients | None =
 
 
 def solve_days(scenario_cfg, days: list[int], progress=None, keep_solution: bool = False,
-               battery_rule: bool = False) -> dict[int, LPResult]:
+               battery_rule: bool = False, workers: int = 1, on_solved=None) -> dict[int, LPResult]:
     """Perfect-foresight LP per day (deterministic expected arrivals). Unless ``keep_solution``,
     the model and solution vector are dropped after each solve to bound memory. ``battery_rule``:
-    the dispatch-only bound (the env's battery rule, :func:`dcsched.baselines.lp_model.build_lp`)."""
+    the dispatch-only bound (the env's battery rule, :func:`dcsched.baselines.lp_model.build_lp`).
+
+    ``workers`` > 1 solves the days in that many processes (each day's LP is independent; HiGHS
+    uses one core per solve), with the same values as one process. ``on_solved(day, result)`` is
+    called in this process as each day is solved (in completion order; e.g. to save progress).
+    Returns {day index: LPResult} in the order of ``days``."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers > 1 and len(days) > 1:
+        if keep_solution:
+            raise ValueError("keep_solution needs workers=1 (solutions are not sent between processes)")
+        return _solve_days_in_processes(scenario_cfg, days, progress, battery_rule, workers, on_solved)
     import torch
 
     from dcsched.data.exogenous import load_exogenous
@@ -97,26 +108,69 @@ def solve_days(scenario_cfg, days: list[int], progress=None, keep_solution: bool
         if not keep_solution:
             res.x, res.model = None, None
         out[day] = res
+        if on_solved is not None:
+            on_solved(day, res)
         if progress is not None:
             progress()
     return out
 
 
-def bounds_by_date(scenario_cfg, days_spec: str, max_days: int = 0, progress: bool = False) -> dict[str, float]:
+def _solve_one_day(scenario: dict, day: int, battery_rule: bool) -> LPResult:
+    """One day's bound in a worker process (the scenario as a plain dict: picklable)."""
+    from omegaconf import OmegaConf
+
+    from dcsched.config import ScenarioConfig
+
+    cfg = OmegaConf.merge(OmegaConf.structured(ScenarioConfig), scenario)
+    return solve_days(cfg, [day], battery_rule=battery_rule)[day]
+
+
+def _solve_days_in_processes(scenario_cfg, days, progress, battery_rule, workers, on_solved) -> dict[int, LPResult]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from omegaconf import OmegaConf
+
+    scenario = OmegaConf.to_container(scenario_cfg, resolve=True)
+    solved: dict[int, LPResult] = {}
+    # spawn: a fresh interpreter per worker (no forked torch or HiGHS state)
+    with ProcessPoolExecutor(max_workers=min(workers, len(days)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_solve_one_day, scenario, day, battery_rule): day for day in days}
+        for future in as_completed(futures):
+            day = futures[future]
+            solved[day] = future.result()
+            if on_solved is not None:
+                on_solved(day, solved[day])
+            if progress is not None:
+                progress()
+    return {day: solved[day] for day in days}
+
+
+def bounds_by_date(scenario_cfg, days_spec: str, max_days: int = 0, progress: bool = False, workers: int = 1,
+                   known: dict[str, float] | None = None, on_solved=None) -> dict[str, float]:
     """LP bound ($/day) of each selected day, keyed by date (what the evaluator's share-of-bound uses).
-    ``progress``: a progress bar over the days (each takes a few seconds)."""
+    ``progress``: a progress bar over the days (each takes a few seconds). ``workers``: processes
+    (:func:`solve_days`). ``known``: {date: bound} already solved (e.g. by an interrupted run): those
+    days are not solved again. ``on_solved(date, bound_usd)`` after each day solved here."""
     from dcsched.data.exogenous import parse_days
     from dcsched.eval.evaluate import day_dates
 
     days = parse_days(scenario_cfg, days_spec)[: max_days or None]
-    if not progress:
-        return {d: r.value_usd for d, r in zip(day_dates(scenario_cfg, days), solve_days(scenario_cfg, days).values())}
-    from rich.progress import Progress
+    date_of = dict(zip(days, day_dates(scenario_cfg, days)))
+    known = dict(known or {})
+    todo = [d for d in days if date_of[d] not in known]
+    report = None if on_solved is None else (lambda day, res: on_solved(date_of[day], res.value_usd))
+    if not progress or not todo:
+        solved = solve_days(scenario_cfg, todo, workers=workers, on_solved=report) if todo else {}
+    else:
+        from rich.progress import Progress
 
-    with Progress(transient=True) as bar:
-        task = bar.add_task(f"LP bound, {len(days)} day(s)", total=len(days))
-        solved = solve_days(scenario_cfg, days, progress=lambda: bar.advance(task))
-    return {d: r.value_usd for d, r in zip(day_dates(scenario_cfg, days), solved.values())}
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"LP bound, {len(todo)} day(s)", total=len(todo))
+            solved = solve_days(scenario_cfg, todo, progress=lambda: bar.advance(task), workers=workers,
+                                on_solved=report)
+    known.update({date_of[d]: r.value_usd for d, r in solved.items()})
+    return {date_of[d]: known[date_of[d]] for d in days}
 
 
 def block(result: LPResult, name: str) -> tuple[np.ndarray, tuple]:
@@ -145,8 +199,10 @@ def solve_command(args, console=None) -> int:
                           "(energy.control: learned), so the full bound is the dispatch-only bound", "energy.control=heuristic")
     with Progress(transient=True) as bar:
         task = bar.add_task(f"LP bound, {len(days)} day(s)", total=len(days) * (1 + dispatch))
-        results = solve_days(cfg, days, progress=lambda: bar.advance(task))
-        ruled = solve_days(cfg, days, progress=lambda: bar.advance(task), battery_rule=True) if dispatch else {}
+        workers = int(getattr(args, "workers", 1) or 1)
+        results = solve_days(cfg, days, progress=lambda: bar.advance(task), workers=workers)
+        ruled = (solve_days(cfg, days, progress=lambda: bar.advance(task), battery_rule=True, workers=workers)
+                 if dispatch else {})
     dates = day_dates(cfg, days)
     rows = [{"day": d, "lp_bound_usd": r.value_usd, "build_s": r.build_s, "solve_s": r.solve_s,
              "variables": r.num_variables, "constraints": r.num_constraints}

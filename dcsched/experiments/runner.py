@@ -36,6 +36,7 @@ class RunOptions:
 
     wandb_mode: str = "offline"
     threads: int = 0  # torch threads; 0 = leave torch's default
+    lp_workers: int = 1  # processes solving a bound cell's days in parallel
     reuse_root: str = ""  # search finished cells with the same hash under this folder ("" = no reuse)
     launcher: str = "sequential"
 
@@ -87,6 +88,7 @@ def execute(spec: RunSpec | dict, exp_dir: str | Path, options: RunOptions | dic
     if end != code:  # the checkout changed while this process ran: its modules may be older than it
         result["git_commit_at_end"] = end
     atomic_write_json(folder / RESULT, result)
+    (folder / BOUND_PROGRESS).unlink(missing_ok=True)  # a bound's saved days: in result.json now
     return result
 
 
@@ -191,10 +193,28 @@ def _scenario(spec: RunSpec):
     return load_scenario(spec.scenario, spec.scenario_overrides)
 
 
+BOUND_PROGRESS = "bounds.partial.json"  # a bound cell's days solved so far (a rerun solves only the rest)
+
+
 def _run_bound(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
+    """The LP bound of every day of the cell. Each solved day is saved at once to
+    ``BOUND_PROGRESS`` (with the cell's hash), so an interrupted cell (a global8 bound takes about an
+    hour) resumes with the days still missing; :func:`execute` removes it once result.json is written."""
     from dcsched.baselines.lp_bound import bounds_by_date
 
-    by_date = bounds_by_date(_scenario(spec), spec.days, spec.max_days)
+    partial = folder / BOUND_PROGRESS
+    known: dict[str, float] = {}
+    if partial.exists():
+        saved = json.loads(partial.read_text())
+        if saved.get("config_hash") == spec.config_hash:
+            known = dict(saved["bounds_usd"])
+
+    def save(date: str, bound_usd: float) -> None:
+        known[date] = bound_usd
+        atomic_write_json(partial, {"config_hash": spec.config_hash, "bounds_usd": known})
+
+    by_date = bounds_by_date(_scenario(spec), spec.days, spec.max_days, workers=max(1, options.lp_workers),
+                             known=known, on_solved=save)
     values = list(by_date.values())
     return {"bounds_usd": by_date, "summary": {"utility_usd": sum(values) / len(values), "num_days": len(values)}}
 
