@@ -289,7 +289,11 @@ def test_paired_differences_pair_runs_by_seed():
     row = out.iloc[0]
     assert row["n_pairs"] == 3 and row["utility_usd"] == pytest.approx(7 / 3)
     assert row["utility_usd_lo"] <= 7 / 3 <= row["utility_usd_hi"] and row["utility_usd_lo"] >= 0.0
-    assert "A − B" in paired_markdown(out)
+    # the paired t interval of the differences [3, 4, 0] by hand: s = sqrt(78 / 18), t(0.975, 2) = 4.302653
+    half = 4.302653 * (78 / 18) ** 0.5 / 3 ** 0.5
+    assert (row["utility_usd_t_lo"], row["utility_usd_t_hi"]) == pytest.approx((7 / 3 - half, 7 / 3 + half), abs=1e-5)
+    assert row["utility_usd_t_lo"] < 0.0 <= row["utility_usd_lo"], "at 3 pairs the bootstrap is the optimistic one"
+    assert "A − B" in paired_markdown(out) and f"(t: {7 / 3 - half:+,.2f}, {7 / 3 + half:+,.2f})" in paired_markdown(out)
 
 
 def test_paired_methods_must_be_learned_methods():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dcsched.experiments.stats import bootstrap_ci, iqm
+from dcsched.experiments.stats import bootstrap_ci, iqm, t_ci
 
 METRICS = ("utility_usd", "share_of_bound", "violation_rate", "revenue_usd", "energy_cost_usd", "transfer_cost_usd",
            "penalty_usd", "grid_buy_kwh", "carbon_kg", "mean_steps", "episode_return", "train_wall_s",
@@ -142,7 +142,8 @@ def markdown_table(summary: pd.DataFrame, metrics: list[str], by_setting: bool) 
 
 def paired_differences(runs: pd.DataFrame, pairs: list[list[str]], metrics=("utility_usd", "share_of_bound")) -> pd.DataFrame:
     """Per (scenario, setting) and pair [A, B] of learned methods: the mean over seeds of A - B on the
-    same seed, its 95 % bootstrap interval and the number of pairs, for each metric."""
+    same seed, its 95 % bootstrap interval (``_lo``, ``_hi``), its 95 % Student t interval (``_t_lo``,
+    ``_t_hi``: the paired t test's) and the number of pairs, for each metric."""
     out = []
     if runs.empty:
         return pd.DataFrame(out)
@@ -157,13 +158,14 @@ def paired_differences(runs: pd.DataFrame, pairs: list[list[str]], metrics=("uti
             for m in metrics:
                 diff = (left.loc[seeds, m] - right.loc[seeds, m]).to_numpy(dtype=float)
                 lo, hi = bootstrap_ci(diff)
-                row.update({m: float(np.nanmean(diff)), f"{m}_lo": lo, f"{m}_hi": hi})
+                t_lo, t_hi = t_ci(diff)
+                row.update({m: float(np.nanmean(diff)), f"{m}_lo": lo, f"{m}_hi": hi, f"{m}_t_lo": t_lo, f"{m}_t_hi": t_hi})
             out.append(row)
     return pd.DataFrame(out)
 
 
 def paired_markdown(paired: pd.DataFrame, metrics=("utility_usd", "share_of_bound")) -> str:
-    """The paired differences as a Markdown table (``mean [95 % CI]``, n pairs)."""
+    """The paired differences as a Markdown table (``mean [95 % bootstrap CI] (t: 95 % t CI)``, n pairs)."""
     if paired.empty:
         return "_no paired runs yet_\n"
     cols = ["scenario", "setting", "pair", "pairs"] + [f"Δ {LABELS[m][0]}" for m in metrics]
@@ -175,6 +177,7 @@ def paired_markdown(paired: pd.DataFrame, metrics=("utility_usd", "share_of_boun
             text = fmt.format(row[m])
             if row["n_pairs"] > 1 and not np.isnan(row[f"{m}_lo"]):
                 text += f" [{fmt.format(row[f'{m}_lo'])}, {fmt.format(row[f'{m}_hi'])}]"
+                text += f" (t: {fmt.format(row[f'{m}_t_lo'])}, {fmt.format(row[f'{m}_t_hi'])})"
             cells.append(text)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

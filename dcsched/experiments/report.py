@@ -112,9 +112,11 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
     if cfg.paired and not runs.empty:
         paired = paired_differences(runs, [list(p) for p in cfg.paired])
         _write_csv(exp_dir / "paired.csv", paired)
-        tables.append(("paired.csv", "paired differences A − B on the same seed, with 95 % bootstrap CI"))
+        tables.append(("paired.csv", "paired differences A − B on the same seed, with 95 % bootstrap and t CIs"))
         lines += ["## Paired differences (same seed)", "",
-                  "Mean over seeds of A − B run with the same seed [95 % percentile-bootstrap interval]. "
+                  "Mean over seeds of A − B run with the same seed [95 % percentile-bootstrap interval] "
+                  "(t: the 95 % Student t interval, the paired t test's). With few seeds the bootstrap "
+                  "interval cannot be wider than the pairs' range and is optimistic; read the t interval. "
                   "An interval that contains 0 shows no effect at this number of seeds.", "",
                   paired_markdown(paired)]
     lines += ["Files: " + ", ".join(f"[{name}]({name}) ({what})" for name, what in tables), ""]
