@@ -133,6 +133,7 @@ def test_greedy_with_onehot_transfers_sends_each_class_whole_to_its_largest_shar
         make_policy("greedy_myopic:transfer=round", env)
 
 
+@pytest.mark.slow  # about 30 s (two spawned interpreters): in `make test-slow` and CI
 def test_days_solved_in_processes_equal_one_process():
     """workers > 1 spreads the days over spawned processes: the same bound for every day, returned
     in the order asked, each reported once to on_solved."""
