@@ -469,11 +469,8 @@ def _wrap(err: OmegaConfBaseException, source: str, prefix: str = "") -> ConfigE
     msg = getattr(err, "msg", None) or str(err).splitlines()[0]
     allowed = None
     if "not in" in msg or "Key '" in msg:
-        keys = _schema_keys(None, key)
-        if keys:
-            leaf = key.split(".")[-1]
-            close = difflib.get_close_matches(leaf, keys, n=1)
-            allowed = ", ".join(keys) + (f"; closest: '{close[0]}'" if close else "") + _moved_hint(key)
+        allowed = _allowed_hint(key)
+        if allowed is not None:
             msg = "unknown key"
     elif "Value '" in msg:
         msg = msg.split("\n")[0]
