@@ -38,14 +38,14 @@ methods:
 
 def collection_fps(backend: str, workers: int, envs: int, batches: int) -> float:
     from dcsched.agents.collection import make_collector
-    from dcsched.agents.off_policy import SACAgent
+    from dcsched.agents.harness import Agent
     from dcsched.config import load_recipe, to_container
 
     steps = 32
     cfg = load_recipe("sac", ["logger.wandb_mode=disabled", "logger.csv=false", f"env.num_envs={envs}",
                               f"trainer.frames_per_batch={envs * steps}", f"collector.backend={backend}",
                               f"collector.num_workers={workers}"])
-    agent = SACAgent(to_container(cfg))
+    agent = Agent(to_container(cfg))
     collector = make_collector(agent.cfg, agent.env, agent.exploration_module(), None)
     try:
         it = iter(collector)

@@ -36,6 +36,15 @@ def cmd_list(args) -> int:
     console = _console()
     if args.keys:
         return _list_keys(console, args.keys, args.kind)
+    kinds = [*ALL_REGISTRIES, "experiment"]
+    if args.kind and args.kind not in kinds:
+        import difflib
+
+        from dcsched.errors import ConfigError
+
+        close = difflib.get_close_matches(args.kind.rstrip("s"), kinds, n=1) or difflib.get_close_matches(args.kind, kinds, n=1)
+        raise ConfigError("command line", "list KIND", f"no component kind '{args.kind}'"
+                          + (f"; did you mean '{close[0]}'?" if close else ""), ", ".join(kinds))
     for kind, reg in ALL_REGISTRIES.items():
         if args.kind and kind != args.kind:
             continue
@@ -168,8 +177,11 @@ def cmd_train(args) -> int:
     from dcsched.registry import AGENTS
 
     cfg = load_recipe(args.recipe, args.overrides)
-    agent = AGENTS.get(cfg.agent.name)
-    return agent.train_from_config(cfg, console=_console())
+    AGENTS.get(cfg.agent.name)  # an unknown name fails here, before anything is imported or written
+    from dcsched.agents.train import train_from_config
+
+    train_from_config(cfg, console=_console())
+    return 0
 
 
 def cmd_solve(args) -> int:

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from dcsched.agents.off_policy import SACAgent, TD3Agent
+from dcsched.agents.harness import Agent
 from dcsched.agents.train import build_trainer
 from dcsched.config import load_recipe, to_container
 from dcsched.shaping.reward_agent import R_AUX_KEY, DiffusionRewardActor, RewardAgentShaper
@@ -19,16 +19,16 @@ TINY = [
 ]
 
 
-def fit(recipe, overrides, tmp_path, epochs, resume=None, cls=SACAgent):
+def fit(recipe, overrides, tmp_path, epochs, resume=None):
     cfg = load_recipe(recipe, TINY + [f"trainer.total_frames={64 * 2 * epochs}", f"out_dir={tmp_path}", *overrides])
-    module = cls(to_container(cfg))
+    module = Agent(to_container(cfg))
     trainer = build_trainer(cfg, tmp_path, [])
     trainer.fit(module, ckpt_path=resume, weights_only=False)
     return module
 
 
 def params(module):
-    return torch.cat([p.detach().flatten() for p in module.loss.actor_network_params.flatten_keys().values()])
+    return torch.cat([p.detach().flatten() for p in module.algorithm.loss.actor_network_params.flatten_keys().values()])
 
 
 def test_eta_zero_reduces_exactly_to_sac(tmp_path):
@@ -36,21 +36,21 @@ def test_eta_zero_reduces_exactly_to_sac(tmp_path):
     dress = fit("recipes/dress_sac.yaml", ["seed=5", "shaper.eta=0.0"], tmp_path / "b", epochs=2)
     assert int(sac.updates) > 0 and int(sac.updates) == int(dress.updates)
     assert torch.equal(params(sac), params(dress)), "eta = 0 must leave the policy agent's updates unchanged"
-    q_sac = torch.cat([p.flatten() for p in sac.loss.qvalue_network_params.flatten_keys().values()])
-    q_dress = torch.cat([p.flatten() for p in dress.loss.qvalue_network_params.flatten_keys().values()])
+    q_sac = torch.cat([p.flatten() for p in sac.algorithm.loss.qvalue_network_params.flatten_keys().values()])
+    q_dress = torch.cat([p.flatten() for p in dress.algorithm.loss.qvalue_network_params.flatten_keys().values()])
     assert torch.equal(q_sac, q_dress)
     # and eta > 0 does change them
     shaped = fit("recipes/dress_sac.yaml", ["seed=5", "shaper.eta=0.4"], tmp_path / "c", epochs=2)
     assert not torch.equal(params(sac), params(shaped))
 
 
-@pytest.mark.parametrize("recipe,cls", [("recipes/dress_sac.yaml", SACAgent), ("recipes/dress_td3.yaml", TD3Agent)])
-def test_resume_continues_exactly(tmp_path, recipe, cls):
-    full = fit(recipe, ["seed=2"], tmp_path / "full", epochs=4, cls=cls)
-    fit(recipe, ["seed=2"], tmp_path / "part", epochs=2, cls=cls)
+@pytest.mark.parametrize("recipe", ["recipes/dress_sac.yaml", "recipes/dress_td3.yaml"])
+def test_resume_continues_exactly(tmp_path, recipe):
+    full = fit(recipe, ["seed=2"], tmp_path / "full", epochs=4)
+    fit(recipe, ["seed=2"], tmp_path / "part", epochs=2)
     ckpt = tmp_path / "part" / "checkpoints" / "last.ckpt"
     assert ckpt.exists() and not list(ckpt.parent.glob(".*.tmp"))
-    resumed = fit(recipe, ["seed=2"], tmp_path / "part", epochs=4, resume=str(ckpt), cls=cls)
+    resumed = fit(recipe, ["seed=2"], tmp_path / "part", epochs=4, resume=str(ckpt))
     assert int(resumed.frames) == int(full.frames) and int(resumed.updates) == int(full.updates)
     assert len(resumed.rb) == len(full.rb)
     assert torch.equal(params(resumed), params(full)), "resumed updates differ from the uninterrupted run"
@@ -123,7 +123,7 @@ def test_short_training_beats_random_on_deterministic_dense_env(tmp_path):
         "network.hidden_sizes=[64,64]", "replay_buffer.batch_size=128", "agent.warmup_frames=1024", "optim.utd_ratio=0.25",
         "trainer.frames_per_batch=1024", "trainer.total_frames=12288", "trainer.checkpoint_every_batches=12",
         "trainer.progress=false", "logger.wandb_mode=disabled", "logger.csv=false", f"out_dir={tmp_path}"])
-    module = SACAgent(to_container(cfg))
+    module = Agent(to_container(cfg))
     build_trainer(cfg, tmp_path, []).fit(module)
     days = split_days(cfg.scenario, "test")[:3]
     env = make_env(cfg.scenario, EnvConfig(), days=days, sequential_days=True, stochastic=False)
@@ -182,33 +182,54 @@ def test_the_torchrl_internals_the_adapter_needs_are_there(tmp_path):
     assert isinstance(saved["carrier"], TensorDictBase) and "observation" in saved["carrier"].keys()
 
 
-def test_a_checkpoint_from_before_the_config_groups_moved_still_loads_and_resumes(tmp_path):
-    """A checkpoint whose stored config has agent.hidden_sizes, agent.batch_size, ... (the layout
-    before replay_buffer / optim / network) evaluates with the same actions and resumes exactly."""
+def test_a_checkpoint_from_before_the_config_groups_and_the_algorithm_split_loads_and_resumes(tmp_path):
+    """A checkpoint in the old layout - its stored config has agent.hidden_sizes, agent.batch_size, ...
+    (before replay_buffer / optim / network) and its state_dict keeps the networks at the top level
+    (actor.*, loss.*, shaper.*: before the Algorithm / harness split) - evaluates with the same
+    actions, resumes exactly, and a finished one loads its weights without training."""
     import copy
 
     from dcsched.agents.checkpoint_policy import load_checkpoint_policy
+    from dcsched.agents.train import train_from_config
     from dcsched.config import legacy_layout
     from dcsched.envs import make_env
 
-    fit("recipes/sac.yaml", ["seed=3"], tmp_path / "part", epochs=1)
+    recipe = "recipes/dress_sac.yaml"
+    fit(recipe, ["seed=3"], tmp_path / "part", epochs=1)
     new_path = tmp_path / "part" / "checkpoints" / "last.ckpt"
     ckpt = torch.load(new_path, map_location="cpu", weights_only=False)
     stored = copy.deepcopy(ckpt["hyper_parameters"]["cfg"])
     stored = stored if isinstance(stored, dict) else to_container(stored)
     ckpt["hyper_parameters"]["cfg"] = legacy_layout(stored)
     assert ckpt["hyper_parameters"]["cfg"]["agent"]["hidden_sizes"] == [32, 32]
+    assert any(k.startswith("algorithm.shaper.") for k in ckpt["state_dict"])
+    ckpt["state_dict"] = {k.removeprefix("algorithm."): v for k, v in ckpt["state_dict"].items()}
+    assert "actor.module.0.module.0.0.weight" in ckpt["state_dict"] or any(k.startswith("actor.") for k in ckpt["state_dict"])
     old_path = tmp_path / "old.ckpt"
     torch.save(ckpt, old_path)
 
-    cfg = load_recipe("recipes/sac.yaml")
+    cfg = load_recipe(recipe)
     env = make_env(cfg.scenario, cfg.env, num_envs=3, seed=4)
     td = env.reset()
     new_action = load_checkpoint_policy(new_path, env).act(td)
     old_action = load_checkpoint_policy(old_path, env).act(td)
     assert torch.equal(new_action, old_action)
 
-    full = fit("recipes/sac.yaml", ["seed=3"], tmp_path / "full", epochs=2)
-    resumed = fit("recipes/sac.yaml", ["seed=3"], tmp_path / "part", epochs=2, resume=str(old_path))
+    full = fit(recipe, ["seed=3"], tmp_path / "full", epochs=2)
+    resumed = fit(recipe, ["seed=3"], tmp_path / "part", epochs=2, resume=str(old_path))
     assert int(resumed.updates) == int(full.updates) > 0
     assert torch.equal(params(resumed), params(full))
+    for a, b in zip(resumed.shaper.parameters(), full.shaper.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+    # a finished old-layout checkpoint: nothing is trained, every weight is the checkpoint's
+    finished = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    finished["state_dict"] = {k.removeprefix("algorithm."): v for k, v in finished["state_dict"].items()}
+    finished_path = tmp_path / "finished_old.ckpt"
+    torch.save(finished, finished_path)
+    run_cfg = load_recipe(recipe, TINY + ["seed=3", f"trainer.total_frames={64 * 2 * 2}", f"out_dir={tmp_path}",
+                                          f"resume={finished_path}", "eval.policies=null"])
+    loaded, _ = train_from_config(run_cfg, evaluate=False, run_dir=tmp_path / "finished")
+    assert int(loaded.frames) == int(full.frames)
+    for (k, a), b in zip(loaded.state_dict().items(), full.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k

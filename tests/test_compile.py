@@ -6,7 +6,7 @@ import torch
 import dcsched.agents  # noqa: F401 (registers the agents)
 from dcsched.agents.compilation import compiled_loss
 from dcsched.config import load_recipe, to_container
-from dcsched.registry import AGENTS
+from dcsched.agents.harness import Agent
 
 SMALL = ["env.num_envs=4", "network.hidden_sizes=[32,32]", "logger.wandb_mode=disabled", "logger.csv=false"]
 
@@ -17,7 +17,7 @@ def _losses_and_grads(module, loss_fn, data):
     out = loss_fn(data.clone())
     terms = {k: v for k, v in out.items() if k.startswith("loss_")}
     sum(terms.values()).backward()
-    grads = torch.cat([p.grad.flatten() for p in module.loss.parameters() if p.grad is not None])
+    grads = torch.cat([p.grad.flatten() for p in module.algorithm.loss.parameters() if p.grad is not None])
     return {k: v.detach() for k, v in terms.items()}, grads
 
 
@@ -29,15 +29,15 @@ def test_compiled_loss_equals_the_eager_loss_and_its_gradients(recipe):
     import torch._inductor.config as inductor_config
 
     cfg = load_recipe(recipe, SMALL + ["trainer.compile=true"])
-    module = AGENTS.get(cfg.agent.name)(to_container(cfg))
-    assert module.loss_call is not module.loss  # the switch reached the agent
+    module = Agent(to_container(cfg))
+    assert module.algorithm.loss_call is not module.algorithm.loss  # the switch reached the agent
     with torch.no_grad():
         data = module.env.rollout(8, module.exploration_module(), break_when_any_done=False).reshape(-1)
         if cfg.agent.name == "ppo":
-            module.advantage(data)
-    eager, eager_grads = _losses_and_grads(module, module.loss, data)
+            module.algorithm.advantage(data)
+    eager, eager_grads = _losses_and_grads(module, module.algorithm.loss, data)
     with inductor_config.patch(fallback_random=True):
-        compiled, compiled_grads = _losses_and_grads(module, module.loss_call, data)
+        compiled, compiled_grads = _losses_and_grads(module, module.algorithm.loss_call, data)
     assert eager.keys() == compiled.keys() and eager
     for key in eager:
         torch.testing.assert_close(compiled[key], eager[key], rtol=1e-4, atol=1e-5)
@@ -51,8 +51,8 @@ def test_compile_is_off_by_default_and_leaves_the_hash_of_older_runs():
     from dcsched.experiments.spec import run_config_hash
 
     cfg = load_recipe("quick/ppo_parallel", SMALL)
-    module = AGENTS.get("ppo")(to_container(cfg))
-    assert module.loss_call is module.loss
+    module = Agent(to_container(cfg))
+    assert module.algorithm.loss_call is module.algorithm.loss
     on = load_recipe("quick/ppo_parallel", SMALL + ["trainer.compile=true"])
     mode = load_recipe("quick/ppo_parallel", SMALL + ["trainer.compile=true", "trainer.compile_mode=max-autotune"])
     assert len({run_config_hash(cfg), run_config_hash(on), run_config_hash(mode)}) == 3

@@ -7,7 +7,7 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from dcsched.agents.mappo import IndependentPPOAgent, MultiAgentPPOAgent
+from dcsched.agents.harness import Agent
 from dcsched.agents.train import build_trainer
 from dcsched.config import load_recipe, to_container
 from dcsched.envs.multi_agent import GROUP
@@ -15,23 +15,22 @@ from dcsched.envs.multi_agent import GROUP
 TINY = ["env.num_envs=8", "network.hidden_sizes=[16,16]", "agent.minibatch_size=64", "agent.ppo_epochs=2",
         "trainer.frames_per_batch=128", "trainer.checkpoint_every_batches=2", "trainer.progress=false",
         "logger.wandb_mode=disabled", "logger.csv=false", "seed=3"]
-AGENTS = {"mappo": MultiAgentPPOAgent, "ippo": IndependentPPOAgent}
 
 
 def _module(algo, extra=()):
     cfg = load_recipe(f"quick/{algo}", TINY + list(extra))
-    return cfg, AGENTS[algo](to_container(cfg))
+    return cfg, Agent(to_container(cfg))
 
 
 def _fit(tmp_path, batches, algo="mappo", resume=None):
     cfg = load_recipe(f"quick/{algo}", TINY + [f"trainer.total_frames={128 * batches}", f"out_dir={tmp_path}"])
-    module = AGENTS[algo](to_container(cfg))
+    module = Agent(to_container(cfg))
     build_trainer(cfg, tmp_path, []).fit(module, ckpt_path=resume, weights_only=False)
     return module
 
 
 def _weights(module):
-    return torch.cat([p.detach().flatten() for p in [*module.actor.parameters(), *module.critic.parameters()]])
+    return torch.cat([p.detach().flatten() for p in [*module.algorithm.actor.parameters(), *module.algorithm.critic.parameters()]])
 
 
 def _perturbed(module, j):
@@ -51,16 +50,16 @@ def test_actors_are_decentralised_and_only_mappo_critics_see_every_agent(algo, s
     not); it moves every agent's value under MAPPO's centralised critic and only j's under IPPO."""
     _, module = _module(algo, [f"agent.share_params={str(share).lower()}"])
     with torch.no_grad():  # start from non-zero output layers, so that the scores react at all
-        for p in module.actor.parameters():
+        for p in module.algorithm.actor.parameters():
             p.add_(torch.randn_like(p) * 0.3)
     j, N = 1, module.env.n_agents
     base, moved = _perturbed(module, j)
     others = [i for i in range(N) if i != j]
     with torch.no_grad():
-        s0 = module.actor.module[0](base.clone())[GROUP, "scores"]
-        s1 = module.actor.module[0](moved.clone())[GROUP, "scores"]
-        v0 = module.critic(base.clone())[GROUP, "state_value"]
-        v1 = module.critic(moved.clone())[GROUP, "state_value"]
+        s0 = module.algorithm.actor.module[0](base.clone())[GROUP, "scores"]
+        s1 = module.algorithm.actor.module[0](moved.clone())[GROUP, "scores"]
+        v0 = module.algorithm.critic(base.clone())[GROUP, "state_value"]
+        v1 = module.algorithm.critic(moved.clone())[GROUP, "state_value"]
     assert torch.equal(s0[:, others], s1[:, others]) and not torch.allclose(s0[:, j], s1[:, j])
     assert not torch.allclose(v0[:, j], v1[:, j])
     if algo == "mappo":
@@ -74,10 +73,10 @@ def test_the_first_policy_is_uniform_and_parameter_sharing_is_a_switch():
     _, separate = _module("mappo", ["agent.share_params=false"])
     td = shared.env.reset()
     with torch.no_grad():
-        scores = shared.actor.module[0](td.clone())[GROUP, "scores"]
+        scores = shared.algorithm.actor.module[0](td.clone())[GROUP, "scores"]
     assert scores.abs().max() == 0.0
-    n_shared = sum(p.numel() for p in shared.actor.parameters())
-    n_separate = sum(p.numel() for p in separate.actor.parameters())
+    n_shared = sum(p.numel() for p in shared.algorithm.actor.parameters())
+    n_separate = sum(p.numel() for p in separate.algorithm.actor.parameters())
     assert n_separate == shared.env.n_agents * n_shared
 
 
@@ -110,7 +109,7 @@ def test_mappo_resumes_exactly_and_its_checkpoint_acts_on_the_central_env(tmp_pa
         obs = view.agent_observation(td["arrivals"], {k: td[k] for k in STATE_KEYS}, td["day_idx"], td["t"], received)
         inner = TensorDict({GROUP: TensorDict({"observation": obs}, batch_size=obs.shape[:2])}, batch_size=[6])
         with set_exploration_type(ExplorationType.DETERMINISTIC), torch.no_grad():
-            levels = full.actor(inner)[GROUP, "action"]
+            levels = full.algorithm.actor(inner)[GROUP, "action"]
         assert not torch.equal(levels, torch.zeros_like(levels)), "a trained policy that only picks level 0"
         assert torch.equal(action, view.central_action(levels))
         td = env.step_mdp(env.step(td.set("action", action)))  # a valid central action

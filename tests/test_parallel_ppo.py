@@ -7,7 +7,7 @@ import torch
 from torch import distributions as D
 
 from dcsched.agents.distributions import ComponentGroup, FactorisedCategorical, groups_for
-from dcsched.agents.ppo import PPOAgent
+from dcsched.agents.harness import Agent
 from dcsched.agents.train import build_trainer
 from dcsched.config import load_recipe, to_container
 from dcsched.envs.actions import discrete_nvec
@@ -84,13 +84,13 @@ TINY = ["env.num_envs=8", "network.hidden_sizes=[16,16]", "agent.minibatch_size=
 def _fit(tmp_path, batches, resume=None, extra=()):
     cfg = load_recipe("quick/ppo_parallel", TINY + [f"trainer.total_frames={128 * batches}", f"out_dir={tmp_path}",
                                                     *extra])
-    module = PPOAgent(to_container(cfg))
+    module = Agent(to_container(cfg))
     build_trainer(cfg, tmp_path, []).fit(module, ckpt_path=resume, weights_only=False)
     return module
 
 
 def _weights(module):
-    return torch.cat([p.detach().flatten() for p in [*module.actor.parameters(), *module.critic.parameters()]])
+    return torch.cat([p.detach().flatten() for p in [*module.algorithm.actor.parameters(), *module.algorithm.critic.parameters()]])
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_discrete_ppo_resumes_exactly_and_its_checkpoint_acts_as_trained(tmp_pat
     action = policy.act(td)
     assert action.dtype == torch.int64 and action.shape == (6, len(discrete_nvec(env.params)))
     with torch.no_grad():
-        scores = full.actor.module[0](td["observation"])
+        scores = full.algorithm.actor.module[0](td["observation"])
     assert torch.equal(action, FactorisedCategorical(scores, groups_for(env.params)).deterministic_sample)
     env.step(td.set("action", action))  # a valid action of the env's encoding
 
@@ -137,12 +137,12 @@ def test_a_discrete_checkpoint_refuses_another_scenario(two_batches):
 
 
 def test_sac_refuses_the_discrete_encoding():
-    from dcsched.agents.off_policy import SACAgent
+    from dcsched.agents.harness import Agent
     from dcsched.errors import ConfigError
 
     cfg = load_recipe("quick/sac", ["env.action_encoding=discrete", "env.num_envs=2"])
     with pytest.raises(ConfigError, match="continuous"):
-        SACAgent(to_container(cfg))
+        Agent(to_container(cfg))
 
 
 def test_learning_curve_benchmark_scores_each_checkpoint_against_the_bound(tmp_path, capsys):
@@ -158,7 +158,7 @@ def test_learning_curve_benchmark_scores_each_checkpoint_against_the_bound(tmp_p
 
     cfg = load_recipe("quick/ppo_parallel", TINY + ["trainer.total_frames=512", f"out_dir={tmp_path}",
                                                     "trainer.keep_all_checkpoints=true", "logger.csv=true"])
-    module = PPOAgent(to_container(cfg))
+    module = Agent(to_container(cfg))
     from dcsched.tracking import make_loggers
 
     build_trainer(cfg, tmp_path, make_loggers(cfg, tmp_path, run_id="t", config=to_container(cfg))).fit(module)
@@ -186,10 +186,10 @@ def test_lagrangian_ppo_with_a_frozen_zero_multiplier_is_plain_ppo(tmp_path, two
     projection at 0 are checked by hand below)."""
     frozen = _fit(tmp_path / "frozen", 2, extra=["agent.constraint=violation", "agent.lr_lagrange=0"])
     assert torch.equal(two_batches[1], _weights(frozen))
-    assert float(frozen.lagrange) == 0.0
+    assert float(frozen.algorithm.lagrange) == 0.0
     pushed = _fit(tmp_path / "pushed", 2, extra=["agent.constraint=violation", "agent.cost_limit=0",
                                                   "agent.lr_lagrange=10"])
-    assert float(pushed.lagrange) > 0, "a cost above a zero limit must raise the multiplier"
+    assert float(pushed.algorithm.lagrange) > 0, "a cost above a zero limit must raise the multiplier"
     assert not torch.equal(two_batches[1], _weights(pushed)), "a positive multiplier must change the updates"
 
 
@@ -204,12 +204,12 @@ def test_penalised_reward_and_dual_step_by_hand():
 
 
 def test_sac_refuses_a_constraint():
-    from dcsched.agents.off_policy import SACAgent
+    from dcsched.agents.harness import Agent
     from dcsched.errors import ConfigError
 
     cfg = load_recipe("quick/sac", ["agent.constraint=violation", "env.num_envs=2"])
     with pytest.raises(ConfigError, match="agent.constraint"):
-        SACAgent(to_container(cfg))
+        Agent(to_container(cfg))
 
 
 def test_lagrangian_keys_enter_the_run_hash_only_when_a_constraint_is_on():

@@ -5,7 +5,7 @@ own provider's rows, exact resume with the reward agents."""
 import pytest
 import torch
 
-from dcsched.agents.mappo import MultiAgentPPOAgent
+from dcsched.agents.harness import Agent
 from dcsched.agents.train import build_trainer
 from dcsched.config import load_recipe, to_container
 from dcsched.envs.multi_agent import GROUP
@@ -21,13 +21,13 @@ TINY = ["env.num_envs=4", "network.hidden_sizes=[16,16]", "agent.minibatch_size=
 
 def _fit(tmp_path, batches, extra=(), resume=None):
     cfg = load_recipe("quick/mappo", TINY + list(extra) + [f"trainer.total_frames={96 * batches}", f"out_dir={tmp_path}"])
-    module = MultiAgentPPOAgent(to_container(cfg))
+    module = Agent(to_container(cfg))
     build_trainer(cfg, tmp_path, []).fit(module, ckpt_path=resume, weights_only=False)
     return module
 
 
 def _policy_weights(module):
-    return torch.cat([p.detach().flatten() for p in [*module.actor.parameters(), *module.critic.parameters()]])
+    return torch.cat([p.detach().flatten() for p in [*module.algorithm.actor.parameters(), *module.algorithm.critic.parameters()]])
 
 
 def _shaper_weights(module):
@@ -38,21 +38,21 @@ def test_eta_zero_trains_mappo_exactly_while_the_reward_agent_learns(tmp_path):
     plain = _fit(tmp_path / "plain", 2)
     zero = _fit(tmp_path / "zero", 2, ["shaper.name=dress", "shaper.eta=0"])
     shaped = _fit(tmp_path / "shaped", 2, ["shaper.name=dress", "shaper.eta=0.4"])
-    fresh = MultiAgentPPOAgent(to_container(load_recipe("quick/mappo", TINY + ["shaper.name=dress", "shaper.eta=0"])))
+    fresh = Agent(to_container(load_recipe("quick/mappo", TINY + ["shaper.name=dress", "shaper.eta=0"])))
     assert torch.equal(_policy_weights(zero), _policy_weights(plain)), "eta = 0 must leave MAPPO unchanged"
     assert not torch.equal(_shaper_weights(zero), _shaper_weights(fresh)), "the reward agent did not train"
     assert not torch.equal(_policy_weights(shaped), _policy_weights(plain)), "eta > 0 changed nothing"
 
 
-def _pbrs(mode: str, seed: int = 0) -> tuple[MultiAgentPPOAgent, object]:
+def _pbrs(mode: str, seed: int = 0) -> tuple[Agent, object]:
     cfg = load_recipe("quick/mappo", TINY + ["shaper.name=dress_pbrs", "shaper.eta=0.5", f"shaper.per_agent={mode}",
                                              f"seed={seed}"])
-    module = MultiAgentPPOAgent(to_container(cfg))
+    module = Agent(to_container(cfg))
     td = module.env.reset()
     batch = []
     for _ in range(3):  # a short on-policy rollout [B, 3]
         with torch.no_grad():
-            td = module.actor(td)
+            td = module.algorithm.actor(td)
         out = module.env.step(td)
         batch.append(out.clone())
         td = module.env.step_mdp(out)
@@ -64,7 +64,7 @@ def test_the_shaped_reward_of_every_agent_is_its_own_potential_difference(mode):
     """PBRS is deterministic: after shape_batch, shaped - r^E = eta (gamma (1 - term) Phi_n(o'_n) - Phi_n(o_n))
     with Phi_n the reward agent of agent n (the shared one, or its own)."""
     module, batch = _pbrs(mode)
-    shaped, _, metrics = module.shaper.shape_batch(batch, module.actor, 10**6, GROUP)
+    shaped, _, metrics = module.shaper.shape_batch(batch, module.algorithm.actor, 10**6, GROUP)
     assert metrics["rs/active"] == 1.0
     N = module.env.n_agents
     assert len(module.shaper.shapers) == (1 if mode == "shared" else N)
@@ -85,10 +85,10 @@ def test_a_providers_own_reward_agent_never_sees_another_providers_rows():
     module, batch = _pbrs("per_provider")
     twin, twin_batch = _pbrs("per_provider")  # the same module and rollout, built again (fresh optimisers)
     assert torch.equal(twin_batch[GROUP, "observation"], batch[GROUP, "observation"])
-    base, _, _ = module.shaper.shape_batch(batch, module.actor, 10**6, GROUP)
+    base, _, _ = module.shaper.shape_batch(batch, module.algorithm.actor, 10**6, GROUP)
     for key in [(GROUP, "observation"), ("next", GROUP, "observation")]:
         twin_batch[key][:, :, 1] += 0.25
-    other, _, _ = twin.shaper.shape_batch(twin_batch, twin.actor, 10**6, GROUP)
+    other, _, _ = twin.shaper.shape_batch(twin_batch, twin.algorithm.actor, 10**6, GROUP)
     weights = lambda m, n: torch.cat([p.detach().flatten() for p in m.shaper.shapers[n].parameters()])  # noqa: E731
     for n in (0, 2):
         assert torch.equal(other[:, :, n], base[:, :, n]) and torch.equal(weights(twin, n), weights(module, n))
@@ -115,6 +115,6 @@ def test_shaping_is_refused_where_it_has_no_meaning():
 
 
 def _build(recipe, extra):
-    from dcsched.agents.ppo import PPOAgent
+    from dcsched.agents.harness import Agent
 
-    return PPOAgent(to_container(load_recipe(recipe, TINY[:9] + list(extra))))
+    return Agent(to_container(load_recipe(recipe, TINY[:9] + list(extra))))

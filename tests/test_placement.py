@@ -5,7 +5,7 @@ where a GPU is visible (``dcsched bench gpu`` runs them too)."""
 import pytest
 import torch
 
-from dcsched.agents.off_policy import SACAgent
+from dcsched.agents.harness import Agent
 from dcsched.agents.placement import DevicePlacementError, check_placement, misplaced_tensors, resolve_device
 from dcsched.agents.train import build_trainer
 from dcsched.config import load_recipe, to_container
@@ -16,7 +16,7 @@ from test_agents import TINY
 
 def agent(recipe="recipes/dress_sac.yaml", extra=()):
     cfg = load_recipe(recipe, TINY + ["trainer.total_frames=256", *extra])
-    return cfg, SACAgent(to_container(cfg))
+    return cfg, Agent(to_container(cfg))
 
 
 def test_env_is_not_a_child_module():
@@ -33,7 +33,7 @@ def test_every_part_is_on_the_training_device():
     assert misplaced_tensors(parts, torch.device("cpu")) == []
     # the same parts all count as misplaced for another device: the check looks at every one
     wrong = misplaced_tensors(parts, torch.device("meta"))
-    assert any(w.startswith("agent.shaper.") for w in wrong)
+    assert any(w.startswith("agent.algorithm.shaper.") for w in wrong)
     assert "shaper.gen (random generator) on cpu" in wrong
     assert any(w.startswith("env.params.") for w in wrong)
 
@@ -79,13 +79,13 @@ def test_cuda_training_keeps_one_device_and_eta_zero_equals_sac(tmp_path):
     runs = {}
     for name, recipe, extra in (("sac", "recipes/sac.yaml", []), ("dress", "recipes/dress_sac.yaml", ["shaper.eta=0"])):
         cfg = load_recipe(recipe, TINY + over + extra + [f"out_dir={tmp_path / name}"])
-        module = SACAgent(to_container(cfg))
+        module = Agent(to_container(cfg))
         build_trainer(cfg, tmp_path / name, []).fit(module)  # on_train_start checks the placement
         # (Lightning moves the module back to the CPU when fit ends; the buffer stays on the GPU)
         assert module.train_device.type == "cuda" and int(module.updates) > 0
         assert module.rb.storage._storage["observation"].device.type == "cuda"
         runs[name] = module
-    for a, b in zip(runs["sac"].actor.parameters(), runs["dress"].actor.parameters()):
+    for a, b in zip(runs["sac"].algorithm.actor.parameters(), runs["dress"].algorithm.actor.parameters()):
         assert torch.equal(a, b), "eta = 0 must not change the policy agent on CUDA either"
 
 
@@ -101,4 +101,4 @@ def test_cuda_hybrid_ppo_trains_on_one_device(tmp_path):
         "trainer.progress=false", f"out_dir={tmp_path}"])
     module, _ = train_from_config(cfg, evaluate=False)  # on_train_start checks the placement
     assert module.train_device.type == "cuda" and int(module.frames) == 4608 and int(module.updates) > 0
-    assert all(p.isfinite().all() for p in module.actor.parameters())
+    assert all(p.isfinite().all() for p in module.algorithm.actor.parameters())

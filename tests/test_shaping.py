@@ -211,14 +211,14 @@ def test_policy_agent_critic_target_by_hand_equals_the_loss_module():
     """y = r^E + eta r^A + gamma (1 - terminated)(min_j Q'_j(s', a') - alpha log pi(a'|s')) on a 4-row
     batch, read from ("next", SHAPED_REWARD); the loss is the sum over the two Q-nets of their mean
     squared error."""
-    from dcsched.agents.off_policy import SACAgent
+    from dcsched.agents.harness import Agent
     from dcsched.config import load_recipe, to_container
 
     cfg = load_recipe("recipes/dress_sac.yaml", [
         "env.num_envs=2", "network.hidden_sizes=[16,16]", "shaper.latent_dim=8", "shaper.hidden_sizes=[16,16]",
         "shaper.cond_hidden=16", "logger.wandb_mode=disabled", "logger.csv=false", "agent.gamma=0.9"])
-    agent = SACAgent(to_container(cfg))
-    loss = agent.loss
+    agent = Agent(to_container(cfg))
+    loss = agent.algorithm.loss
     obs, next_obs = torch.randn(4, agent.obs_dim), torch.randn(4, agent.obs_dim)
     act = torch.rand(4, agent.act_dim) * 2 - 1
     r_env = torch.tensor([[1.0], [-2.0], [0.5], [0.0]])
@@ -233,7 +233,7 @@ def test_policy_agent_critic_target_by_hand_equals_the_loss_module():
 
     torch.manual_seed(11)
     with torch.no_grad():
-        dist = agent.actor.get_dist(TensorDict({"observation": next_obs}, [4]))
+        dist = agent.algorithm.actor.get_dist(TensorDict({"observation": next_obs}, [4]))
         a_next = dist.rsample()
         logp = dist.log_prob(a_next).unsqueeze(-1)
         q_next = []

@@ -1,6 +1,7 @@
 """Evaluate a trained agent's checkpoint like any other policy.
 
-Loading builds the policy network only (from the checkpoint's config and its ``actor.*`` weights):
+Loading builds the policy network only (from the checkpoint's config and its ``algorithm.actor.*``
+weights, or ``actor.*`` in checkpoints written before the Algorithm / harness split):
 no training env, replay buffer, shaper or collector, and no reseeding of the process.
 """
 
@@ -30,7 +31,7 @@ class TrainedPolicy(nn.Module):
 
 
 class CheckpointPolicy(Policy):
-    """The deterministic (mean) action of a trained actor (a TrainedPolicy or a training module)."""
+    """The deterministic (mean) action of a trained actor (a TrainedPolicy or a training harness)."""
 
     def __init__(self, module, path: Path):
         self.module = module.eval()
@@ -52,7 +53,7 @@ class CheckpointPolicy(Policy):
 def load_checkpoint_policy(path: Path, env) -> CheckpointPolicy:
     """The policy of a Lightning checkpoint written by ``dcsched train``, on ``env``'s device."""
     from dcsched.agents import networks
-    from dcsched.agents.off_policy import typed_config
+    from dcsched.agents.harness import migrate_state_dict, typed_config
 
     path = Path(path)
     if not path.exists():
@@ -60,7 +61,8 @@ def load_checkpoint_policy(path: Path, env) -> CheckpointPolicy:
     ckpt = torch.load(path, map_location=env.device, weights_only=False)
     try:
         cfg = typed_config(ckpt["hyper_parameters"]["cfg"])
-        weights = {k[len("actor."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("actor.")}
+        prefix = "algorithm.actor."
+        weights = {k[len(prefix):]: v for k, v in migrate_state_dict(ckpt["state_dict"]).items() if k.startswith(prefix)}
         # sizes from the weights: the first layer's input and the last layer's output (x2 for loc and scale)
         ordered = [v for k, v in weights.items() if k.endswith("weight")]
         obs_dim, out_dim = ordered[0].shape[1], ordered[-1].shape[0]
@@ -69,6 +71,8 @@ def load_checkpoint_policy(path: Path, env) -> CheckpointPolicy:
     name = cfg.agent.name
     if name in MULTI_AGENT:
         return load_multi_agent_policy(path, env, cfg, weights)
+    if name not in BUILT_IN:
+        return load_registered_policy(path, env, cfg, weights)
     groups = None
     if cfg.env.get("action_encoding", "continuous") == "discrete":
         from dcsched.agents.distributions import groups_for
@@ -92,6 +96,26 @@ def load_checkpoint_policy(path: Path, env) -> CheckpointPolicy:
 
 
 MULTI_AGENT = ("mappo", "ippo")
+BUILT_IN = ("sac", "td3", "ppo")  # central algorithms whose actor networks.policy_network builds
+
+
+def load_registered_policy(path: Path, env, cfg, weights: dict) -> CheckpointPolicy:
+    """The actor of any other registered Algorithm (a user's plugin): the algorithm is built on
+    ``env`` (for its specs; its loss and optimisers are never used) and its actor takes the weights."""
+    from dcsched.agents.harness import algorithm_class
+
+    algo_cls = algorithm_class(cfg.agent.name)
+    if algo_cls.capabilities.view != "central":
+        raise ConfigError(str(path), "agent.name", f"'{cfg.agent.name}' acts on the {algo_cls.capabilities.view} "
+                          "view; only central algorithms' checkpoints evaluate through this loader", "a central algorithm")
+    with torch.random.fork_rng(devices=[]):
+        algorithm = algo_cls(cfg, env, torch.device(env.device), None)
+    try:
+        algorithm.actor.load_state_dict(weights)
+    except RuntimeError as err:
+        raise ConfigError(str(path), "scenario", f"checkpoint does not fit this env ({err})") from None
+    policy = TrainedPolicy(algorithm.actor.eval(), algorithm.obs_dim, algorithm.act_dim, cfg)
+    return CheckpointPolicy(policy, path).bind(env)
 
 
 class MultiAgentPolicy(Policy):

@@ -11,9 +11,10 @@ agent, or one per agent). The critic is where the two methods differ:
 - ``ippo``: independent learners, each critic reads its own agent's observation.
 
 Both use TorchRL's ``ClipPPOLoss`` and ``GAE`` pointed at the group's keys with ``set_keys`` and
-the team reward (the central env's reward, the same for every agent). Everything else (the
-collector stream, counters, checkpoints, exact resume, the minibatch loop) is
-:class:`dcsched.agents.ppo.PPOAgent`'s.
+the team reward (the central env's reward, the same for every agent). The update rule is
+:class:`dcsched.agents.ppo.PPO`'s; the harness (:class:`dcsched.agents.harness.Agent`) builds the
+per-provider view for them (``capabilities.view``) and runs the collector, counters, checkpoints,
+exact resume and the minibatch loop.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
 from dcsched.agents.distributions import ComponentGroup, FactorisedCategorical
-from dcsched.agents.ppo import PPOAgent
+from dcsched.agents.algorithm import Algorithm, Capabilities
+from dcsched.agents.ppo import PPO
 from dcsched.envs.actions import BATTERY_LEVELS
 from dcsched.envs.multi_agent import ACTION_KEY as ACTION
-from dcsched.envs.multi_agent import GROUP, MultiAgentDCSchedEnv
+from dcsched.envs.multi_agent import GROUP
 from dcsched.shaping.base import SHAPED_REWARD, correlation
 
 SHAPER_SIGNAL = "shaper_signal"  # ("next", "dc", SHAPER_SIGNAL): F of every row, [*, N, 1]
@@ -83,22 +85,20 @@ def multi_agent_critic(obs_dim: int, n_agents: int, hidden: list[int], centralis
     return TensorDictModule(net, in_keys=[OBS], out_keys=[(GROUP, "state_value")])
 
 
-class MultiAgentPPOAgent(PPOAgent):
-    """MAPPO (``agent.name: mappo``) and IPPO (``agent.name: ippo``) on the multi-agent view."""
+class MAPPO(PPO):
+    """MAPPO (``agent.name: mappo``) and IPPO (``agent.name: ippo``) on the multi-agent view.
+    ``env``: the per-provider view (:class:`dcsched.envs.multi_agent.MultiAgentDCSchedEnv`)."""
 
-    algo = "mappo"
+    name = "mappo"
     centralised_critic = True
-    reward_key = (GROUP, "reward")  # the team reward, one copy per agent
-    shaping = "per_agent"  # shaper.name builds reward agents on each provider's own (o_n, a_n)
-    action_encodings = ("discrete",)
-    constraints = ("none",)
-    collector_backends = ("inprocess",)  # worker envs would be central envs, not the per-provider view
+    # the team reward, one copy per agent; shaper.name builds reward agents on each provider's own
+    # (o_n, a_n); in process only: worker envs would be central envs, not the per-provider view
+    capabilities = Capabilities(on_policy=True, shaping="per_agent", view="per_provider", reward_key=(GROUP, "reward"),
+                                action_encodings=("discrete",), constraints=("none",), collector_backends=("inprocess",))
 
-    def build(self, c) -> None:
-        a = c.agent
-        # the per-provider view over the env that CollectorAgent built (not a child module either)
-        object.__setattr__(self, "env", MultiAgentDCSchedEnv(self.env))
-        env = self.env
+    def __init__(self, cfg, env, device, make_shaper=None):
+        Algorithm.__init__(self, cfg, env, device, make_shaper)
+        c, a = cfg, cfg.agent
         self.obs_dim = env.agent_obs_dim
         self.act_dim = len(env.agent_nvec)
         spec = env.full_action_spec_unbatched[ACTION]
@@ -114,12 +114,11 @@ class MultiAgentPPOAgent(PPOAgent):
         self.loss = ClipPPOLoss(self.actor, self.critic, clip_epsilon=a.clip_epsilon, entropy_coeff=a.entropy_coef,
                                 normalize_advantage=True, normalize_advantage_exclude_dims=(-2,))
         reward = (GROUP, "reward")
-        if c.shaper.name != "none":
-            from dcsched.registry import SHAPERS
+        if make_shaper is not None:
             from dcsched.shaping.per_agent import PerAgentShaping
 
             def one(seed: int):
-                return SHAPERS.get(c.shaper.name)(self.obs_dim, self.act_dim, c.shaper, seed, device=self.train_device)
+                return make_shaper(self.obs_dim, self.act_dim, seed)
 
             self.shaper = PerAgentShaping(one, env.n_agents, env.agent_nvec, c.shaper.per_agent, c.seed,
                                           c.shaper.updates_per_batch, c.shaper.batch_size).to(self.train_device)
@@ -130,11 +129,11 @@ class MultiAgentPPOAgent(PPOAgent):
         self.loss.set_keys(action=ACTION, sample_log_prob=LOG_PROB, value=(GROUP, "state_value"),
                            advantage=(GROUP, "advantage"), value_target=(GROUP, "value_target"), **keys)
 
-    def shape_rewards(self, data: TensorDictBase) -> dict[str, float]:
+    def shape_rewards(self, data: TensorDictBase, frames: int) -> dict[str, float]:
         """Per-provider reward agents (dcsched/shaping/per_agent.py): ("next", "dc", SHAPED_REWARD)."""
         if self.shaper is None:
             return {}
-        shaped, bonus, metrics = self.shaper.shape_batch(data, self.actor, int(self.frames), GROUP, diagnose=True)
+        shaped, bonus, metrics = self.shaper.shape_batch(data, self.actor, frames, GROUP, diagnose=True)
         data.set(("next", GROUP, SHAPED_REWARD), shaped)
         data.set(("next", GROUP, SHAPER_SIGNAL), bonus)
         return metrics
@@ -151,8 +150,8 @@ class MultiAgentPPOAgent(PPOAgent):
             return self.actor(td.select(OBS).clone())[ACTION]
 
 
-class IndependentPPOAgent(MultiAgentPPOAgent):
+class IPPO(MAPPO):
     """IPPO: every agent's critic reads its own observation only."""
 
-    algo = "ippo"
+    name = "ippo"
     centralised_critic = False

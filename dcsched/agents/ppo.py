@@ -1,7 +1,9 @@
-"""PPO (TorchRL ClipPPOLoss + GAE) as a LightningModule on the same collector stream.
+"""PPO (TorchRL ClipPPOLoss + GAE), an on-policy Algorithm.
 
-On-policy: each collector batch [num_envs, steps] is used for ``ppo_epochs`` passes of shuffled
-minibatches, then dropped. Shapers do not apply (they need replayed transitions).
+Trained by the harness (:class:`dcsched.agents.harness.Agent`): each collector batch
+[num_envs, steps] gets its advantages (GAE, :meth:`PPO.before_epochs`) and is used for
+``ppo_epochs`` passes of shuffled minibatches (:meth:`PPO.update`), then dropped. Shapers do not
+apply to the central PPO (they need replayed transitions).
 
 Two action encodings: ``continuous`` (a tanh-squashed Gaussian on the [-1, 1] box, as SAC's) and
 ``discrete`` (one categorical per component of the schedule, ordinal for ordered levels:
@@ -25,7 +27,7 @@ from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
 from dcsched.agents import networks
-from dcsched.agents.off_policy import CollectorAgent
+from dcsched.agents.algorithm import Algorithm, Capabilities
 
 PENALISED_REWARD = "penalised_reward"  # ("next", PENALISED_REWARD): r - lambda c, Lagrangian PPO only
 
@@ -40,20 +42,23 @@ def dual_step(multiplier: torch.Tensor, mean_cost: float, limit: float, lr: floa
     return (multiplier + lr * (mean_cost - limit)).clamp(min=0.0)
 
 
-class PPOAgent(CollectorAgent):
-    algo = "ppo"
-    uses_replay = False
-    shaping = "none"
-    action_encodings = ("continuous", "discrete")
-    constraints = ("none", "violation")
+class PPO(Algorithm):
+    """PPO with a clipped objective, GAE, normalised advantages and gradient clipping at norm 1."""
 
-    def build(self, c) -> None:
-        a = c.agent
-        spec = self.env.action_spec_unbatched
+    name = "ppo"
+    capabilities = Capabilities(on_policy=True, shaping="none", action_encodings=("continuous", "discrete"),
+                                constraints=("none", "violation"))
+
+    def __init__(self, cfg, env, device, make_shaper=None):
+        super().__init__(cfg, env, device, make_shaper)
+        c, a = cfg, cfg.agent
+        self.obs_dim = env.obs_dim
+        self.act_dim = env.action_spec.shape[-1]
+        spec = env.action_spec_unbatched
         if c.env.action_encoding == "discrete":
             from dcsched.agents.distributions import groups_for
 
-            self.actor = networks.ppo_discrete_actor(self.obs_dim, groups_for(self.env.params, self.env.transfer_chunks),
+            self.actor = networks.ppo_discrete_actor(self.obs_dim, groups_for(env.params, env.transfer_chunks),
                                                     c.network.hidden_sizes, spec)
         else:
             self.actor = networks.ppo_actor(self.obs_dim, self.act_dim, c.network.hidden_sizes, spec)
@@ -61,7 +66,7 @@ class PPOAgent(CollectorAgent):
                                         activation_class=nn.Tanh), in_keys=["observation"])
         self.actor.to(self.train_device)
         self.critic.to(self.train_device)
-        td = self.env.reset()
+        td = env.reset()
         self.actor(td)
         self.critic(td)
         self.advantage = GAE(gamma=a.gamma, lmbda=a.gae_lambda, value_network=self.critic, average_gae=False)
@@ -80,49 +85,45 @@ class PPOAgent(CollectorAgent):
         return sorted({*self.actor.in_keys, *self.critic.in_keys, k.action, k.sample_log_prob, k.advantage,
                        k.value_target, k.value}, key=str)
 
-    def shape_rewards(self, data: TensorDictBase) -> dict[str, float]:
-        """Write a shaped reward for GAE into ``data`` (agents with a shaper); returns its metrics."""
+    def shape_rewards(self, data: TensorDictBase, frames: int) -> dict[str, float]:
+        """Write a shaped reward for GAE into ``data`` (algorithms with a shaper); returns its metrics."""
         return {}
 
     def shaping_diagnostics(self, data: TensorDictBase) -> dict[str, float]:
-        """Diagnostics of the shaped reward against GAE's advantage (agents with a shaper)."""
+        """Diagnostics of the shaped reward against GAE's advantage (algorithms with a shaper)."""
         return {}
 
-    def configure_optimizers(self):
-        optim = self.cfg.optim
+    def make_optimizers(self, optim):
         return torch.optim.Adam([{"params": self.actor.parameters(), "lr": optim.lr_actor},
                                  {"params": self.critic.parameters(), "lr": optim.lr_critic}])
 
-    def training_step(self, dataloader_iter):
-        batch = self.next_batch(dataloader_iter)
-        metrics = self._episode_metrics(batch)
+    def prepare(self, batch, frames):
+        """Lagrangian PPO: the penalised reward r - lambda c for GAE, then one dual step on lambda."""
         a = self.cfg.agent
         data = batch.exclude("outcome", ("next", "outcome"))
+        metrics: dict[str, float] = {}
         if a.constraint == "violation":
             cost = batch["next", "outcome", "violation_share"]  # [B, T]
             data.set(("next", PENALISED_REWARD), penalised_reward(data["next", "reward"], cost, self.lagrange))
             mean_cost = float(cost.mean())
             self.lagrange.copy_(dual_step(self.lagrange, mean_cost, a.cost_limit, a.lr_lagrange))
             metrics.update({"lagrange/multiplier": float(self.lagrange), "lagrange/cost": mean_cost})
-        if int(self.frames) > a.warmup_frames:
-            opt = self.optimizers()
-            metrics.update(self.shape_rewards(data))
-            with torch.no_grad():
-                self.advantage(data)
-            metrics.update(self.shaping_diagnostics(data))
-            flat = data.select(*self.minibatch_keys()).reshape(-1)
-            n = flat.shape[0]
-            mb = min(a.minibatch_size, n)
-            for _ in range(a.ppo_epochs):
-                perm = torch.randperm(n, device=flat.device)  # CPU: the same draws as before
-                for start in range(0, n - mb + 1, mb):
-                    loss_td = self.loss_call(flat[perm[start : start + mb]])
-                    loss = loss_td["loss_objective"] + loss_td["loss_critic"] + loss_td["loss_entropy"]
-                    opt.zero_grad()
-                    self.manual_backward(loss)
-                    nn.utils.clip_grad_norm_([*self.actor.parameters(), *self.critic.parameters()], 1.0)
-                    opt.step()
-                    self.updates += 1
-            metrics.update({"loss/objective": loss_td["loss_objective"].item(),
-                            "loss/critic": loss_td["loss_critic"].item(), "loss/entropy": loss_td["loss_entropy"].item()})
-        self.log_metrics(metrics)
+        return data, metrics
+
+    def before_epochs(self, data, frames):
+        metrics = self.shape_rewards(data, frames)
+        with torch.no_grad():
+            self.advantage(data)
+        metrics.update(self.shaping_diagnostics(data))
+        return metrics
+
+    def update(self, sample, ctx):
+        (opt,) = ctx.optimizers
+        loss_td = self.loss_call(sample)
+        loss = loss_td["loss_objective"] + loss_td["loss_critic"] + loss_td["loss_entropy"]
+        opt.zero_grad()
+        ctx.backward(loss)
+        nn.utils.clip_grad_norm_([*self.actor.parameters(), *self.critic.parameters()], 1.0)
+        opt.step()
+        return {"loss/objective": loss_td["loss_objective"].item(), "loss/critic": loss_td["loss_critic"].item(),
+                "loss/entropy": loss_td["loss_entropy"].item()}

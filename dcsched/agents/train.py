@@ -165,14 +165,14 @@ def train_from_config(cfg, console=None, agent_cls=None, evaluate: bool = True, 
 
     ``run_dir``: a fixed folder (the experiment layer's); default ``out_dir/<name>-s<seed>-<time>``.
     Raises KeyboardInterrupt after a Ctrl-C, once last.ckpt is written."""
-    from dcsched.registry import AGENTS
+    from dcsched.agents.harness import Agent, migrate_state_dict
     from dcsched.tracking import effective_wandb_mode, make_loggers, quiet_libraries
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     quiet_libraries()
     for pattern in (".*dataloader_iter.*", ".*LeafSpec.*", ".*Consider using tensor.detach.*"):
         warnings.filterwarnings("ignore", message=pattern)
-    agent_cls = agent_cls or AGENTS.get(cfg.agent.name)
+    agent_cls = agent_cls or Agent
     saved = check_resume(cfg) if cfg.resume else {}
     run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
     created = not run_dir.exists()
@@ -189,7 +189,7 @@ def train_from_config(cfg, console=None, agent_cls=None, evaluate: bool = True, 
         if cfg.resume and saved["frames"] >= cfg.trainer.total_frames:
             # a finished run: nothing to train (a fit would collect and train one more batch)
             state = torch.load(cfg.resume, map_location="cpu", weights_only=False)["state_dict"]
-            module.load_state_dict(state, strict=False)
+            module.load_state_dict(migrate_state_dict(state))
             if console is not None:
                 console.print(f"{cfg.resume} already has {saved['frames']:,} of {cfg.trainer.total_frames:,} frames: "
                               "nothing to train")

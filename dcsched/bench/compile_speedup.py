@@ -19,10 +19,9 @@ import time
 
 import torch
 
-import dcsched.agents  # noqa: F401 (registers the agents)
 from dcsched.agents.compilation import compiled_loss
+from dcsched.agents.harness import Agent
 from dcsched.config import load_recipe, to_container
-from dcsched.registry import AGENTS
 
 
 def minibatches(module, updates: int) -> list:
@@ -35,15 +34,15 @@ def minibatches(module, updates: int) -> list:
             return [data[torch.randint(0, data.shape[0], (module.cfg.replay_buffer.batch_size,))] for _ in range(updates)]
         data = module.env.rollout(module.env.T if hasattr(module.env, "T") else module.env.central.T,
                                   module.exploration_module(), break_when_any_done=False)
-        module.advantage(data)
-        flat = data.select(*module.minibatch_keys()).reshape(-1)
+        module.algorithm.advantage(data)
+        flat = data.select(*module.algorithm.minibatch_keys()).reshape(-1)
         mb = min(a.minibatch_size, flat.shape[0])
         return [flat[torch.randint(0, flat.shape[0], (mb,))] for _ in range(updates)]
 
 
 def time_updates(module, loss_fn, batches: list) -> float:
     """Seconds per update: loss, backward of the sum of its loss terms, one Adam step."""
-    opt = torch.optim.Adam(module.loss.parameters(), lr=1e-4)
+    opt = torch.optim.Adam(module.algorithm.loss.parameters(), lr=1e-4)
     start = time.perf_counter()
     for td in batches:
         out = loss_fn(td.clone())
@@ -65,14 +64,15 @@ def main(argv: list[str] | None = None):
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, compile mode {args.mode}")
     for recipe in args.recipes:
         cfg = load_recipe(recipe, ["logger.wandb_mode=disabled", "logger.csv=false", *args.overrides])
-        module = AGENTS.get(cfg.agent.name)(to_container(cfg))
+        module = Agent(to_container(cfg))
         batches = minibatches(module, args.updates + 6)
-        compiled = compiled_loss(module.loss, True, args.mode)
+        loss = module.algorithm.loss
+        compiled = compiled_loss(loss, True, args.mode)
         start = time.perf_counter()
         time_updates(module, compiled, batches[:6])  # compiles (and recompiles while guards settle)
         warmup_s = time.perf_counter() - start
-        time_updates(module, module.loss, batches[:6])  # eager warm-up
-        eager_s = time_updates(module, module.loss, batches[6:])
+        time_updates(module, loss, batches[:6])  # eager warm-up
+        eager_s = time_updates(module, loss, batches[6:])
         compiled_s = time_updates(module, compiled, batches[6:])
         rows = batches[0].shape[0]
         print(f"{recipe:14s} minibatch {rows:5d} rows: eager {1e3 * eager_s:8.1f} ms/update, compiled "

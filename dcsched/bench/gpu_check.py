@@ -145,7 +145,8 @@ def parallel_training(device: str, batches: int, wide_envs: int, out: Path) -> d
 
 
 def _max_diff(a, b) -> float:
-    return max(float((p - q).detach().abs().max()) for p, q in zip(a.actor.parameters(), b.actor.parameters()))
+    pairs = zip(a.algorithm.actor.parameters(), b.algorithm.actor.parameters())
+    return max(float((p - q).detach().abs().max()) for p, q in pairs)
 
 
 def calibration(device: str, min_measure_s: float, out: Path) -> dict:

@@ -15,19 +15,20 @@ import time
 
 import torch
 
-from dcsched.agents.off_policy import SACAgent
+from dcsched.agents.algorithm import UpdateContext
+from dcsched.agents.harness import Agent
 from dcsched.config import load_recipe, to_container
 
 
-def build(recipe: str, overrides: list[str]) -> SACAgent:
+def build(recipe: str, overrides: list[str]) -> Agent:
     cfg = load_recipe(recipe, ["logger.wandb_mode=disabled", "logger.csv=false", *overrides])
-    return SACAgent(to_container(cfg))
+    return Agent(to_container(cfg))
 
 
-def time_collection(module: SACAgent, frames: int) -> float:
+def time_collection(module: Agent, frames: int) -> float:
     from torchrl.collectors import Collector
 
-    collector = Collector(module.env, module.actor, frames_per_batch=module.cfg.trainer.frames_per_batch,
+    collector = Collector(module.env, module.algorithm.actor, frames_per_batch=module.cfg.trainer.frames_per_batch,
                           total_frames=frames, auto_register_policy_transforms=False)
     start = time.perf_counter()
     n = 0
@@ -39,12 +40,10 @@ def time_collection(module: SACAgent, frames: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def time_updates(module: SACAgent, updates: int) -> dict[str, float]:
-    opts = [torch.optim.Adam(module.loss.actor_network_params.flatten_keys().values(), lr=3e-4),
-            torch.optim.Adam(module.loss.qvalue_network_params.flatten_keys().values(), lr=1e-3),
-            torch.optim.Adam([module.loss.log_alpha], lr=1e-4)]
-    module.optimizers = lambda: opts  # noqa: E731  (outside a Trainer)
-    module.manual_backward = lambda loss: loss.backward()  # noqa: E731
+def time_updates(module: Agent, updates: int) -> dict[str, float]:
+    algorithm = module.algorithm
+    ctx = UpdateContext(optimizers=algorithm.make_optimizers(module.cfg.optim), backward=lambda loss: loss.backward(),
+                        frames=10**9, updates=0)  # outside a Trainer
     t = {"sample": 0.0, "policy": 0.0, "reward_agent": 0.0}
     if module.shaper is not None:
         module.shaper.first_update_frame.fill_(0)  # measured past the shaping start: the signal is computed
@@ -53,9 +52,9 @@ def time_updates(module: SACAgent, updates: int) -> dict[str, float]:
         sample = module.rb.sample()
         t1 = time.perf_counter()
         if module.shaper is not None:  # its own step and the shaped target, past the shaping start
-            module.shaper.shape(sample, module.actor, 10**9)
+            module.shaper.shape(sample, algorithm.actor, 10**9)
         t2 = time.perf_counter()
-        module.gradient_update(sample)
+        algorithm.gradient_update(sample, ctx)
         t3 = time.perf_counter()
         t["sample"] += t1 - t0
         t["reward_agent"] += t2 - t1
