@@ -97,6 +97,10 @@ _BUILTIN_MODULES = (
 _loaded = False
 
 
+PLUGINS_ENV = "DCSCHED_PLUGINS"  # comma-separated modules (a.b.c) or files (path/to/x.py) that register components
+PLUGINS_GROUP = "dcsched.plugins"  # the entry-point group an installed package declares its plugin modules in
+
+
 def _load_builtin_components() -> None:
     global _loaded
     if _loaded:
@@ -104,3 +108,50 @@ def _load_builtin_components() -> None:
     _loaded = True
     for module in _BUILTIN_MODULES:
         importlib.import_module(module)
+    load_plugins()
+
+
+def load_plugins(spec: str | None = None) -> list[str]:
+    """Import the plugin modules that register user components (algorithms, policies, shapers, ...):
+    every entry point of the ``dcsched.plugins`` group, then each item of ``spec`` (default: the
+    ``DCSCHED_PLUGINS`` environment variable), a module name or a ``.py`` file. Returns their names.
+    A plugin that cannot be imported fails with the variable, the item and the reason."""
+    import os
+    from importlib import metadata, util
+
+    from dcsched.errors import ConfigError
+
+    loaded = []
+    for ep in metadata.entry_points(group=PLUGINS_GROUP):
+        ep.load()
+        loaded.append(ep.value)
+    spec = os.environ.get(PLUGINS_ENV, "") if spec is None else spec
+    for item in (x.strip() for x in spec.split(",")):
+        if not item:
+            continue
+        try:
+            if item.endswith(".py"):
+                path = os.path.abspath(item)
+                if not os.path.isfile(path):
+                    raise FileNotFoundError(f"no file {path}")
+                name = "dcsched_plugin_" + os.path.splitext(os.path.basename(path))[0]
+                import sys
+
+                if name in sys.modules:  # loaded already (the registry loads DCSCHED_PLUGINS once per process)
+                    loaded.append(item)
+                    continue
+                module_spec = util.spec_from_file_location(name, path)
+                module = util.module_from_spec(module_spec)
+                sys.modules[name] = module  # before executing: dataclasses and pickling look it up
+                try:
+                    module_spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[name]
+                    raise
+            else:
+                importlib.import_module(item)
+        except Exception as err:  # noqa: BLE001  (any failure: one message naming the plugin)
+            raise ConfigError(f"environment variable {PLUGINS_ENV}", item, f"the plugin cannot be imported ({err!r})",
+                              "comma-separated module names (pkg.module) or .py files") from err
+        loaded.append(item)
+    return loaded

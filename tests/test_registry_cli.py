@@ -29,6 +29,10 @@ def test_cli_list_prints_components(capsys):
     out = capsys.readouterr().out
     for name in ("paper3", "local_only", "wandb", "policy", "scenario"):
         assert name in out
+    assert main(["list", "agent"]) == 0
+    assert "mappo" in capsys.readouterr().out
+    assert main(["list", "agents"]) == 2  # a misspelt kind is an error naming the closest kind, not an empty list
+    assert "did you mean 'agent'" in capsys.readouterr().err
 
 
 def test_every_recipe_key_has_a_default_and_a_meaning(capsys):
