@@ -60,9 +60,11 @@ def test_declared_experiments_expand_in_both_tiers(name):
     else:  # baselines only (stress): the quick tier evaluates fewer days
         assert all(0 < q.max_days < (f.max_days or 10**6) for q, f in zip(quick, full))
     assert len({s.key for s in full}) == len(full)  # keys are unique
+    recipe_budget = functools.cache(lambda recipe: int(load_recipe(recipe).trainer.total_frames))
+
     def frames(spec):  # the last override wins; without one, the recipe's own budget
         given = [o for o in spec.overrides if o.startswith("trainer.total_frames=")]
-        return int(given[-1].split("=")[1]) if given else int(load_recipe(spec.recipe).trainer.total_frames)
+        return int(given[-1].split("=")[1]) if given else recipe_budget(spec.recipe)
 
     # the paper's budget, except the massively parallel experiments, whose recipes keep their own (7,372,800 frames)
     budget = 7_372_800 if name in ("parallel_learning", "decentralisation", "per_agent_shaping") else 163840
