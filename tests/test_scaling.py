@@ -127,6 +127,7 @@ def _shard_reference(cfg, workers: int, n_batches: int = 3):
     return [torch.cat([s[i] for s in shards], 0) for i in range(n_batches)]
 
 
+@pytest.mark.slow  # about 35 s (three spawned interpreters): in `make test-slow` and CI (15-minute line)
 def test_process_collector_gives_the_in_process_frames():
     cfg = _cfg("inprocess", 1)
     env = make_env(cfg.scenario, cfg.env, seed=cfg.seed, report_outcome=True)
