@@ -42,7 +42,7 @@ from dcsched.agents.episode_stats import finished_episodes, with_episode_stats
 from dcsched.agents.placement import check_placement, resolve_device
 from dcsched.agents.torchrl_adapter import (collector_state, compact_state, expand_state, load_collector_state,
                                             storage_tensors)
-from dcsched.config import RunConfig, migrate_moved_keys
+from dcsched.config import RunConfig, migrate_moved_keys, schema
 from dcsched.envs.dc_env import make_env
 from dcsched.errors import ConfigError
 
@@ -74,7 +74,7 @@ def typed_config(cfg) -> DictConfig:
     """A run config (a DictConfig or a checkpoint's stored one, with keys of older layouts moved:
     :data:`~dcsched.config.MOVED_KEYS`) merged onto the :class:`RunConfig` schema."""
     data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else copy.deepcopy(dict(cfg))
-    return OmegaConf.merge(OmegaConf.structured(RunConfig), OmegaConf.create(migrate_moved_keys(data)))
+    return OmegaConf.merge(schema(RunConfig), OmegaConf.create(migrate_moved_keys(data)))
 
 
 def algorithm_class(name: str) -> type[Algorithm]:
