@@ -155,6 +155,24 @@ def test_ray_collector_gives_the_process_collector_frames():
     assert _same(by_process, by_ray)
 
 
+@pytest.mark.slow  # a Ray instance: about 10 s; CI runs it
+def test_a_local_ray_instance_runs_its_tasks_at_the_commands_priority(monkeypatch):
+    """Ray's default worker niceness (15) let any normal-priority process starve an experiment's cells."""
+    import os
+
+    import ray
+
+    from dcsched.experiments.launchers import init_ray
+
+    monkeypatch.delenv("RAY_worker_niceness", raising=False)
+    init_ray(num_cpus=1)
+    try:
+        niceness = ray.get(ray.remote(lambda: os.nice(0)).remote())
+    finally:
+        ray.shutdown()
+    assert niceness == os.nice(0)
+
+
 def test_workers_receive_updated_weights():
     cfg = _cfg("process", 2)
     env = make_env(cfg.scenario, cfg.env, seed=cfg.seed, report_outcome=True)
