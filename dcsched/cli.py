@@ -96,9 +96,9 @@ def cmd_evaluate(args) -> int:
     env_cfg = EnvConfig(action_encoding=args.encoding)
     if args.stress:
         return _evaluate_stress_grid(args, cfg, out, env_cfg)
-    bounds = dispatch_bounds = None
+    bounds = dispatch_bounds = integer_bounds = None
     if args.bounds:
-        from dcsched.baselines.lp_bound import load_bounds, load_dispatch_bounds
+        from dcsched.baselines.lp_bound import load_bounds, load_dispatch_bounds, load_integer_bounds
 
         from dcsched.data.exogenous import parse_days
         from dcsched.eval.evaluate import day_dates
@@ -106,6 +106,7 @@ def cmd_evaluate(args) -> int:
         days = parse_days(cfg, args.days)[: args.max_days or None]
         bounds = load_bounds(Path(args.bounds), cfg, day_dates(cfg, days))
         dispatch_bounds = load_dispatch_bounds(Path(args.bounds))
+        integer_bounds = load_integer_bounds(Path(args.bounds))
     elif args.with_bound:
         from dcsched.baselines.lp_bound import bounds_by_date
 
@@ -121,13 +122,13 @@ def cmd_evaluate(args) -> int:
         if args.seeds <= 1:
             evaluate_policies(cfg, args.policy, args.days, tmp, deterministic=not args.stochastic, seed=args.seed,
                               max_days=args.max_days, env_cfg=env_cfg, bounds=bounds, dispatch_bounds=dispatch_bounds,
-                              plots=not args.no_plots, console=_console())
+                              integer_bounds=integer_bounds, plots=not args.no_plots, console=_console())
         else:
             from dcsched.eval.seeds import evaluate_seeds
 
             evaluate_seeds(cfg, args.policy, args.days, tmp, seeds=range(args.seed, args.seed + args.seeds),
                            max_days=args.max_days, env_cfg=env_cfg, bounds=bounds, dispatch_bounds=dispatch_bounds,
-                           console=_console())
+                           integer_bounds=integer_bounds, console=_console())
     print(f"wrote {out}/")
     return 0
 
@@ -268,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="scenario.KEY=VALUE",
                    help="scenario overrides, e.g. scenario.dcs.0.data.prices=my_prices.csv scenario.year=2024")
     p.add_argument("--bounds", default=None, help="bounds.json from `dcsched solve`: adds the share of the LP bound "
-                   "(and of the dispatch-only bound, if solved with --dispatch-only)")
+                   "(and of the dispatch-only and integer-level bounds, if solved with --dispatch-only / --integer-levels)")
     p.add_argument("--with-bound", action="store_true", help="solve the LP bound of each day first (a few s per day)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing non-empty --out folder (else refused; replaced only when the new one is complete)")
@@ -284,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dispatch-only", action="store_true",
                    help="also the dispatch-only bound: the LP with the env's battery rule (no battery export; "
                         "energy.control=heuristic scenarios); `evaluate --bounds` then reports both shares")
+    p.add_argument("--integer-levels", action="store_true",
+                   help="also the integer-level bound: one step level per (DC, class) and one frequency per DC per "
+                        "slot, as the env (Lagrangian over the slots, one MILP per slot: minutes per day); "
+                        "`evaluate --bounds` then reports its share too")
     p.add_argument("--workers", type=_positive, default=1,
                    help="processes solving days in parallel (one core each; the same values as 1)")
     p.set_defaults(func=cmd_solve)

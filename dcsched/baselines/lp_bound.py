@@ -32,6 +32,7 @@ class LPResult:
     solve_s: float
     num_variables: int = 0
     num_constraints: int = 0
+    integer: object = None  # integer_bound.IntegerBoundResult when solved with integer_levels (value_usd is its bound)
 
 
 def window_from_exo(p: SimParams, exo, day: int, start: int = 0, horizon: int | None = None,
@@ -78,7 +79,8 @@ def solve_window(p: SimParams, w: Window, what: str, coef: Coefficients | None =
 
 
 def solve_days(scenario_cfg, days: list[int], progress=None, keep_solution: bool = False,
-               battery_rule: bool = False, workers: int = 1, on_solved=None) -> dict[int, LPResult]:
+               battery_rule: bool = False, workers: int = 1, on_solved=None,
+               integer_levels: bool = False) -> dict[int, LPResult]:
     """Perfect-foresight LP per day (deterministic expected arrivals). Unless ``keep_solution``,
     the model and solution vector are dropped after each solve to bound memory. ``battery_rule``:
     the dispatch-only bound (the env's battery rule, :func:`dcsched.baselines.lp_model.build_lp`).
@@ -86,13 +88,17 @@ def solve_days(scenario_cfg, days: list[int], progress=None, keep_solution: bool
     ``workers`` > 1 solves the days in that many processes (each day's LP is independent; HiGHS
     uses one core per solve), with the same values as one process. ``on_solved(day, result)`` is
     called in this process as each day is solved (in completion order; e.g. to save progress).
+    ``integer_levels``: the integer-level bound instead (:mod:`dcsched.baselines.integer_bound`;
+    minutes per day): ``value_usd`` is that bound, ``integer`` its details, no solution is kept.
     Returns {day index: LPResult} in the order of ``days``."""
+    if integer_levels and battery_rule:
+        raise ValueError("integer_levels and battery_rule are separate bounds: solve them one at a time")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if workers > 1 and len(days) > 1:
         if keep_solution:
             raise ValueError("keep_solution needs workers=1 (solutions are not sent between processes)")
-        return _solve_days_in_processes(scenario_cfg, days, progress, battery_rule, workers, on_solved)
+        return _solve_days_in_processes(scenario_cfg, days, progress, battery_rule, workers, on_solved, integer_levels)
     import torch
 
     from dcsched.data.exogenous import load_exogenous
@@ -104,7 +110,13 @@ def solve_days(scenario_cfg, days: list[int], progress=None, keep_solution: bool
     out = {}
     for j, day in enumerate(days):
         what = f"scenario '{scenario_cfg.name}', day index {day}"
-        res = solve_window(p, window_from_exo(p, exo, j), what, coef, battery_rule)
+        if integer_levels:
+            from dcsched.baselines.integer_bound import integer_level_bound
+
+            ib = integer_level_bound(p, window_from_exo(p, exo, j), coef)
+            res = LPResult(ib.value_usd, None, None, 0.0, ib.solve_s, integer=ib)
+        else:
+            res = solve_window(p, window_from_exo(p, exo, j), what, coef, battery_rule)
         if not keep_solution:
             res.x, res.model = None, None
         out[day] = res
@@ -115,17 +127,18 @@ def solve_days(scenario_cfg, days: list[int], progress=None, keep_solution: bool
     return out
 
 
-def _solve_one_day(scenario: dict, day: int, battery_rule: bool) -> LPResult:
+def _solve_one_day(scenario: dict, day: int, battery_rule: bool, integer_levels: bool = False) -> LPResult:
     """One day's bound in a worker process (the scenario as a plain dict: picklable)."""
     from omegaconf import OmegaConf
 
     from dcsched.config import ScenarioConfig
 
     cfg = OmegaConf.merge(OmegaConf.structured(ScenarioConfig), scenario)
-    return solve_days(cfg, [day], battery_rule=battery_rule)[day]
+    return solve_days(cfg, [day], battery_rule=battery_rule, integer_levels=integer_levels)[day]
 
 
-def _solve_days_in_processes(scenario_cfg, days, progress, battery_rule, workers, on_solved) -> dict[int, LPResult]:
+def _solve_days_in_processes(scenario_cfg, days, progress, battery_rule, workers, on_solved,
+                             integer_levels: bool = False) -> dict[int, LPResult]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -135,7 +148,7 @@ def _solve_days_in_processes(scenario_cfg, days, progress, battery_rule, workers
     solved: dict[int, LPResult] = {}
     # spawn: a fresh interpreter per worker (no forked torch or HiGHS state)
     with ProcessPoolExecutor(max_workers=min(workers, len(days)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_solve_one_day, scenario, day, battery_rule): day for day in days}
+        futures = {pool.submit(_solve_one_day, scenario, day, battery_rule, integer_levels): day for day in days}
         for future in as_completed(futures):
             day = futures[future]
             solved[day] = future.result()
@@ -197,21 +210,29 @@ def solve_command(args, console=None) -> int:
 
         raise ConfigError("command line", "--dispatch-only", "the env's battery follows the policy here "
                           "(energy.control: learned), so the full bound is the dispatch-only bound", "energy.control=heuristic")
+    integer = bool(getattr(args, "integer_levels", False))
     with Progress(transient=True) as bar:
-        task = bar.add_task(f"LP bound, {len(days)} day(s)", total=len(days) * (1 + dispatch))
+        task = bar.add_task(f"LP bound, {len(days)} day(s)", total=len(days) * (1 + dispatch + integer))
         workers = int(getattr(args, "workers", 1) or 1)
         results = solve_days(cfg, days, progress=lambda: bar.advance(task), workers=workers)
         ruled = (solve_days(cfg, days, progress=lambda: bar.advance(task), battery_rule=True, workers=workers)
                  if dispatch else {})
+        levels = (solve_days(cfg, days, progress=lambda: bar.advance(task), integer_levels=True, workers=workers)
+                  if integer else {})
     dates = day_dates(cfg, days)
     rows = [{"day": d, "lp_bound_usd": r.value_usd, "build_s": r.build_s, "solve_s": r.solve_s,
              "variables": r.num_variables, "constraints": r.num_constraints}
             for d, r in zip(dates, results.values())]
     for row, r in zip(rows, ruled.values()):
         row["dispatch_bound_usd"] = r.value_usd
+    for row, r in zip(rows, levels.values()):
+        ib = r.integer
+        row.update(integer_bound_usd=ib.value_usd, integer_primal_usd=ib.primal_usd,
+                   integer_slots_not_proven=ib.slots_not_proven, integer_solve_s=ib.solve_s)
     summary = {"scenario": cfg.name, "scenario_hash": bound_scenario_hash(cfg), "days": dates, "per_day": rows,
                "mean_lp_bound_usd": float(np.mean([r["lp_bound_usd"] for r in rows])),
                **({"mean_dispatch_bound_usd": float(np.mean([r["dispatch_bound_usd"] for r in rows]))} if ruled else {}),
+               **({"mean_integer_bound_usd": float(np.mean([r["integer_bound_usd"] for r in rows]))} if levels else {}),
                "mean_build_s": float(np.mean([r["build_s"] for r in rows])),
                "mean_solve_s": float(np.mean([r["solve_s"] for r in rows]))}
     out = Path(args.out) if args.out else Path("runs") / f"solve-{cfg.name}"
@@ -225,11 +246,12 @@ def solve_command(args, console=None) -> int:
         from rich.table import Table
 
         table = Table(title=f"Perfect-foresight LP bound, {cfg.name}")
-        cols = ("day", "LP bound $") + (("dispatch-only $",) if ruled else ()) + ("build s", "solve s", "vars", "rows")
+        cols = (("day", "LP bound $") + (("dispatch-only $",) if ruled else ()) + (("integer-level $",) if levels else ())
+                + ("build s", "solve s", "vars", "rows"))
         for col in cols:
             table.add_column(col, justify="right")
         for r in rows:
-            extra = (f"{r['dispatch_bound_usd']:,.2f}",) if ruled else ()
+            extra = ((f"{r['dispatch_bound_usd']:,.2f}",) if ruled else ()) + ((f"{r['integer_bound_usd']:,.2f}",) if levels else ())
             table.add_row(r["day"], f"{r['lp_bound_usd']:,.2f}", *extra, f"{r['build_s']:.2f}", f"{r['solve_s']:.2f}",
                           f"{r['variables']:,}", f"{r['constraints']:,}")
         console.print(table)
@@ -253,15 +275,25 @@ def bound_scenario_hash(scenario_cfg) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def load_dispatch_bounds(path: Path) -> dict[str, float] | None:
-    """The dispatch-only bounds of a bounds.json (``dcsched solve --dispatch-only``), None if it has
-    none. Call :func:`load_bounds` first: it checks the file's scenario and days."""
+def _optional_bounds(path: Path, key: str) -> dict[str, float] | None:
     import json
 
     rows = json.loads(Path(path).read_text())["per_day"]
-    if not all("dispatch_bound_usd" in r for r in rows):
+    if not all(key in r for r in rows):
         return None
-    return {r["day"]: float(r["dispatch_bound_usd"]) for r in rows}
+    return {r["day"]: float(r[key]) for r in rows}
+
+
+def load_dispatch_bounds(path: Path) -> dict[str, float] | None:
+    """The dispatch-only bounds of a bounds.json (``dcsched solve --dispatch-only``), None if it has
+    none. Call :func:`load_bounds` first: it checks the file's scenario and days."""
+    return _optional_bounds(path, "dispatch_bound_usd")
+
+
+def load_integer_bounds(path: Path) -> dict[str, float] | None:
+    """The integer-level bounds of a bounds.json (``dcsched solve --integer-levels``), None if it
+    has none. Call :func:`load_bounds` first."""
+    return _optional_bounds(path, "integer_bound_usd")
 
 
 def load_bounds(path: Path, scenario_cfg=None, dates: list[str] | None = None) -> dict[str, float]:

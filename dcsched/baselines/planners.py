@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from dcsched.baselines.integer_bound import solve_window_integer
 from dcsched.baselines.lp_bound import LPResult, block, solve_window, window_from_exo
 from dcsched.baselines.lp_model import Window, level_coefficients
 from dcsched.baselines.policy import Policy
@@ -57,6 +58,11 @@ def plan_from_solution(res: LPResult, H: int, N: int, K: int, C: int, F: int, ar
 
 
 TRANSFER_MODES = ("split", "onehot", "chunks")
+# round: plan with the LP (levels mixed within a (DC, class) and a DC) and round (plan_from_solution);
+# milp: plan with the env's own levels, one step level per (DC, class) and one frequency per DC
+# (integer_bound.solve_window_integer), so nothing is rounded
+LEVEL_MODES = ("round", "milp")
+MILP_PLAN_GAP = 1e-3  # relative MILP gap of a levels=milp plan: within 0.1 % of the window's integer optimum
 
 
 def quantised_rows(transfer: np.ndarray, chunks: int) -> np.ndarray:
@@ -129,15 +135,22 @@ class RollingHorizon(PlanPolicy):
     state and observed arrivals, on a registered forecaster's forecasts
     (:mod:`dcsched.baselines.forecasters`: ``persistence`` by default, ``seasonal_naive``,
     ``noisy_oracle`` with ``forecast_error``, or the ``perfect`` oracle), and apply the plan's next
-    decisions."""
+    decisions. ``levels`` (:data:`LEVEL_MODES`): ``round`` plans with the LP and rounds its mixed
+    levels (the default, as before), ``milp`` plans in the env's own levels."""
 
     name = "mpc"
 
     def __init__(self, horizon: int = 12, every: int = 1, forecast: str = "persistence", seed: int = 0,
-                 transfer: str = "split", chunks: int = 4, forecast_error: float = 0.1):
+                 transfer: str = "split", chunks: int = 4, forecast_error: float = 0.1, levels: str = "round"):
         from dcsched.registry import FORECASTERS
 
         FORECASTERS.get(forecast)  # an unknown name fails here, with the allowed ones
+        if levels not in LEVEL_MODES:
+            from dcsched.errors import ConfigError
+
+            raise ConfigError("command line", f"--policy {self.name}:levels", f"'{levels}' is not a level mode",
+                              " | ".join(LEVEL_MODES))
+        self.levels = levels
         self.horizon, self.every, self.forecast = int(horizon), int(every), forecast
         self.forecast_error, self.seed = float(forecast_error), int(seed)
         self.transfer = self._check_transfer(transfer, chunks)
@@ -177,7 +190,9 @@ class RollingHorizon(PlanPolicy):
             plan = self.plans.get(b)
             if plan is None or t - plan[0] >= self.every or t - plan[0] >= len(plan[1][1]):
                 w = self._window(b, int(day), int(t), td)
-                res = solve_window(p, w, f"{self.name} at day index {int(self.env.exo.days[day])}, slot {t}", self.coef)
+                what = f"{self.name} at day index {int(self.env.exo.days[day])}, slot {t}"
+                res = (solve_window(p, w, what, self.coef) if self.levels == "round"
+                       else solve_window_integer(p, w, what, self.coef, mip_rel_gap=MILP_PLAN_GAP))
                 plan = (int(t), plan_from_solution(res, w.arrivals.shape[0], N, K, C, F, w.arrivals, self.coef.exec_s))
                 self.plans[b] = plan
             j = int(t) - plan[0]
@@ -191,11 +206,12 @@ class MPC(RollingHorizon):
     name = "mpc"
 
 
-@POLICIES.register("greedy_myopic", "each slot, the exact best decision for that slot alone given current arrivals (one-slot LP); "
+@POLICIES.register("greedy_myopic", "each slot, the best decision for that slot alone given current arrivals: its one-slot LP, "
+                                    "levels rounded to the env's (greedy_myopic:levels=milp plans in the env's own levels, a one-slot MILP); "
                                     "greedy_myopic:transfer=onehot sends each (origin, class) whole to one DC, "
                                     "transfer=chunks,chunks=Q rounds its shares to multiples of 1/Q")
 class GreedyMyopic(RollingHorizon):
     name = "greedy_myopic"
 
-    def __init__(self, seed: int = 0, transfer: str = "split", chunks: int = 4):
-        super().__init__(horizon=1, every=1, forecast="perfect", transfer=transfer, chunks=chunks)
+    def __init__(self, seed: int = 0, transfer: str = "split", chunks: int = 4, levels: str = "round"):
+        super().__init__(horizon=1, every=1, forecast="perfect", transfer=transfer, chunks=chunks, levels=levels)

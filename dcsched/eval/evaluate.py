@@ -55,13 +55,15 @@ def day_dates(cfg, days: list[int]) -> list[str]:
 def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test", out_dir: Path | None = None,
                       deterministic: bool = True, seed: int = 0, max_days: int = 0, env_cfg: EnvConfig | None = None,
                       bounds: dict[str, float] | None = None, plots: bool = True, console=None,
-                      dispatch_bounds: dict[str, float] | None = None) -> dict[str, dict]:
+                      dispatch_bounds: dict[str, float] | None = None,
+                      integer_bounds: dict[str, float] | None = None) -> dict[str, dict]:
     """Evaluate each policy on the same days. Writes, per policy, trace.csv and summary.json
     (in ``out_dir`` for one policy, in ``out_dir/<policy>/`` for several) and a comparison table.
 
     ``bounds``: optional LP bound per date ($/day); adds ``share_of_bound`` to every summary.
     ``dispatch_bounds``: optional dispatch-only bound per date (the LP with the env's battery
-    rule); adds ``share_of_dispatch_bound``.
+    rule); adds ``share_of_dispatch_bound``. ``integer_bounds``: optional integer-level bound per
+    date (``dcsched solve --integer-levels``); adds ``share_of_integer_bound``.
     """
     from dcsched.baselines.factory import make_policy
 
@@ -122,15 +124,16 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
             if bounds and date in bounds:
                 row["lp_bound_usd"] = bounds[date]
                 row["share_of_bound"] = row["utility_usd"] / bounds[date] if bounds[date] else float("nan")
-            if dispatch_bounds and date in dispatch_bounds:
-                row["dispatch_bound_usd"] = dispatch_bounds[date]
-                row["share_of_dispatch_bound"] = (row["utility_usd"] / dispatch_bounds[date] if dispatch_bounds[date]
-                                                  else float("nan"))
+            for extra, (key, share) in zip((dispatch_bounds, integer_bounds), EXTRA_BOUNDS):
+                if extra and date in extra:
+                    row[key] = extra[date]
+                    row[share] = row["utility_usd"] / extra[date] if extra[date] else float("nan")
         mean = mean_summary([{k: v for k, v in r.items() if k != "day"} for r in per_day])
         if bounds and all("lp_bound_usd" in r for r in per_day):
             mean["share_of_bound"] = mean["utility_usd"] / mean["lp_bound_usd"]
-        if dispatch_bounds and all("dispatch_bound_usd" in r for r in per_day):
-            mean["share_of_dispatch_bound"] = mean["utility_usd"] / mean["dispatch_bound_usd"]
+        for extra, (key, share) in zip((dispatch_bounds, integer_bounds), EXTRA_BOUNDS):
+            if extra and all(key in r for r in per_day):
+                mean[share] = mean["utility_usd"] / mean[key]
         summary = {
             "policy": name, "scenario": scenario_cfg.name, "deterministic": deterministic, "seed": seed,
             "reward_mode": reward_modes[name],  # the env reward summed into episode_return
@@ -170,9 +173,14 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> None:
     _aw(path, lambda p: frame.to_csv(p, float_format="%.6g"))
 
 
+# the optional tighter bounds of a bounds.json: (per-day key, share column), in evaluate_policies' argument order
+EXTRA_BOUNDS = (("dispatch_bound_usd", "share_of_dispatch_bound"), ("integer_bound_usd", "share_of_integer_bound"))
+SHARE_COLUMNS = ("share_of_bound", "share_of_dispatch_bound", "share_of_integer_bound")
+
+
 def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
     cols = list(TABLE_COLUMNS)
-    for share in ("share_of_bound", "share_of_dispatch_bound"):
+    for share in SHARE_COLUMNS:
         if any(share in r["mean"] for r in results.values()):
             cols.append(share)
     rows = {name: {c: r["mean"].get(c, float("nan")) for c in cols} for name, r in results.items()}
@@ -182,14 +190,14 @@ def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
 COLUMN_LABELS = {"utility_usd": "utility $", "revenue_usd": "revenue $", "energy_cost_usd": "energy $",
                  "transfer_cost_usd": "transfer $", "penalty_usd": "penalty $", "violation_rate": "late+drop",
                  "grid_buy_kwh": "grid kWh", "carbon_kg": "CO2 kg", "share_of_bound": "% of LP bound",
-                 "share_of_dispatch_bound": "% of dispatch-only bound"}
+                 "share_of_dispatch_bound": "% of dispatch-only bound", "share_of_integer_bound": "% of integer-level bound"}
 
 
 def format_value(column: str, value: float) -> str:
     """Money and energy in fixed notation with thousands separators; shares as percentages."""
     if value != value:  # NaN
         return "n/a"
-    if column in ("violation_rate", "share_of_bound", "share_of_dispatch_bound"):
+    if column == "violation_rate" or column in SHARE_COLUMNS:
         return f"{100 * value:.2f} %"
     return f"{value:,.0f}"
 
@@ -206,7 +214,7 @@ def table_markdown(df: pd.DataFrame) -> str:
 
 # Columns left out first when the terminal is too narrow for the whole table (comparison.md has all).
 DROP_ORDER = ("grid_buy_kwh", "carbon_kg", "revenue_usd", "transfer_cost_usd", "penalty_usd", "energy_cost_usd",
-              "share_of_dispatch_bound")
+              "share_of_dispatch_bound", "share_of_integer_bound")
 
 
 def print_table(results: dict[str, dict], console, full_table: str | None = None) -> None:

@@ -16,9 +16,10 @@ import numpy as np
 from dcsched.experiments.stats import bootstrap_ci
 from dcsched.io import atomic_write_json, atomic_write_text
 
-SEED_METRICS = ("utility_usd", "share_of_bound", "share_of_dispatch_bound", "violation_rate")
+SEED_METRICS = ("utility_usd", "share_of_bound", "share_of_dispatch_bound", "share_of_integer_bound", "violation_rate")
 LABELS = {"utility_usd": "utility $/day", "share_of_bound": "% of LP bound",
-          "share_of_dispatch_bound": "% of dispatch-only bound", "violation_rate": "late+dropped"}
+          "share_of_dispatch_bound": "% of dispatch-only bound", "share_of_integer_bound": "% of integer-level bound",
+          "violation_rate": "late+dropped"}
 
 
 def interval(values) -> dict:
