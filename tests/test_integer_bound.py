@@ -182,3 +182,22 @@ def test_an_unknown_level_mode_is_refused():
     env = make_env(cfg, EnvConfig(), days=split_days(cfg, "test")[:1], sequential_days=True, stochastic=False)
     with pytest.raises(ConfigError, match="round | milp"):
         make_policy("greedy_myopic:levels=exact", env)
+
+
+@pytest.mark.slow  # about 4 minutes (288 slot MILPs): in `make test-slow` and CI, not the default suite
+def test_solve_integer_levels_writes_the_bound_and_evaluate_reports_its_share(tmp_path):
+    import json
+
+    from dcsched.cli import main
+
+    out = tmp_path / "b"
+    assert main(["solve", "--scenario", "paper3_energy", "--days", "2023-08-25", "--out", str(out),
+                 "--integer-levels"]) == 0
+    row = json.loads((out / "bounds.json").read_text())["per_day"][0]
+    assert row["integer_primal_usd"] <= row["integer_bound_usd"] < row["lp_bound_usd"]
+    assert row["integer_slots_not_proven"] == 0
+    assert main(["evaluate", "--scenario", "paper3_energy", "--policy", "local_only", "--days", "2023-08-25",
+                 "--out", str(tmp_path / "ev"), "--bounds", str(out / "bounds.json"), "--no-plots"]) == 0
+    mean = json.loads((tmp_path / "ev" / "summary.json").read_text())["mean"]
+    assert mean["share_of_integer_bound"] * row["integer_bound_usd"] == pytest.approx(mean["utility_usd"])
+    assert mean["share_of_bound"] * row["lp_bound_usd"] == pytest.approx(mean["utility_usd"])

@@ -42,6 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
+from dcsched.baselines.lp_bound import LPResult, LPSolveError
 from dcsched.baselines.lp_model import Coefficients, LPModel, Window, build_lp, level_coefficients
 from dcsched.sim.params import SimParams
 
@@ -128,7 +129,7 @@ def _solve_lp(model: LPModel):
     res = linprog(-model.c, A_ub=model.A_ub, b_ub=model.b_ub, A_eq=model.A_eq, b_eq=model.b_eq,
                   bounds=bounds, method="highs")
     if res.status != 0:
-        raise RuntimeError(f"the slot-split LP was not solved: {res.message}")
+        raise LPSolveError(f"the slot-split LP was not solved: {res.message}")
     return res
 
 
@@ -243,8 +244,6 @@ def solve_window_integer(p: SimParams, w: Window, what: str, coef: Coefficients 
     exact planning problem of a policy that plans in the env's own action space (the greedy and
     MPC planners with ``levels=milp``). Returns an LPResult whose ``x`` (the LP's variables, the
     binaries dropped) is the best integer solution found; ``value_usd`` is its objective."""
-    from dcsched.baselines.lp_bound import LPResult, LPSolveError
-
     t0 = time.perf_counter()
     coef = coef or level_coefficients(p)
     model = build_lp(p, w, coef)
@@ -284,7 +283,7 @@ def integer_level_bound(p: SimParams, w: Window, coef: Coefficients | None = Non
         relaxed = linprog(-ct, A_ub=sp_.A_ub, b_ub=sp_.b_ub, A_eq=sp_.A_eq, b_eq=sp_.b_eq, method="highs",
                           bounds=np.column_stack([sp_.lb, np.where(np.isinf(sp_.ub), None, sp_.ub)]))
         if relaxed.status != 0:
-            raise RuntimeError(f"slot {t}'s LP was not solved: {relaxed.message}")
+            raise LPSolveError(f"slot {t}'s LP was not solved: {relaxed.message}")
         lagr_lp += -relaxed.fun
         per_step, per_freq = sp_.jobs_per_level(relaxed.x)
         if not (((per_step > mix_tol_jobs).sum(-1) > 1).any() or ((per_freq > mix_tol_jobs).sum(-1) > 1).any()):
@@ -294,10 +293,10 @@ def integer_level_bound(p: SimParams, w: Window, coef: Coefficients | None = Non
         out = _milp(ct, sp_.A_eq, sp_.b_eq, sp_.A_ub, sp_.b_ub, sp_.lb, sp_.ub, sp_.A_level, sp_.level_lo,
                     sp_.level_hi, sp_.num_binaries, time_limit_s, mip_rel_gap)
         if out.status not in (0, 1) or out.get("mip_dual_bound") is None:
-            raise RuntimeError(f"slot {t}'s MILP gave no bound: {out.message}")
+            raise LPSolveError(f"slot {t}'s MILP gave no bound: {out.message}")
         open_slots += int(out.status == 1)
         bound += min(-float(out.mip_dual_bound), -relaxed.fun)
         primal += -float(out.fun) if out.x is not None else float("nan")
     if abs(lagr_lp - lp_value) > check_tol * max(1.0, abs(lp_value)):
-        raise RuntimeError(f"the slot decomposition does not reproduce the LP bound: {lagr_lp} != {lp_value}")
+        raise LPSolveError(f"the slot decomposition does not reproduce the LP bound: {lagr_lp} != {lp_value}")
     return IntegerBoundResult(bound, lp_value, lagr_lp, primal, open_slots, time.perf_counter() - t0)

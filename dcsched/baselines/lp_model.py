@@ -4,7 +4,8 @@ Built from the same :class:`SimParams` and kernel coefficients as the env (never
 constants). Relaxations, each of which can only raise the optimum, so that the value is an
 upper bound on every policy of the deterministic env:
 - jobs at a DC may be split over step levels and frequency levels (the env uses one step level
-  per (DC, class) and one frequency per DC);
+  per (DC, class) and one frequency per DC; :mod:`dcsched.baselines.integer_bound` bounds the
+  problem without this relaxation);
 - transfer fractions are free per (origin, DC, class);
 - a job may be declared late even when its level is feasible;
 - battery charge and discharge may be simultaneous, curtailment is free.
