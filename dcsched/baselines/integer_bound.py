@@ -42,7 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
-from dcsched.baselines.lp_bound import LPResult, LPSolveError
+from dcsched.baselines.lp_bound import LPResult, LPSolveError, highs_bounds, solve_model_result
 from dcsched.baselines.lp_model import Coefficients, LPModel, Window, build_lp, level_coefficients
 from dcsched.sim.params import SimParams
 
@@ -125,9 +125,7 @@ def split_by_slot(model: LPModel, num_dcs: int) -> SlotSplit:
 
 
 def _solve_lp(model: LPModel):
-    bounds = np.column_stack([model.lb, np.where(np.isinf(model.ub), None, model.ub)])
-    res = linprog(-model.c, A_ub=model.A_ub, b_ub=model.b_ub, A_eq=model.A_eq, b_eq=model.b_eq,
-                  bounds=bounds, method="highs")
+    res = solve_model_result(model)
     if res.status != 0:
         raise LPSolveError(f"the slot-split LP was not solved: {res.message}")
     return res
@@ -281,7 +279,7 @@ def integer_level_bound(p: SimParams, w: Window, coef: Coefficients | None = Non
         sp_ = slot_problem(split, coef, w.arrivals, t, p.num_dcs, p.num_classes)
         ct = priced[sp_.cols]
         relaxed = linprog(-ct, A_ub=sp_.A_ub, b_ub=sp_.b_ub, A_eq=sp_.A_eq, b_eq=sp_.b_eq, method="highs",
-                          bounds=np.column_stack([sp_.lb, np.where(np.isinf(sp_.ub), None, sp_.ub)]))
+                          bounds=highs_bounds(sp_.lb, sp_.ub))
         if relaxed.status != 0:
             raise LPSolveError(f"slot {t}'s LP was not solved: {relaxed.message}")
         lagr_lp += -relaxed.fun

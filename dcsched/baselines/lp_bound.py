@@ -57,10 +57,19 @@ def window_from_exo(p: SimParams, exo, day: int, start: int = 0, horizon: int | 
                   **faults)
 
 
+def highs_bounds(lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
+    """[n, 2] variable bounds for ``linprog`` (an infinite upper bound as None)."""
+    return np.column_stack([lb, np.where(np.isinf(ub), None, ub)])
+
+
+def solve_model_result(model: LPModel):
+    """HiGHS on the LP (maximised); scipy's result, with the duals (``eqlin``/``ineqlin`` marginals)."""
+    return linprog(-model.c, A_ub=model.A_ub, b_ub=model.b_ub, A_eq=model.A_eq, b_eq=model.b_eq,
+                   bounds=highs_bounds(model.lb, model.ub), method="highs")
+
+
 def solve_model(model: LPModel, what: str) -> tuple[np.ndarray, float]:
-    bounds = np.column_stack([model.lb, np.where(np.isinf(model.ub), None, model.ub)])
-    res = linprog(-model.c, A_ub=model.A_ub, b_ub=model.b_ub, A_eq=model.A_eq, b_eq=model.b_eq,
-                  bounds=bounds, method="highs")
+    res = solve_model_result(model)
     if res.status != 0:
         kind = {2: "infeasible", 3: "unbounded"}.get(res.status, f"not solved (status {res.status})")
         raise LPSolveError(f"LP for {what} is {kind}: {res.message}")
