@@ -94,6 +94,11 @@ def cmd_evaluate(args) -> int:
     cfg = load_scenario(args.scenario, args.override)
     out = Path(args.out) if args.out else Path("runs") / f"eval-{cfg.name}"
     env_cfg = EnvConfig(action_encoding=args.encoding)
+    if args.workers > 1 and args.stochastic:
+        from dcsched.errors import ConfigError
+
+        raise ConfigError("command line", "--workers", "chunks of days in parallel need deterministic arrivals "
+                          "(a stochastic env draws every day from one generator)", "--workers 1 with --stochastic")
     if args.stress:
         return _evaluate_stress_grid(args, cfg, out, env_cfg)
     bounds = dispatch_bounds = integer_bounds = None
@@ -122,7 +127,8 @@ def cmd_evaluate(args) -> int:
         if args.seeds <= 1:
             evaluate_policies(cfg, args.policy, args.days, tmp, deterministic=not args.stochastic, seed=args.seed,
                               max_days=args.max_days, env_cfg=env_cfg, bounds=bounds, dispatch_bounds=dispatch_bounds,
-                              integer_bounds=integer_bounds, plots=not args.no_plots, console=_console())
+                              integer_bounds=integer_bounds, plots=not args.no_plots, console=_console(),
+                              workers=args.workers)
         else:
             from dcsched.eval.seeds import evaluate_seeds
 
@@ -150,7 +156,7 @@ def _evaluate_stress_grid(args, cfg, out: Path, env_cfg) -> int:
     with fresh_dir(out, overwrite=args.overwrite, key="--out") as tmp:
         evaluate_stress_grid(args.scenario, args.override, args.stress, args.policy, args.days, tmp,
                              with_bound=args.with_bound, deterministic=not args.stochastic, seed=args.seed,
-                             max_days=args.max_days, env_cfg=env_cfg, console=_console())
+                             max_days=args.max_days, env_cfg=env_cfg, console=_console(), workers=args.workers)
     print(f"wrote {out}/")
     return 0
 
@@ -263,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --stochastic: evaluate N arrival seeds (--seed, --seed+1, ...; every policy sees the same "
                         "draws per seed) and report each policy's mean with a 95 %% interval over the seeds")
     p.add_argument("--encoding", default="continuous", choices=("continuous", "discrete"))
+    p.add_argument("--workers", type=_positive, default=1,
+                   help="processes playing a rule's or planner's chunks of days in parallel (one core each; the same "
+                        "outcomes as 1; deterministic arrivals only); other policies play one batch")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="scenario override, e.g. --override energy.price_scale=2")

@@ -81,6 +81,7 @@ class PlanPolicy(Policy):
 
     transfer = "split"
     chunks = 4
+    day_separable = True  # one plan per env row (one day), from that day's data; forecast noise seeded by day and slot
 
     def _check_transfer(self, transfer: str, chunks: int) -> str:
         from dcsched.errors import ConfigError

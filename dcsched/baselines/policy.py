@@ -19,6 +19,10 @@ class Policy:
     """Base class. Subclasses implement :meth:`act` (or :meth:`decide` for decision-level rules)."""
 
     name = "policy"
+    # True when each env row (each evaluated day) is decided from that row and that day's data
+    # alone, so that the days can be evaluated in any grouping with the same per-day outcomes
+    # (dcsched.eval.chunked; tested per policy in tests/test_chunked_eval.py). Off by default.
+    day_separable = False
 
     def bind(self, env: DCSchedEnv) -> "Policy":
         self.env = env

@@ -36,6 +36,7 @@ def local_decision(env, steps: float, freq: float, batch: int) -> Decision:
 @POLICIES.register("local_only", "status quo: no transfer, fixed 30 denoising steps, full GPU frequency")
 class LocalOnly(Policy):
     name = "local_only"
+    day_separable = True
 
     def __init__(self, steps: float = 30, freq: float = 1.0):
         self.steps, self.freq = steps, freq
@@ -74,6 +75,7 @@ class RandomPolicy(Policy):
                                     "actor's mean action does; a learned policy must beat it")
 class CentreAction(Policy):
     name = "centre_action"
+    day_separable = True
 
     def bind(self, env) -> "CentreAction":
         super().bind(env)
@@ -94,6 +96,7 @@ class HeadroomFill(Policy):
     what the projection alone is worth, with no learned routing, frequency or margin."""
 
     name = "headroom_fill"
+    day_separable = True
 
     def __init__(self, freq: float = 1.0, margin: int = 0):
         if margin < 0:

@@ -56,7 +56,7 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
                       deterministic: bool = True, seed: int = 0, max_days: int = 0, env_cfg: EnvConfig | None = None,
                       bounds: dict[str, float] | None = None, plots: bool = True, console=None,
                       dispatch_bounds: dict[str, float] | None = None,
-                      integer_bounds: dict[str, float] | None = None) -> dict[str, dict]:
+                      integer_bounds: dict[str, float] | None = None, workers: int = 1) -> dict[str, dict]:
     """Evaluate each policy on the same days. Writes, per policy, trace.csv and summary.json
     (in ``out_dir`` for one policy, in ``out_dir/<policy>/`` for several) and a comparison table.
 
@@ -64,8 +64,14 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
     ``dispatch_bounds``: optional dispatch-only bound per date (the LP with the env's battery
     rule); adds ``share_of_dispatch_bound``. ``integer_bounds``: optional integer-level bound per
     date (``dcsched solve --integer-levels``); adds ``share_of_integer_bound``.
+    ``workers`` > 1: a day-separable policy (:mod:`dcsched.eval.chunked`) plays chunks of the days in
+    that many processes, with the same outcomes as one batch; any other policy plays one batch.
+    Deterministic arrivals only (a stochastic env draws every day from one generator).
     """
+    if workers < 1 or (workers > 1 and not deterministic):
+        raise ValueError(f"workers must be >= 1, and 1 with stochastic arrivals; got {workers}")
     from dcsched.baselines.factory import make_policy
+    from dcsched.eval.chunked import is_day_separable, outcomes_in_processes
 
     days = parse_days(scenario_cfg, days_spec)
     if max_days:
@@ -111,6 +117,11 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
         outs, reward_modes = {}, {}
         for name in policies:
             task = bar.add_task(f"{policy_label(name)}: {len(days)} day(s)", total=env.T) if bar else None
+            if workers > 1 and len(days) > 1 and is_day_separable(name):
+                reward_modes[name] = env.reward_mode
+                advance = (lambda share, task=task: bar.advance(task, share * env.T)) if bar else None
+                outs[name] = outcomes_in_processes(scenario_cfg, env_cfg, name, dates, seed, workers, progress=advance)
+                continue
             penv = env_for(name)
             policy = make_policy(name, penv, seed=seed)
             penv.rng.manual_seed(int(seed))  # common random numbers: every policy sees the same arrival draws

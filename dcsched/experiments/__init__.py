@@ -52,6 +52,7 @@ def run_experiment(name: str, overrides: list[str] | None = None, console=None) 
     if cfg.max_runs:
         todo = todo[: cfg.max_runs]
     options = RunOptions(wandb_mode=cfg.wandb_mode, threads=cfg.threads_per_run, lp_workers=cfg.lp_workers,
+                         eval_workers=cfg.eval_workers,
                          reuse_root=str(out_root) if cfg.reuse else "", launcher=cfg.launcher)
     if console is not None:
         console.print(f"[bold]{cfg.name}[/] ({cfg.tier}): {len(specs)} runs, {finished} finished"

@@ -115,6 +115,7 @@ class ExperimentConfig:
     cpus_per_run: int = 1  # Ray resource request of one run (and its torch threads)
     threads_per_run: int = 0  # torch threads in a sequential run; 0 = torch's default
     lp_workers: int = 1  # processes solving the days of a bound cell in parallel (one core each; same values)
+    eval_workers: int = 1  # processes playing a day-separable policy cell's day chunks in parallel (same values)
     out_dir: str = "runs/experiments"
     wandb_mode: str = "offline"  # offline | disabled | online
     reuse: bool = True  # copy a finished run with the same config hash from another experiment
@@ -212,6 +213,8 @@ def load_experiment(name: str, overrides: list[str] | None = None) -> DictConfig
         raise ConfigError(source, "methods", "an experiment needs at least one method")
     if int(cfg.lp_workers) < 1:
         raise ConfigError("command line", "lp_workers", f"{cfg.lp_workers} processes", ">= 1")
+    if int(cfg.eval_workers) < 1:
+        raise ConfigError("command line", "eval_workers", f"{cfg.eval_workers} processes", ">= 1")
     if int(cfg.stochastic_seeds) < 0:
         raise ConfigError(source, "stochastic_seeds", f"{cfg.stochastic_seeds} seeds", "0 (deterministic only) or more")
     for i, m in enumerate(cfg.methods):
