@@ -212,7 +212,7 @@ def cmd_experiment(args) -> int:
 
 BENCHMARKS = {"env": "dcsched.bench.env_throughput", "train": "dcsched.bench.train_throughput",
               "curve": "dcsched.bench.learning_curve", "gpu": "dcsched.bench.gpu_check",
-              "compile": "dcsched.bench.compile_speedup"}
+              "compile": "dcsched.bench.compile_speedup", "eval": "dcsched.bench.eval_workers"}
 
 
 def cmd_bench(args) -> int:
@@ -312,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_experiment)
 
-    p = sub.add_parser("bench", help="benchmarks: env or train throughput, a learning curve in %% of the bound (curve), or the GPU check (gpu)")
+    p = sub.add_parser("bench", help="benchmarks: env or train throughput, a learning curve in %% of the bound (curve), compiled vs eager updates (compile), parallel evaluation (eval), or the GPU check (gpu)")
     p.add_argument("what", choices=tuple(BENCHMARKS))
     p.add_argument("extra", nargs=argparse.REMAINDER, help="arguments passed to the benchmark (see its --help)")
     p.set_defaults(func=cmd_bench)
