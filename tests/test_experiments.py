@@ -413,6 +413,16 @@ def test_records_are_not_ignored_by_git():
     assert subprocess.run(["git", "check-ignore", "-q", "runs/experiments/x/result.json"], cwd=root).returncode == 0
 
 
+def test_a_report_with_only_the_bound_finished_is_written_without_figures_of_methods(tmp_path):
+    """Reading an experiment whose only finished cell is the LP bound (e.g. adopted from another
+    experiment's records before any method ran) writes the report; it has no bar chart to draw."""
+    report, _ = run_experiment(tiny_yaml(tmp_path), ["wandb_mode=disabled", f"out_dir={tmp_path / 'out'}",
+                                                     "only=LP bound$"])
+    text = Path(report).read_text()
+    assert "LP bound" in text and "pending" in text
+    assert not (Path(report).parent / "share_of_bound.png").exists()
+
+
 def test_a_bound_cell_keeps_each_solved_day_and_resumes_with_the_rest(tmp_path):
     """A bound cell saves each solved day (with its hash) as it goes; a rerun solves only the days
     missing (a sentinel left for one day survives into result.json), a file of another hash is

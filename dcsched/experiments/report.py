@@ -169,21 +169,23 @@ def _figures(cfg, specs: list[RunSpec], summary: pd.DataFrame, exp_dir: Path, by
         figures.sweep(summary, cfg.sweep_label or "setting", exp_dir / "sweep.png",
                       f"{cfg.name}: test days, mean over seeds with 95 % CI")
         out.append("sweep.png")
-    if has_bound and (cfg.kind in ("table", "convergence", "ablation", "behaviour", "stress", "pareto") or (cfg.kind == "sweep" and learned.empty)):
-        figures.bars(summary[summary["method"] != "LP bound"], "share_of_bound", "% of the LP bound (test days)",
+    methods = summary[summary["method"] != "LP bound"]  # empty while only the bound has finished: no bars
+    if has_bound and not methods.empty and (cfg.kind in ("table", "convergence", "ablation", "behaviour", "stress", "pareto")
+                                            or (cfg.kind == "sweep" and learned.empty)):
+        figures.bars(methods, "share_of_bound", "% of the LP bound (test days)",
                      exp_dir / "share_of_bound.png", f"{cfg.name}: utility as % of the perfect-foresight bound "
                      "(bound of each system = 100 %)", percent=True)
         out.append("share_of_bound.png")
-    if cfg.kind == "stress" and has_bound:
-        figures.heatmap(summary[summary["method"] != "LP bound"], "share_of_bound", exp_dir / "stress_heatmap.png",
+    if cfg.kind == "stress" and has_bound and not methods.empty:
+        figures.heatmap(methods, "share_of_bound", exp_dir / "stress_heatmap.png",
                         f"{cfg.name}: % of each stressed day's LP bound (mean over days and seeds)")
         out.append("stress_heatmap.png")
     if cfg.kind == "pareto" and not summary.empty:
         figures.pareto(summary, exp_dir / "pareto.png", f"{cfg.name}: cost, quality and carbon per "
                        f"{cfg.sweep_label or 'setting'} (points labelled with it; test days)")
         out.append("pareto.png")
-    if cfg.kind == "ablation":
-        figures.bars(summary[summary["method"] != "LP bound"], "energy_cost_usd", "energy cost $/day",
+    if cfg.kind == "ablation" and not methods.empty:
+        figures.bars(methods, "energy_cost_usd", "energy cost $/day",
                      exp_dir / "energy_cost.png", f"{cfg.name}: energy cost per day (test days)")
         out.append("energy_cost.png")
     if cfg.kind == "timing" and not learned.empty:
