@@ -72,7 +72,7 @@ def evaluate_day_rows(scenario_cfg, policy: str, days_spec: str = "test", max_da
             on_chunk(chunk_rows)
 
     if workers > 1 and len(chunks) > 1:
-        _in_processes(_chunk_in_worker, (scenario_cfg, policy, seed), chunks, workers,
+        _in_processes(_chunk_in_worker, scenario_cfg, (policy, seed), chunks, workers,
                       lambda _, chunk_rows: finished(chunk_rows))
     else:
         for chunk in chunks:
@@ -96,7 +96,7 @@ def outcomes_in_processes(scenario_cfg, env_cfg, policy: str, dates: list[str], 
         if progress is not None:
             progress(len(chunks[index]) / len(dates))
 
-    _in_processes(_outcome_in_worker, (scenario_cfg, env_cfg, policy, seed), chunks, workers, finished)
+    _in_processes(_outcome_in_worker, scenario_cfg, (env_cfg, policy, seed), chunks, workers, finished)
     return {key: np.concatenate([outs[i][key] for i in range(len(chunks))], axis=0) for key in outs[0]}
 
 
@@ -132,18 +132,18 @@ def _worker_scenario(scenario: dict):
     return OmegaConf.merge(OmegaConf.structured(ScenarioConfig), scenario)
 
 
-def _in_processes(work, args: tuple, chunks: list[list[str]], workers: int, finished) -> None:
-    """``work(scenario_dict, *args[1:], chunk)`` for each chunk in ``workers`` spawned processes
-    (``args[0]`` is the scenario config); ``finished(chunk index, value)`` in completion order."""
+def _in_processes(work, scenario_cfg, args: tuple, chunks: list[list[str]], workers: int, finished) -> None:
+    """``work(scenario as a plain dict, *args, chunk)`` for each chunk in ``workers`` spawned
+    processes; ``finished(chunk index, value)`` in this process, in completion order."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from omegaconf import OmegaConf
 
-    scenario = OmegaConf.to_container(args[0], resolve=True)
+    scenario = OmegaConf.to_container(scenario_cfg, resolve=True)
     # spawn: a fresh interpreter per worker (no forked torch or HiGHS state)
     with ProcessPoolExecutor(max_workers=min(workers, len(chunks)),
                              mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(work, scenario, *args[1:], chunk): i for i, chunk in enumerate(chunks)}
+        futures = {pool.submit(work, scenario, *args, chunk): i for i, chunk in enumerate(chunks)}
         for future in as_completed(futures):
             finished(futures[future], future.result())

@@ -196,6 +196,26 @@ def _scenario(spec: RunSpec):
 
 
 BOUND_PROGRESS = "bounds.partial.json"  # a bound cell's days solved so far (a rerun solves only the rest)
+EVAL_PROGRESS = "eval.partial.json"  # a policy cell's per-day rows so far (a rerun plays only the rest)
+
+
+class _DayProgress:
+    """What a cell has finished so far, by date, in ``folder/name`` under ``key`` with the cell's
+    hash: ``known`` holds what an interrupted run saved (nothing if the file is from another
+    config), ``save(by_date)`` adds days and rewrites the file atomically. :func:`execute` removes
+    the file once result.json is written."""
+
+    def __init__(self, folder: Path, name: str, key: str, spec: RunSpec):
+        self.path, self.key, self.config_hash = folder / name, key, spec.config_hash
+        self.known: dict = {}
+        if self.path.exists():
+            saved = json.loads(self.path.read_text())
+            if saved.get("config_hash") == self.config_hash:
+                self.known = dict(saved[key])
+
+    def save(self, by_date: dict) -> None:
+        self.known.update(by_date)
+        atomic_write_json(self.path, {"config_hash": self.config_hash, self.key: self.known})
 
 
 def _run_bound(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
@@ -204,19 +224,9 @@ def _run_bound(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
     hour) resumes with the days still missing; :func:`execute` removes it once result.json is written."""
     from dcsched.baselines.lp_bound import bounds_by_date
 
-    partial = folder / BOUND_PROGRESS
-    known: dict[str, float] = {}
-    if partial.exists():
-        saved = json.loads(partial.read_text())
-        if saved.get("config_hash") == spec.config_hash:
-            known = dict(saved["bounds_usd"])
-
-    def save(date: str, bound_usd: float) -> None:
-        known[date] = bound_usd
-        atomic_write_json(partial, {"config_hash": spec.config_hash, "bounds_usd": known})
-
+    progress = _DayProgress(folder, BOUND_PROGRESS, "bounds_usd", spec)
     by_date = bounds_by_date(_scenario(spec), spec.days, spec.max_days, workers=max(1, options.lp_workers),
-                             known=known, on_solved=save)
+                             known=progress.known, on_solved=lambda date, bound_usd: progress.save({date: bound_usd}))
     values = list(by_date.values())
     return {"bounds_usd": by_date, "summary": {"utility_usd": sum(values) / len(values), "num_days": len(values)}}
 
@@ -250,9 +260,6 @@ def _evaluate_stochastic(scenario_cfg, policy: str, spec: RunSpec, env_cfg=None)
             **{k: float(sum(r[k] for r in per_seed) / len(per_seed)) for k in ("utility_usd", "violation_rate")}}
 
 
-EVAL_PROGRESS = "eval.partial.json"  # a policy cell's per-day rows so far (a rerun plays only the rest)
-
-
 def _run_policy(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
     """A day-separable policy (the rules and planners, :mod:`dcsched.eval.chunked`) plays its days
     in chunks of a few days, ``options.eval_workers`` chunks at a time; each finished chunk's rows
@@ -265,19 +272,10 @@ def _run_policy(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
     scenario_cfg = _scenario(spec)
     if spec.keep_traces or not is_day_separable(spec.policy):
         return _evaluate(scenario_cfg, spec.policy, spec, folder)
-    partial = folder / EVAL_PROGRESS
-    known: dict[str, dict] = {}
-    if partial.exists():
-        saved = json.loads(partial.read_text())
-        if saved.get("config_hash") == spec.config_hash:
-            known = dict(saved["rows"])
-
-    def save(rows: list[dict]) -> None:
-        known.update({row["day"]: row for row in rows})
-        atomic_write_json(partial, {"config_hash": spec.config_hash, "rows": known})
-
+    progress = _DayProgress(folder, EVAL_PROGRESS, "rows", spec)
     per_day = evaluate_day_rows(scenario_cfg, spec.policy, spec.days, spec.max_days, seed=spec.seed,
-                                workers=max(1, options.eval_workers), known=known, on_chunk=save)
+                                workers=max(1, options.eval_workers), known=progress.known,
+                                on_chunk=lambda rows: progress.save({row["day"]: row for row in rows}))
     body = {"summary": mean_summary([{k: v for k, v in row.items() if k != "day"} for row in per_day]),
             "per_day": per_day, "days": [row["day"] for row in per_day]}
     if spec.stochastic_seeds:
