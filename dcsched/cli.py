@@ -307,9 +307,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*")
     p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("experiment", help="run a declared experiment (recipes/experiments/NAME.yaml)")
-    p.add_argument("name")
-    p.add_argument("overrides", nargs="*")
+    p = sub.add_parser("experiment", help="run a declared experiment (recipes/experiments/NAME.yaml)",
+                       description="Run a declared experiment grid (finished cells are skipped, interrupted ones "
+                                   "resume) and write its report; docs/experiments.md.")
+    p.add_argument("name", help="an experiment of recipes/experiments/ (`dcsched list experiment`), a path to "
+                                "one, or 'all'")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="experiment keys, e.g. tier=quick 'seeds=[0,1]' only=REGEX max_runs=N launcher=ray "
+                        "threads_per_run=1 record=true (docs/experiments.md)")
+    p.add_argument("--status", action="store_true",
+                   help="print each cell's state (finished, recorded, reusable, partial with its progress, failed, "
+                        "to run) and whether these overrides would run it now; runs and writes nothing")
     p.set_defaults(func=cmd_experiment)
 
     p = sub.add_parser("bench", help="benchmarks: env or train throughput, a learning curve in %% of the bound (curve), compiled vs eager updates (compile), parallel evaluation (eval), or the GPU check (gpu)")
@@ -319,11 +327,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """``parser.parse_args``, except that KEY=VALUE overrides may follow a flag (``dcsched experiment
+    NAME --status only=X``): argparse fills a ``nargs="*"`` positional once, before the flag, and
+    would refuse the rest; they are appended to the command's overrides instead."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or any(item.startswith("-") or "=" not in item for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     from dcsched.errors import DcschedError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     try:
         return int(args.func(args) or 0)
     except DcschedError as err:

@@ -449,3 +449,82 @@ def test_a_bound_cell_keeps_each_solved_day_and_resumes_with_the_rest(tmp_path):
         (folder / "result.json").unlink()
     with pytest.raises(ConfigError, match="lp_workers"):
         load_experiment(tiny_yaml(tmp_path), ["lp_workers=0"])
+
+
+def _tree(folder: Path) -> dict:
+    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.rglob("*")}
+
+
+def test_status_reports_each_cells_state_and_writes_nothing(tiny_run, tmp_path):
+    """`dcsched experiment NAME --status`: finished, recorded, partial training with its frames,
+    a bound's saved days, another config's folder, a failed cell; which cells the same overrides
+    would run; no file written or touched."""
+    import shutil
+
+    from dcsched.agents.train import train_from_config
+    from dcsched.experiments.runner import BOUND_PROGRESS, run_dir
+    from dcsched.experiments.status import experiment_status, format_status
+
+    out, records = tmp_path / "out", tmp_path / "records"
+    exp_dir = out / "tiny"
+    shutil.copytree(tiny_run["whole"], exp_dir)
+    specs = {s.key.split("/", 2)[-1]: s for s in expand(load_experiment(tiny_run["path"]))}
+    base = [f"out_dir={out}", f"records_dir={records}", "wandb_mode=disabled"]
+    assert {c.state for c in experiment_status(tiny_run["path"], base)} == {"finished"}
+
+    # SAC s0: moved to the records (the next invocation adopts it); SAC s1: interrupted at half its frames
+    s0, s1 = specs["SAC/s0"], specs["SAC/s1"]
+    shutil.copytree(run_dir(exp_dir, s0), records / "tiny" / "runs" / s0.dirname)
+    shutil.rmtree(run_dir(exp_dir, s0))
+    shutil.rmtree(run_dir(exp_dir, s1))
+    folder = run_dir(exp_dir, s1)
+    half = load_recipe(s1.recipe, [*s1.overrides, "trainer.total_frames=1024", f"out_dir={folder}",
+                                   "logger.wandb_mode=disabled", "trainer.progress=false", "eval.policies=null"])
+    train_from_config(half, evaluate=False, run_dir=folder / "train")
+    (folder / "train" / "config.yaml").write_text((folder / "train" / "config.yaml").read_text()
+                                                  .replace("total_frames: 1024", "total_frames: 2048"))
+    (folder / "spec.json").write_text(json.dumps(s1.to_dict()))
+    # the bound: unfinished with one saved day; local_only: its folder holds another config's run
+    bound, local = specs["LP bound"], specs["local_only"]
+    day = json.loads((run_dir(exp_dir, bound) / "result.json").read_text())["bounds_usd"]
+    (run_dir(exp_dir, bound) / "result.json").unlink()
+    (run_dir(exp_dir, bound) / BOUND_PROGRESS).write_text(json.dumps({"config_hash": bound.config_hash,
+                                                                       "bounds_usd": day}))
+    stale = json.loads((run_dir(exp_dir, local) / "spec.json").read_text()) | {"config_hash": "0" * 12}
+    (run_dir(exp_dir, local) / "spec.json").write_text(json.dumps(stale))
+    (run_dir(exp_dir, local) / "result.json").write_text(json.dumps({"spec": stale}))
+
+    before = _tree(tmp_path)
+    cells = {c.key.split("/", 2)[-1]: c for c in experiment_status(tiny_run["path"], base)}
+    assert _tree(tmp_path) == before  # nothing written, nothing moved
+    assert cells["SAC/s0"].state == "recorded" and not cells["SAC/s0"].selected
+    assert cells["SAC/s1"].state == "partial" and "1,024 of 2,048 frames (50 %)" in cells["SAC/s1"].detail
+    assert cells["SAC/s1"].selected
+    assert cells["LP bound"].state == "partial" and "1 of 1 days solved" in cells["LP bound"].detail
+    assert cells["local_only"].state == "to run" and "another config" in cells["local_only"].detail
+    text = format_status("tiny", list(cells.values()))
+    assert "1 recorded, 2 partial, 1 to run" in text and "3 would run now" in text
+
+    # only= and max_runs= choose as a real invocation would; a failed cell shows its error
+    chosen = [c.key for c in experiment_status(tiny_run["path"], [*base, "only=SAC"]) if c.selected]
+    assert chosen == [s1.key]
+    assert sum(c.selected for c in experiment_status(tiny_run["path"], [*base, "max_runs=1"])) == 1
+    (folder / "error.txt").write_text("Traceback ...\nRuntimeError: out of memory\n")
+    failed = {c.key: c for c in experiment_status(tiny_run["path"], base)}[s1.key]
+    assert failed.state == "failed" and failed.detail == "RuntimeError: out of memory"
+    # without the records (reuse=false), the recorded cell is to run again
+    assert {c.key: c.state for c in experiment_status(tiny_run["path"], [*base, "reuse=false"])}[s0.key] == "to run"
+
+
+def test_overrides_may_follow_a_flag_on_the_command_line():
+    from dcsched.cli import build_parser, parse_args
+
+    parser = build_parser()
+    args = parse_args(parser, ["experiment", "shaping_controls", "--status", "only=SAC", "seeds=[1]"])
+    assert args.status and args.overrides == ["only=SAC", "seeds=[1]"]
+    args = parse_args(parser, ["experiment", "shaping_controls", "tier=quick", "--status"])
+    assert args.status and args.overrides == ["tier=quick"]
+    with pytest.raises(SystemExit):
+        parse_args(parser, ["experiment", "shaping_controls", "--status", "--bogus"])
+    with pytest.raises(SystemExit):
+        parse_args(parser, ["list", "agent", "seed=1"])  # a command without overrides

@@ -3,18 +3,41 @@
 NAME is a file in recipes/experiments/ (or a path to one), or ``all`` for every declared
 experiment in turn. Output: ``<out_dir>/<NAME>/`` (default runs/experiments/NAME, or
 runs/experiments-quick/NAME with ``tier=quick``) with runs/<cell>/result.json per cell, runs.csv,
-summary.csv, table_<scenario>.md, PNG figures and report.md.
+summary.csv, table_<scenario>.md, PNG figures and report.md. ``--status``: each cell's state
+(:mod:`dcsched.experiments.status`), nothing run or written.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 from pathlib import Path
 
 from dcsched.experiments.spec import available_experiments, expand, load_experiment
 
-__all__ = ["experiment_command", "run_experiment"]
+__all__ = ["experiment_command", "run_experiment", "experiment_dir", "cells_to_run"]
+
+
+def experiment_dir(cfg) -> tuple[Path, Path]:
+    """(the output root, this experiment's folder) of a loaded experiment config; the quick tier
+    writes under runs/experiments-quick unless out_dir was given."""
+    out_root = Path(cfg.out_dir)
+    if cfg.tier == "quick" and cfg.out_dir == "runs/experiments":
+        out_root = Path("runs/experiments-quick")
+    return out_root, out_root / cfg.name
+
+
+def adopts_records(cfg) -> bool:
+    """Whether an invocation with this config adopts recorded cells (full tier, reuse, a records_dir)."""
+    return cfg.tier == "full" and cfg.reuse and bool(cfg.records_dir)
+
+
+def cells_to_run(cfg, unfinished: list) -> list:
+    """The unfinished cells an invocation executes: those whose key matches ``only``, then the
+    first ``max_runs`` of them."""
+    todo = [s for s in unfinished if re.search(cfg.only, s.key)] if cfg.only else list(unfinished)
+    return todo[: cfg.max_runs] if cfg.max_runs else todo
 
 
 def run_experiment(name: str, overrides: list[str] | None = None, console=None) -> tuple[Path, dict]:
@@ -33,24 +56,16 @@ def run_experiment(name: str, overrides: list[str] | None = None, console=None) 
         raise ConfigError("command line", "records_dir", "record=true needs a folder to write the records to",
                           "a path, e.g. records_dir=results")
     specs = expand(cfg)
-    out_root = Path(cfg.out_dir)
-    if cfg.tier == "quick" and cfg.out_dir == "runs/experiments":
-        out_root = Path("runs/experiments-quick")
-    exp_dir = out_root / cfg.name
+    out_root, exp_dir = experiment_dir(cfg)
     exp_dir.mkdir(parents=True, exist_ok=True)
     command = "dcsched experiment " + " ".join(shlex.quote(x) for x in [name, *overrides])
     adopted = 0
-    if cfg.tier == "full" and cfg.reuse and cfg.records_dir:  # recorded cells (kept in git) count as finished
+    if adopts_records(cfg):  # recorded cells (kept in git) count as finished
         adopted = sum(adopt_record(Path(cfg.records_dir), exp_dir, s) is not None
                       for s in specs if read_result(exp_dir, s) is None)
-    todo = [s for s in specs if read_result(exp_dir, s) is None]
-    finished = len(specs) - len(todo)
-    if cfg.only:
-        import re
-
-        todo = [s for s in todo if re.search(cfg.only, s.key)]
-    if cfg.max_runs:
-        todo = todo[: cfg.max_runs]
+    unfinished = [s for s in specs if read_result(exp_dir, s) is None]
+    finished = len(specs) - len(unfinished)
+    todo = cells_to_run(cfg, unfinished)
     options = RunOptions(wandb_mode=cfg.wandb_mode, threads=cfg.threads_per_run, lp_workers=cfg.lp_workers,
                          eval_workers=cfg.eval_workers,
                          reuse_root=str(out_root) if cfg.reuse else "", launcher=cfg.launcher)
@@ -86,6 +101,12 @@ def run_experiment(name: str, overrides: list[str] | None = None, console=None) 
 
 def experiment_command(args, console=None) -> int:
     names = available_experiments() if args.name == "all" else [args.name]
+    if getattr(args, "status", False):
+        from dcsched.experiments.status import experiment_status, format_status
+
+        for name in names:
+            print(format_status(Path(name).stem, experiment_status(name, args.overrides)))
+        return 0
     failed = 0
     for name in names:
         try:

@@ -124,32 +124,41 @@ def _clear_if_stale(folder: Path, spec: RunSpec) -> None:
         folder.rename(aside)
 
 
-def _reuse(root: Path, exp_dir: Path, spec: RunSpec, mark: str = "reused_from") -> dict | None:
-    """Copy a finished cell with the same config hash from another experiment under ``root``; the
-    copy's result names its source under ``mark``."""
-    for candidate in sorted(root.glob(f"*/runs/*/{RESULT}")):
-        if candidate.parent.parent.parent.resolve() == exp_dir.resolve():
+def find_finished(root: Path, exp_dir: Path, spec: RunSpec) -> tuple[Path, dict] | None:
+    """A finished cell with ``spec``'s config hash and kind in another experiment under ``root``
+    (``root/<experiment>/runs/<cell>/result.json``): (its result.json, its result), or None."""
+    for candidate in sorted(Path(root).glob(f"*/runs/*/{RESULT}")):
+        if candidate.parent.parent.parent.resolve() == Path(exp_dir).resolve():
             continue
         try:
             other = json.loads(candidate.read_text())
         except (OSError, ValueError):
             continue
-        if other.get("spec", {}).get("config_hash") != spec.config_hash or other["spec"].get("kind") != spec.kind:
-            continue
-        folder = run_dir(exp_dir, spec)
-        tmp = folder.with_name(folder.name + ".copying")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(candidate.parent, tmp)
-        other.pop("reused_from", None)
-        other.pop("recorded_from", None)
-        other[mark] = str(candidate.parent)
-        other["spec"] = spec.to_dict()
-        atomic_write_json(tmp / RESULT, other)
-        atomic_write_json(tmp / SPEC, spec.to_dict())
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
-        return other
+        if other.get("spec", {}).get("config_hash") == spec.config_hash and other["spec"].get("kind") == spec.kind:
+            return candidate, other
     return None
+
+
+def _reuse(root: Path, exp_dir: Path, spec: RunSpec, mark: str = "reused_from") -> dict | None:
+    """Copy a finished cell with the same config hash from another experiment under ``root``; the
+    copy's result names its source under ``mark``."""
+    found = find_finished(root, exp_dir, spec)
+    if found is None:
+        return None
+    candidate, other = found
+    folder = run_dir(exp_dir, spec)
+    tmp = folder.with_name(folder.name + ".copying")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(candidate.parent, tmp)
+    other.pop("reused_from", None)
+    other.pop("recorded_from", None)
+    other[mark] = str(candidate.parent)
+    other["spec"] = spec.to_dict()
+    atomic_write_json(tmp / RESULT, other)
+    atomic_write_json(tmp / SPEC, spec.to_dict())
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return other
 
 
 def adopt_record(records_dir: Path, exp_dir: Path, spec: RunSpec) -> dict | None:
