@@ -133,6 +133,32 @@ def test_bootstrap_interval_and_iqm():
     assert np.allclose(mean, [2.0, 3.0]) and (blo <= mean).all() and (bhi >= mean).all()
 
 
+def test_test_day_table_shows_bootstrap_and_t_intervals_and_the_iqm():
+    """Five seeds with an outlier: the utility cell holds the mean, the bootstrap interval and the
+    wider t interval (mean ± t(0.975, 4) s / sqrt(5)); the IQM column the mean of the middle three;
+    a baseline row has neither."""
+    from dcsched.experiments.aggregate import METRICS, markdown_table, summarize
+
+    utility = [1.0, 2.0, 3.0, 4.0, 100.0]
+    rows = [{"scenario": "s", "setting": "default", "method": "learner", "kind": "train", "x": None, "seed": i,
+             **{m: np.nan for m in METRICS}, "utility_usd": u} for i, u in enumerate(utility)]
+    rows.append({"scenario": "s", "setting": "default", "method": "rule", "kind": "policy", "x": None, "seed": 0,
+                 **{m: np.nan for m in METRICS}, "utility_usd": 50.0})
+    import pandas as pd
+
+    summary = summarize(pd.DataFrame(rows))
+    half = 2.7764451051977987 * np.std(utility, ddof=1) / np.sqrt(5)  # scipy.stats.t.ppf(0.975, 4)
+    learner = summary[summary["method"] == "learner"].iloc[0]
+    assert learner["utility_usd_t_lo"] == pytest.approx(22.0 - half) and learner["utility_usd_t_hi"] == pytest.approx(22.0 + half)
+    assert learner["utility_usd_lo"] > learner["utility_usd_t_lo"]  # the bootstrap cannot leave the seeds' range
+    table = markdown_table(summary, ["utility_usd", "violation_rate"], by_setting=False).splitlines()
+    assert table[0] == "| method | seeds | utility $/day | IQM utility $/day | late+dropped |"
+    cells = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table[2:]}
+    assert cells["rule"][2:4] == ["50.00", ""]
+    assert cells["learner"][2].startswith("22.00 [") and f"(t: {22.0 - half:,.2f}, {22.0 + half:,.2f})" in cells["learner"][2]
+    assert cells["learner"][3] == "3.00"
+
+
 # --------------------------------------------------------------------------- running
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):

@@ -2,7 +2,8 @@
 
 ``runs.csv``: one row per (scenario, setting, method, seed) with every test-day metric (mean over
 days) and the LP bound of the same days. ``summary.csv``: per (scenario, setting, method) the
-number of seeds, mean, 95 % bootstrap interval of the mean and IQM of each metric.
+number of seeds, mean, 95 % bootstrap interval of the mean (``_lo``, ``_hi``), 95 % Student t
+interval of the mean (``_t_lo``, ``_t_hi``) and IQM (``_iqm``) of each metric.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def run_rows(results: list[dict], setting_x: dict[str, float | None] | None = No
 
 
 def summarize(runs: pd.DataFrame, order: list[str] | None = None, settings: list[str] | None = None) -> pd.DataFrame:
-    """Per (scenario, setting, method): n seeds, mean, 95 % bootstrap CI of the mean, IQM per metric."""
+    """Per (scenario, setting, method): n seeds, mean, 95 % bootstrap and t intervals of the mean,
+    IQM per metric."""
     out = []
     for (scen, setting, method), g in runs.groupby(["scenario", "setting", "method"], sort=False):
         row = {"scenario": scen, "setting": setting, "method": method, "kind": g["kind"].iloc[0],
@@ -99,7 +101,9 @@ def summarize(runs: pd.DataFrame, order: list[str] | None = None, settings: list
             if np.isnan(vals).all():
                 continue
             lo, hi = bootstrap_ci(vals)
-            row.update({m: float(np.nanmean(vals)), f"{m}_lo": lo, f"{m}_hi": hi, f"{m}_iqm": iqm(vals)})
+            t_lo, t_hi = t_ci(vals)
+            row.update({m: float(np.nanmean(vals)), f"{m}_lo": lo, f"{m}_hi": hi, f"{m}_t_lo": t_lo, f"{m}_t_hi": t_hi,
+                        f"{m}_iqm": iqm(vals)})
         out.append(row)
     frame = pd.DataFrame(out)
     if frame.empty:
@@ -113,6 +117,10 @@ def summarize(runs: pd.DataFrame, order: list[str] | None = None, settings: list
     return frame.sort_values(["scenario", "_s", "_k", "_m"]).drop(columns=["_k", "_m", "_s"]).reset_index(drop=True)
 
 
+T_INTERVAL_METRICS = ("utility_usd", "share_of_bound")  # cells that also show the t interval
+IQM_METRIC = "utility_usd"  # the metric whose IQM gets its own column
+
+
 def _cell(row: pd.Series, metric: str) -> str:
     value = row.get(metric, np.nan)
     if value is None or (isinstance(value, float) and np.isnan(value)):
@@ -122,21 +130,38 @@ def _cell(row: pd.Series, metric: str) -> str:
     lo, hi = row.get(f"{metric}_lo", np.nan), row.get(f"{metric}_hi", np.nan)
     if row["n_seeds"] > 1 and not (np.isnan(lo) or np.isnan(hi)):
         text += f" [{fmt.format(lo)}, {fmt.format(hi)}]"
+        t_lo, t_hi = row.get(f"{metric}_t_lo", np.nan), row.get(f"{metric}_t_hi", np.nan)
+        if metric in T_INTERVAL_METRICS and not (np.isnan(t_lo) or np.isnan(t_hi)):
+            text += f" (t: {fmt.format(t_lo)}, {fmt.format(t_hi)})"
     return text
 
 
+def _iqm_cell(row: pd.Series) -> str:
+    value = row.get(f"{IQM_METRIC}_iqm", np.nan)
+    if row["kind"] != "train" or row["n_seeds"] < 3 or value is None or np.isnan(value):
+        return ""  # with 1-2 seeds the IQM is the mean
+    return LABELS[IQM_METRIC][1].format(value)
+
+
 def markdown_table(summary: pd.DataFrame, metrics: list[str], by_setting: bool) -> str:
-    """A Markdown table; learned methods show ``mean [95 % CI]`` over their seeds."""
+    """A Markdown table; learned methods show ``mean [95 % bootstrap CI] (t: 95 % t interval)`` over
+    their seeds, and the IQM of the utility (3 or more seeds) in its own column after it."""
     if summary.empty:
         return "_no finished runs yet_\n"
-    cols = (["setting"] if by_setting else []) + ["method", "seeds"] + [LABELS[m][0] for m in metrics]
+    with_iqm = IQM_METRIC in metrics and bool((summary["kind"] == "train").any())
+    headers = [LABELS[m][0] for m in metrics]
+    if with_iqm:
+        headers.insert(metrics.index(IQM_METRIC) + 1, "IQM " + LABELS[IQM_METRIC][0])
+    cols = (["setting"] if by_setting else []) + ["method", "seeds"] + headers
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in summary.iterrows():
         cells = ([str(row["setting"])] if by_setting else []) + [
             f"**{row['method']}**" if row["kind"] == "bound" else str(row["method"]),
             str(row["n_seeds"]) if row["kind"] == "train" else "—"]
-        cells += [_cell(row, m) for m in metrics]
-        lines.append("| " + " | ".join(cells) + " |")
+        values = [_cell(row, m) for m in metrics]
+        if with_iqm:
+            values.insert(metrics.index(IQM_METRIC) + 1, _iqm_cell(row))
+        lines.append("| " + " | ".join(cells + values) + " |")
     return "\n".join(lines) + "\n"
 
 

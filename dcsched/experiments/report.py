@@ -66,7 +66,8 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
         _write_csv(exp_dir / "runs.csv", runs)
         _write_csv(exp_dir / "summary.csv", summary)
         tables += [("runs.csv", "every run (one row per scenario, setting, method, seed)"),
-                   ("summary.csv", "per method: n seeds, mean, 95 % bootstrap CI (_lo, _hi) and IQM (_iqm)")]
+                   ("summary.csv", "per method: n seeds, mean, 95 % bootstrap CI (_lo, _hi), 95 % t interval "
+                                   "(_t_lo, _t_hi) and IQM (_iqm)")]
     by_setting = len(settings) > 1
     metrics = TIMING_METRICS if cfg.kind == "timing" else TABLE_METRICS
     if cfg.kind == "pareto":  # the priced carbon as its own money column
@@ -94,7 +95,9 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
              "", "## Command", "", "```bash", command, "```", ""]
     if cfg.kind == "timing":
         lines += [_timing_note(summary, order), ""]
-    lines += ["## Tables", "", "Learned methods: mean over seeds [95 % percentile-bootstrap interval of the mean]; "
+    lines += ["## Tables", "", "Learned methods: mean over seeds [95 % percentile-bootstrap interval of the mean] (t: the 95 % "
+              "Student t interval of the mean, wider and the one to read at 3-5 seeds; the bootstrap's cannot leave "
+              "the seeds' range), and the interquartile mean (IQM) of the utility over 3 or more seeds; "
               "baselines are deterministic (one run). % of LP bound = mean utility / mean perfect-foresight "
               "bound of the same test days."
               + (f" Stochastic columns: Poisson arrivals, mean over {cfg.stochastic_seeds} evaluation seed(s) "
