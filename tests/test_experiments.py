@@ -322,6 +322,16 @@ def test_paired_differences_pair_runs_by_seed():
     assert (row["utility_usd_t_lo"], row["utility_usd_t_hi"]) == pytest.approx((7 / 3 - half, 7 / 3 + half), abs=1e-5)
     assert row["utility_usd_t_lo"] < 0.0 <= row["utility_usd_lo"], "at 3 pairs the bootstrap is the optimistic one"
     assert "A − B" in paired_markdown(out) and f"(t: {7 / 3 - half:+,.2f}, {7 / 3 + half:+,.2f})" in paired_markdown(out)
+    # the paired t test: t = mean / (s / sqrt(3)) = 1.94145 on 2 degrees of freedom, two-sided p = 0.19171
+    assert row["utility_usd_p"] == pytest.approx(0.19171, abs=1e-5)
+    # two declared pairs: each interval at 1 - 0.05 / 2, t(0.9875, 2) = 6.205347, wider than the 95 % one
+    two = paired_differences(pd.DataFrame(rows), [["A", "B"], ["B", "A"]])
+    wide = 6.205347 * (78 / 18) ** 0.5 / 3 ** 0.5
+    assert (two.iloc[0]["utility_usd_bonf_lo"], two.iloc[0]["utility_usd_bonf_hi"]) == pytest.approx(
+        (7 / 3 - wide, 7 / 3 + wide), abs=1e-5)
+    assert two.iloc[1]["utility_usd"] == pytest.approx(-7 / 3) and two.iloc[1]["utility_usd_p"] == pytest.approx(0.19171, abs=1e-5)
+    text = paired_markdown(two)
+    assert "Bonferroni t interval (×2)" in text and f"[{7 / 3 - wide:+,.2f}, {7 / 3 + wide:+,.2f}]" in text and "| 0.192 |" in text
 
 
 def test_paired_methods_must_be_learned_methods():

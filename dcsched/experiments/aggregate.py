@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dcsched.experiments.stats import bootstrap_ci, iqm, t_ci
+from dcsched.experiments.stats import CONFIDENCE, bootstrap_ci, iqm, paired_t_p, t_ci
 
 METRICS = ("utility_usd", "share_of_bound", "violation_rate", "revenue_usd", "energy_cost_usd", "transfer_cost_usd",
            "penalty_usd", "grid_buy_kwh", "carbon_kg", "mean_steps", "episode_return", "train_wall_s",
@@ -168,10 +168,13 @@ def markdown_table(summary: pd.DataFrame, metrics: list[str], by_setting: bool) 
 def paired_differences(runs: pd.DataFrame, pairs: list[list[str]], metrics=("utility_usd", "share_of_bound")) -> pd.DataFrame:
     """Per (scenario, setting) and pair [A, B] of learned methods: the mean over seeds of A - B on the
     same seed, its 95 % bootstrap interval (``_lo``, ``_hi``), its 95 % Student t interval (``_t_lo``,
-    ``_t_hi``: the paired t test's) and the number of pairs, for each metric."""
+    ``_t_hi``: the paired t test's), the paired t test's two-sided p (``_p``) and the t interval at
+    1 - 0.05 / k for the k declared pairs (``_bonf_lo``, ``_bonf_hi``: Bonferroni's simultaneous
+    intervals, the ones that may be read together), and the number of pairs, for each metric."""
     out = []
     if runs.empty:
         return pd.DataFrame(out)
+    family = max(1, len(pairs))
     for (scen, setting), g in runs[runs["kind"] == "train"].groupby(["scenario", "setting"], sort=False):
         for a, b in pairs:
             left = g[g["method"] == a].set_index("seed")
@@ -184,25 +187,38 @@ def paired_differences(runs: pd.DataFrame, pairs: list[list[str]], metrics=("uti
                 diff = (left.loc[seeds, m] - right.loc[seeds, m]).to_numpy(dtype=float)
                 lo, hi = bootstrap_ci(diff)
                 t_lo, t_hi = t_ci(diff)
-                row.update({m: float(np.nanmean(diff)), f"{m}_lo": lo, f"{m}_hi": hi, f"{m}_t_lo": t_lo, f"{m}_t_hi": t_hi})
+                b_lo, b_hi = t_ci(diff, confidence=1.0 - (1.0 - CONFIDENCE) / family)
+                row.update({m: float(np.nanmean(diff)), f"{m}_lo": lo, f"{m}_hi": hi, f"{m}_t_lo": t_lo, f"{m}_t_hi": t_hi,
+                            f"{m}_p": paired_t_p(diff), f"{m}_bonf_lo": b_lo, f"{m}_bonf_hi": b_hi})
+            row["family"] = family
             out.append(row)
     return pd.DataFrame(out)
 
 
 def paired_markdown(paired: pd.DataFrame, metrics=("utility_usd", "share_of_bound")) -> str:
-    """The paired differences as a Markdown table (``mean [95 % bootstrap CI] (t: 95 % t CI)``, n pairs)."""
+    """The paired differences as a Markdown table (``mean [95 % bootstrap CI] (t: 95 % t CI)``, n pairs),
+    with the first metric's paired t p and its Bonferroni interval over the k declared pairs."""
     if paired.empty:
         return "_no paired runs yet_\n"
-    cols = ["scenario", "setting", "pair", "pairs"] + [f"Δ {LABELS[m][0]}" for m in metrics]
+    first = metrics[0]
+    family = int(paired["family"].iloc[0]) if "family" in paired else 1
+    cols = (["scenario", "setting", "pair", "pairs"] + [f"Δ {LABELS[m][0]}" for m in metrics]
+            + [f"p (paired t, Δ {LABELS[first][0]})", f"Δ {LABELS[first][0]}, Bonferroni t interval (×{family})"])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    fmts = {m: "{:+,.2f}" if m == "utility_usd" else "{:+.2%}" for m in metrics}
     for _, row in paired.iterrows():
+        several = row["n_pairs"] > 1 and not np.isnan(row[f"{first}_lo"])
         cells = [str(row["scenario"]), str(row["setting"]), row["pair"], str(row["n_pairs"])]
         for m in metrics:
-            fmt = "{:+,.2f}" if m == "utility_usd" else "{:+.2%}"
+            fmt = fmts[m]
             text = fmt.format(row[m])
             if row["n_pairs"] > 1 and not np.isnan(row[f"{m}_lo"]):
                 text += f" [{fmt.format(row[f'{m}_lo'])}, {fmt.format(row[f'{m}_hi'])}]"
                 text += f" (t: {fmt.format(row[f'{m}_t_lo'])}, {fmt.format(row[f'{m}_t_hi'])})"
             cells.append(text)
+        p = row.get(f"{first}_p", np.nan)
+        cells.append("" if not several or np.isnan(p) else f"{p:.3f}")
+        cells.append(f"[{fmts[first].format(row[f'{first}_bonf_lo'])}, {fmts[first].format(row[f'{first}_bonf_hi'])}]"
+                     if several and not np.isnan(row.get(f"{first}_bonf_lo", np.nan)) else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -115,12 +115,16 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
     if cfg.paired and not runs.empty:
         paired = paired_differences(runs, [list(p) for p in cfg.paired])
         _write_csv(exp_dir / "paired.csv", paired)
-        tables.append(("paired.csv", "paired differences A − B on the same seed, with 95 % bootstrap and t CIs"))
+        tables.append(("paired.csv", "paired differences A − B on the same seed, with 95 % bootstrap and t CIs, "
+                                     "the paired t test's p and Bonferroni intervals"))
         lines += ["## Paired differences (same seed)", "",
                   "Mean over seeds of A − B run with the same seed [95 % percentile-bootstrap interval] "
                   "(t: the 95 % Student t interval, the paired t test's). With few seeds the bootstrap "
                   "interval cannot be wider than the pairs' range and is optimistic; read the t interval. "
-                  "An interval that contains 0 shows no effect at this number of seeds.", "",
+                  "An interval that contains 0 shows no effect at this number of seeds. p: the paired t "
+                  "test's two-sided p. The experiment declares several pairs: the last column is the t interval "
+                  f"at 1 − 0.05/{len(cfg.paired)} (Bonferroni), the one to read when the pairs are read together "
+                  f"(equivalently, a p below {0.05 / len(cfg.paired):.4f}).", "",
                   paired_markdown(paired)]
     lines += ["Files: " + ", ".join(f"[{name}]({name}) ({what})" for name, what in tables), ""]
     if figs:

@@ -43,6 +43,18 @@ def t_ci(values, confidence: float = CONFIDENCE) -> tuple[float, float]:
     return float(x.mean()) - half, float(x.mean()) + half
 
 
+def paired_t_p(differences) -> float:
+    """Two-sided p of the one-sample t test of ``differences`` (1-D) against 0 (the paired t test);
+    NaN below 2 values or when every difference is the same."""
+    from scipy.stats import ttest_1samp
+
+    x = np.asarray(differences, dtype=float)
+    x = x[~np.isnan(x)]
+    if x.size < 2 or np.all(x == x[0]):
+        return float("nan")
+    return float(ttest_1samp(x, 0.0).pvalue)
+
+
 def iqm(values) -> float:
     """Interquartile mean (rliable's IQM): the mean after cutting floor(25 %) of the values at each
     end (scipy.stats.trim_mean(x, 0.25); with 5 seeds, the mean of the middle 3)."""
