@@ -264,6 +264,28 @@ def test_recorded_cells_are_adopted_by_hash_in_a_fresh_output_folder(tiny_run, t
         run_experiment(tiny_run["path"], [*base, f"out_dir={out}", "record=true", "tier=quick"])
 
 
+def test_record_true_records_each_cell_as_it_finishes(tmp_path, monkeypatch):
+    """An invocation interrupted in its second cell has already recorded the first."""
+    from dcsched.experiments import launchers
+
+    calls = []
+    real = launchers.execute
+
+    def stop_at_second(spec, exp_dir, options):
+        calls.append(spec.key)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(spec, exp_dir, options)
+
+    monkeypatch.setattr(launchers, "execute", stop_at_second)
+    records = tmp_path / "records"
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(tiny_yaml(tmp_path), ["wandb_mode=disabled", f"out_dir={tmp_path / 'out'}", "reuse=false",
+                                             f"records_dir={records}", "record=true", "only=(LP bound|local_only)"])
+    recorded = [json.loads(p.read_text())["spec"]["key"] for p in records.glob("tiny/runs/*/result.json")]
+    assert recorded == [calls[0]] and len(calls) == 2
+
+
 def test_a_changed_config_reruns_the_cell(tiny_run, tmp_path):
     import shutil
 

@@ -78,6 +78,8 @@ def run_experiment(name: str, overrides: list[str] | None = None, console=None) 
 
     def progress(spec, status: str) -> None:
         counter["n"] += 1
+        if cfg.record and not status.startswith("failed"):  # at once: a later cell may be interrupted
+            record_cells(exp_dir, [spec], Path(cfg.records_dir))
         if console is not None:
             style = "red" if status.startswith("failed") else "green"
             console.print(f"  [{counter['n']}/{len(todo)}] {spec.key}: [{style}]{status}[/] "
