@@ -548,6 +548,13 @@ def test_status_reports_each_cells_state_and_writes_nothing(tiny_run, tmp_path):
     (run_dir(exp_dir, bound) / "result.json").unlink()
     (run_dir(exp_dir, bound) / BOUND_PROGRESS).write_text(json.dumps({"config_hash": bound.config_hash,
                                                                        "bounds_usd": day}))
+    started = {c.key: c for c in experiment_status(tiny_run["path"], base)}[bound.key]
+    assert started.state == "partial" and "1 of 1 days solved" in started.detail
+    (run_dir(exp_dir, bound) / BOUND_PROGRESS).unlink()  # started (spec.json written), nothing saved yet
+    started = {c.key: c for c in experiment_status(tiny_run["path"], base)}[bound.key]
+    assert started.state == "partial" and started.detail.startswith("started, no day solved yet")
+    (run_dir(exp_dir, bound) / BOUND_PROGRESS).write_text(json.dumps({"config_hash": bound.config_hash,
+                                                                       "bounds_usd": day}))
     stale = json.loads((run_dir(exp_dir, local) / "spec.json").read_text()) | {"config_hash": "0" * 12}
     (run_dir(exp_dir, local) / "spec.json").write_text(json.dumps(stale))
     (run_dir(exp_dir, local) / "result.json").write_text(json.dumps({"spec": stale}))

@@ -8,8 +8,8 @@ view of what is left. States, in the order a cell passes through them:
 - ``to run``: nothing usable yet (a folder left by another config is named in the detail: it is
   moved aside, not deleted, when the cell runs);
 - ``partial``: interrupted or running: a training checkpoint (frames done of the total, from the
-  run's metrics CSV), or the days a bound or policy cell has saved; the age of its newest file
-  tells a running cell from a stopped one;
+  run's metrics CSV), the days a bound or policy cell has saved, or only that it started (its
+  spec.json); the age of its newest file tells a running cell from a stopped one;
 - ``failed``: the last run of the cell raised (its ``error.txt``) and nothing was written since;
 - ``recorded``: a record with the cell's config hash exists under ``records_dir``: the next
   invocation adopts it instead of running it (full tier, ``reuse=true``);
@@ -94,10 +94,11 @@ def _partial_detail(spec: RunSpec, folder: Path) -> str | None:
             else f"checkpoint, {frames:,} frames"
     name, key, what = (BOUND_PROGRESS, "bounds_usd", "solved") if spec.kind == "bound" else \
         (EVAL_PROGRESS, "rows", "played")
-    if not (folder / name).exists():
-        return None
-    known = _DayProgress(folder, name, key, spec).known  # empty when the file is another config's
-    return f"{len(known)} of {_num_days(spec)} days {what}" if known else None
+    known = _DayProgress(folder, name, key, spec).known if (folder / name).exists() else {}  # {} if another config's
+    if known:
+        return f"{len(known)} of {_num_days(spec)} days {what}"
+    # execute() writes spec.json before it starts; a policy that plays in one batch saves no days
+    return f"started, no day {what} yet" if (folder / SPEC).exists() else None
 
 
 def _finished_detail(result: dict) -> str:
