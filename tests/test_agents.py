@@ -44,6 +44,21 @@ def test_eta_zero_reduces_exactly_to_sac(tmp_path):
     assert not torch.equal(params(sac), params(shaped))
 
 
+def test_logged_frames_per_second_count_only_this_fits_frames(tmp_path, monkeypatch):
+    """A resumed run's fps: the frames since this fit started over the time since then (the frames
+    restored from the checkpoint would inflate it)."""
+    from dcsched.agents import harness
+
+    module = fit("recipes/sac.yaml", ["seed=1"], tmp_path, epochs=1)
+    clock = iter([100.0, 110.0])
+    monkeypatch.setattr(harness.time, "perf_counter", lambda: next(clock))
+    module.frames.fill_(1000)  # as restored from a checkpoint
+    monkeypatch.setattr(harness, "check_placement", lambda *args: None)
+    module.on_train_start()  # t = 100 s
+    module.frames += 500
+    assert module.frames_per_s() == pytest.approx(50.0)  # 500 frames in 10 s, not 1,500
+
+
 @pytest.mark.parametrize("recipe", ["recipes/dress_sac.yaml", "recipes/dress_td3.yaml"])
 def test_resume_continues_exactly(tmp_path, recipe):
     full = fit(recipe, ["seed=2"], tmp_path / "full", epochs=4)

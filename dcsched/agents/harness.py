@@ -152,6 +152,7 @@ class Agent(L.LightningModule):
         self.wandb_id: str | None = None
         self.interrupt_requested = False
         self._t0 = time.perf_counter()
+        self._frames_at_t0 = 0
         self.to(self.train_device)
 
     def _shaper_factory(self, c, shaping: str):
@@ -303,7 +304,7 @@ class Agent(L.LightningModule):
         self.stop_at_budget()
         metrics["frames"] = float(self.frames)
         metrics["updates"] = float(self.updates)
-        metrics["fps"] = float(self.frames) / max(time.perf_counter() - self._t0, 1e-9)
+        metrics["fps"] = self.frames_per_s()
         self.log_dict(metrics, on_step=True, prog_bar=False, batch_size=1)
         self.log("utility_per_slot", metrics["train/utility_usd_per_slot"], prog_bar=True, batch_size=1)
         self.log("violation", metrics["train/violation_rate"], prog_bar=True, batch_size=1)
@@ -343,8 +344,14 @@ class Agent(L.LightningModule):
         self.wandb_id = extra.get("wandb_id")
         self._pending = extra
 
+    def frames_per_s(self) -> float:
+        """Environment frames per second of wall time since this fit started (training included): the
+        frames of a resumed run's earlier calls do not count."""
+        return float(int(self.frames) - self._frames_at_t0) / max(time.perf_counter() - self._t0, 1e-9)
+
     def on_train_start(self) -> None:
         self._t0 = time.perf_counter()
+        self._frames_at_t0 = int(self.frames)  # restored from the checkpoint by now when resuming
         check_placement(self.placed(), self.train_device, f"{self.algo} at the start of training")
         if self._pending is None:
             return
