@@ -122,9 +122,11 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
                   "(t: the 95 % Student t interval, the paired t test's). With few seeds the bootstrap "
                   "interval cannot be wider than the pairs' range and is optimistic; read the t interval. "
                   "An interval that contains 0 shows no effect at this number of seeds. p: the paired t "
-                  "test's two-sided p. The experiment declares several pairs: the last column is the t interval "
-                  f"at 1 − 0.05/{len(cfg.paired)} (Bonferroni), the one to read when the pairs are read together "
-                  f"(equivalently, a p below {0.05 / len(cfg.paired):.4f}).", "",
+                  "test's two-sided p."
+                  + (f" The experiment declares {len(cfg.paired)} pairs: the last column is the t interval at "
+                     f"1 − 0.05/{len(cfg.paired)} (Bonferroni), the one to read when the pairs are read together "
+                     f"(equivalently, a p below {0.05 / len(cfg.paired):.4f})." if len(cfg.paired) > 1 else
+                     " The last column equals the t interval (one declared pair)."), "",
                   paired_markdown(paired)]
     lines += ["Files: " + ", ".join(f"[{name}]({name}) ({what})" for name, what in tables), ""]
     if figs:
