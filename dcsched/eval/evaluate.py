@@ -9,6 +9,7 @@ import pandas as pd
 from dcsched.config import EnvConfig
 from dcsched.data.exogenous import parse_days
 from dcsched.envs.dc_env import make_env
+from dcsched.eval.per_dc import per_dc_frame, per_dc_markdown
 from dcsched.eval.plots import plot_comparison, plot_day_behaviour
 from dcsched.eval.rollout import run_days
 from dcsched.eval.summary import day_summary, mean_summary
@@ -127,6 +128,7 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
             penv.rng.manual_seed(int(seed))  # common random numbers: every policy sees the same arrival draws
             reward_modes[name] = penv.reward_mode
             outs[name] = run_days(penv, policy, progress=(lambda: bar.advance(task)) if bar else None)
+    per_dc: dict[str, pd.DataFrame] = {}
     for name in policies:
         out = outs[name]
         per_day = day_summary(out, env.params.slot_h)
@@ -154,6 +156,7 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
         label = policy_label(name)
         summary["policy"] = label
         results[label] = summary
+        per_dc[label] = per_dc_frame(out, dc_names, env.params.slot_h)
         if out_dir is not None:
             target = Path(out_dir) if len(policies) == 1 else Path(out_dir) / label.replace("/", "_")
             target.mkdir(parents=True, exist_ok=True)
@@ -171,6 +174,8 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
         table = comparison_table(results)
         atomic_write_text(Path(out_dir) / "comparison.md", table_markdown(table))
         _write_csv(Path(out_dir) / "comparison.csv", table)
+        atomic_write_text(Path(out_dir) / "per_dc.md", per_dc_markdown(per_dc))
+        _write_csv(Path(out_dir) / "per_dc.csv", pd.concat(per_dc, names=["policy"]), float_format="%.9g")
         if plots:
             plot_comparison(results, Path(out_dir) / "comparison.png")
     if console is not None:
@@ -178,10 +183,10 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
     return results
 
 
-def _write_csv(path: Path, frame: pd.DataFrame) -> None:
+def _write_csv(path: Path, frame: pd.DataFrame, float_format: str = "%.6g") -> None:
     from dcsched.io import atomic_write as _aw
 
-    _aw(path, lambda p: frame.to_csv(p, float_format="%.6g"))
+    _aw(path, lambda p: frame.to_csv(p, float_format=float_format))
 
 
 # the optional tighter bounds of a bounds.json: (per-day key, share column), in evaluate_policies' argument order
