@@ -27,9 +27,8 @@ LABELS = {  # column -> (header, format)
     "served_share": ("served here", "{:.1%}"), "late_dropped_rate": ("late+dropped here", "{:.2%}"),
     "dropped_per_day": ("dropped/day", "{:,.1f}"), "mean_backlog_jobs": ("mean backlog", "{:,.1f}"),
     "mean_steps": ("mean steps", "{:.1f}"), "mean_freq": ("mean freq", "{:.2f}"),
-    "revenue_usd": ("revenue $/day", "{:,.2f}"), "energy_cost_usd": ("energy $/day", "{:,.2f}"),
-    "transfer_cost_usd": ("transfer $/day", "{:,.2f}"), "penalty_usd": ("penalty $/day", "{:,.2f}"),
-    "utility_usd": ("utility $/day", "{:,.2f}"), "grid_buy_kwh": ("grid kWh/day", "{:,.0f}"),
+    **{key: (f"{key.split('_')[0]} $/day", "{:,.2f}") for key in MONEY},  # revenue $/day, energy $/day, ...
+    "grid_buy_kwh": ("grid kWh/day", "{:,.0f}"),
 }
 
 
