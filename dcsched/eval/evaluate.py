@@ -156,8 +156,8 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
         label = policy_label(name)
         summary["policy"] = label
         results[label] = summary
-        per_dc[label] = per_dc_frame(out, dc_names, env.params.slot_h)
         if out_dir is not None:
+            per_dc[label] = per_dc_frame(out, dc_names, env.params.slot_h)
             target = Path(out_dir) if len(policies) == 1 else Path(out_dir) / label.replace("/", "_")
             target.mkdir(parents=True, exist_ok=True)
             write_trace(target / "trace.csv", trace_frame(out, dates, dc_names, class_names))

@@ -47,10 +47,15 @@ class CellStatus:
     selected: bool = False
 
 
-def _age(path: Path, now: float) -> str:
-    """'12 s' / '7 min' / '3.2 h' since the newest file under ``path`` was written."""
-    newest = max((p.stat().st_mtime for p in path.rglob("*") if p.is_file()), default=path.stat().st_mtime)
-    age_s = max(0.0, now - newest)
+def _newest_write(folder: Path) -> float:
+    """mtime (s) of the newest file under ``folder`` other than error.txt (the folder's own if none)."""
+    return max((p.stat().st_mtime for p in folder.rglob("*") if p.is_file() and p.name != ERROR),
+               default=folder.stat().st_mtime)
+
+
+def _age(age_s: float) -> str:
+    """'12 s' / '7 min' / '3.2 h'."""
+    age_s = max(0.0, age_s)
     if age_s < 120:
         return f"{age_s:.0f} s"
     return f"{age_s / 60:.0f} min" if age_s < 7200 else f"{age_s / 3600:.1f} h"
@@ -134,17 +139,14 @@ def cell_status(spec: RunSpec, exp_dir: Path, records_dir: Path | None = None, r
         return CellStatus(spec.key, spec.kind, "to run",
                           f"its folder holds another config's run ({held}): moved aside when this cell runs")
     partial = _partial_detail(spec, folder) if folder.is_dir() else None
+    newest = _newest_write(folder) if partial is not None else 0.0
     error = folder / ERROR
-    if error.exists() and (partial is None or error.stat().st_mtime >= _newest_progress(folder)):
+    if error.exists() and error.stat().st_mtime >= newest:
         lines = [line for line in error.read_text().splitlines() if line.strip()]
         return CellStatus(spec.key, spec.kind, "failed", lines[-1] if lines else "error.txt is empty")
     if partial is not None:
-        return CellStatus(spec.key, spec.kind, "partial", f"{partial}; last written {_age(folder, now)} ago")
+        return CellStatus(spec.key, spec.kind, "partial", f"{partial}; last written {_age(now - newest)} ago")
     return CellStatus(spec.key, spec.kind, "to run", "")
-
-
-def _newest_progress(folder: Path) -> float:
-    return max((p.stat().st_mtime for p in folder.rglob("*") if p.is_file() and p.name != ERROR), default=0.0)
 
 
 def format_status(name: str, cells: list[CellStatus]) -> str:
