@@ -52,7 +52,8 @@ def test_declared_experiments_expand_in_both_tiers(name):
     full, quick = (expand(load_experiment(name, [f"tier={t}"])) for t in ("full", "quick"))
     cfg = load_experiment(name)
     learned = [m for m in cfg.methods if m.recipe]
-    assert sum(s.kind == "train" for s in full) == len(learned) * len(cfg.seeds) * len(cfg.settings) * len(cfg.scenarios)
+    method_scenarios = sum(len(m.scenarios) if m.scenarios else len(cfg.scenarios) for m in learned)
+    assert sum(s.kind == "train" for s in full) == method_scenarios * len(cfg.seeds) * len(cfg.settings)
     assert len(cfg.seeds) >= 5 or name == "behaviour"
     quick_seeds, full_seeds = ({s.seed for s in specs if s.kind == "train"} for specs in (quick, full))
     if learned:
@@ -67,7 +68,7 @@ def test_declared_experiments_expand_in_both_tiers(name):
         return int(given[-1].split("=")[1]) if given else recipe_budget(spec.recipe)
 
     # the paper's budget, except the massively parallel experiments, whose recipes keep their own (7,372,800 frames)
-    budget = 7_372_800 if name in ("parallel_learning", "decentralisation", "per_agent_shaping") else 163840
+    budget = 7_372_800 if name in ("parallel_learning", "decentralisation", "per_agent_shaping", "hybrid_stochastic") else 163840
     assert all(frames(s) == budget for s in full if s.kind == "train")
     assert all(frames(s) < 163840 for s in quick if s.kind == "train")
 
@@ -356,11 +357,62 @@ def test_paired_differences_pair_runs_by_seed():
     assert "Bonferroni t interval (×2)" in text and f"[{7 / 3 - wide:+,.2f}, {7 / 3 + wide:+,.2f}]" in text and "| 0.192 |" in text
 
 
-def test_paired_methods_must_be_learned_methods():
+def test_paired_a_must_be_learned_and_b_a_method_of_the_experiment():
     from dcsched.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="paired.0"):
-        load_experiment("shaping_controls", ["paired=[[DRESS-SAC,local_only]]"])
+    load_experiment("shaping_controls", ["paired=[[DRESS-SAC,local_only]]"])  # B a baseline: allowed
+    for bad in ("[[local_only,DRESS-SAC]]", "[[DRESS-SAC,nope]]", "[[DRESS-SAC]]"):
+        with pytest.raises(ConfigError, match="paired.0"):
+            load_experiment("shaping_controls", [f"paired={bad}"])
+
+
+def test_paired_against_a_baseline_pairs_every_seed_with_its_one_run():
+    """B a baseline: A's seed i − B's single run, per metric, the stochastic column on the same draws;
+    a metric absent from both (here none) or from the experiment gets no column."""
+    import pandas as pd
+
+    from dcsched.experiments.aggregate import paired_differences, paired_markdown
+
+    rows = [{"scenario": "p", "setting": "default", "method": "G", "seed": 0, "kind": "policy",
+             "utility_usd": 8.0, "share_of_bound": 0.4, "stochastic_utility_usd": 7.0}]
+    for seed, (det, sto) in enumerate([(10.0, 9.0), (12.0, 7.5), (9.0, 8.0)]):
+        rows.append({"scenario": "p", "setting": "default", "method": "A", "seed": seed, "kind": "train",
+                     "utility_usd": det, "share_of_bound": det / 20, "stochastic_utility_usd": sto})
+    rows.append({"scenario": "q", "setting": "default", "method": "A", "seed": 0, "kind": "train",
+                 "utility_usd": 1.0, "share_of_bound": 0.1, "stochastic_utility_usd": 1.0})  # no G on q: no row
+    out = paired_differences(pd.DataFrame(rows), [["A", "G"]])
+    assert len(out) == 1
+    row = out.iloc[0]
+    assert row["n_pairs"] == 3 and row["against"] == "baseline"
+    assert row["utility_usd"] == pytest.approx((2 + 4 + 1) / 3)
+    assert row["stochastic_utility_usd"] == pytest.approx((2 + 0.5 + 1) / 3)
+    # the t interval of [2, 4, 1]: A's spread over its seeds (the baseline is one run)
+    diffs = [2.0, 4.0, 1.0]
+    mean, var = sum(diffs) / 3, sum((d - sum(diffs) / 3) ** 2 for d in diffs) / 2
+    half = 4.302653 * var ** 0.5 / 3 ** 0.5
+    assert (row["utility_usd_t_lo"], row["utility_usd_t_hi"]) == pytest.approx((mean - half, mean + half), abs=1e-5)
+    text = paired_markdown(out)
+    assert "A − G (B a baseline)" in text and "Δ stochastic utility $/day" in text
+    # a deterministic experiment: no stochastic column at all
+    det_only = pd.DataFrame(rows).drop(columns=["stochastic_utility_usd"])
+    assert "stochastic" not in paired_markdown(paired_differences(det_only, [["A", "G"]]))
+
+
+def test_a_method_may_be_limited_to_some_scenarios():
+    """hybrid_stochastic trains the hybrid on paper3 only and its learned-energy variant on
+    paper3_energy only; baselines run on both; a misspelt scenario is an error naming the key."""
+    from dcsched.errors import ConfigError
+
+    specs = expand(load_experiment("hybrid_stochastic"))
+    trains = {(s.scenario, s.method) for s in specs if s.kind == "train"}
+    assert trains == {("paper3", "hybrid"), ("paper3_energy", "hybrid learned energy")}
+    assert {s.scenario for s in specs if s.method == "greedy_myopic"} == {"paper3", "paper3_energy"}
+    assert all(s.stochastic_seeds == 3 for s in specs if s.kind != "bound")
+    # dropping a scenario on the command line drops its methods, no error
+    only_energy = expand(load_experiment("hybrid_stochastic", ["scenarios=[paper3_energy]"]))
+    assert {s.method for s in only_energy if s.kind == "train"} == {"hybrid learned energy"}
+    with pytest.raises(ConfigError, match=r"methods\.3\.scenarios.*papr3"):
+        load_experiment("hybrid_stochastic", ["methods.3.scenarios=[papr3]"])
 
 
 def test_stochastic_seeds_add_crn_columns_and_keep_older_hashes(tmp_path):

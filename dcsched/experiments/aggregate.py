@@ -165,26 +165,44 @@ def markdown_table(summary: pd.DataFrame, metrics: list[str], by_setting: bool) 
     return "\n".join(lines) + "\n"
 
 
-def paired_differences(runs: pd.DataFrame, pairs: list[list[str]], metrics=("utility_usd", "share_of_bound")) -> pd.DataFrame:
-    """Per (scenario, setting) and pair [A, B] of learned methods: the mean over seeds of A - B on the
-    same seed, its 95 % bootstrap interval (``_lo``, ``_hi``), its 95 % Student t interval (``_t_lo``,
-    ``_t_hi``: the paired t test's), the paired t test's two-sided p (``_p``) and the t interval at
-    1 - 0.05 / k for the k declared pairs (``_bonf_lo``, ``_bonf_hi``: Bonferroni's simultaneous
-    intervals, the ones that may be read together), and the number of pairs, for each metric."""
+def paired_differences(runs: pd.DataFrame, pairs: list[list[str]],
+                       metrics=("utility_usd", "share_of_bound", "stochastic_utility_usd")) -> pd.DataFrame:
+    """Per (scenario, setting) and pair [A, B]: the mean over seeds of A - B on the same seed, its 95 %
+    bootstrap interval (``_lo``, ``_hi``), its 95 % Student t interval (``_t_lo``, ``_t_hi``: the paired
+    t test's), the paired t test's two-sided p (``_p``) and the t interval at 1 - 0.05 / k for the k
+    declared pairs (``_bonf_lo``, ``_bonf_hi``: Bonferroni's simultaneous intervals, the ones that may
+    be read together), and the number of pairs, for each metric present (a metric absent from either
+    side, e.g. the stochastic utility of a deterministic experiment, is left out).
+
+    A is a learned method. B is a learned method (paired on the training seed) or a baseline (one
+    deterministic policy run: every seed of A is paired with it, so the interval is A's spread over
+    its training seeds around the difference; in the stochastic columns both saw the same arrival
+    draws, common random numbers)."""
     out = []
     if runs.empty:
         return pd.DataFrame(out)
     family = max(1, len(pairs))
-    for (scen, setting), g in runs[runs["kind"] == "train"].groupby(["scenario", "setting"], sort=False):
+    for (scen, setting), g in runs[runs["kind"].isin(["train", "policy"])].groupby(["scenario", "setting"], sort=False):
         for a, b in pairs:
-            left = g[g["method"] == a].set_index("seed")
-            right = g[g["method"] == b].set_index("seed")
+            left = g[(g["method"] == a) & (g["kind"] == "train")].set_index("seed")
+            right = g[g["method"] == b]
+            if left.empty or right.empty:
+                continue
+            if (right["kind"] == "policy").all():  # a baseline: one run, paired with every seed of A
+                right = pd.DataFrame([right.iloc[0]] * len(left), index=left.index)
+            else:
+                right = right.set_index("seed")
             seeds = left.index.intersection(right.index)
             if len(seeds) == 0:
                 continue
-            row = {"scenario": scen, "setting": setting, "pair": f"{a} − {b}", "n_pairs": int(len(seeds))}
+            row = {"scenario": scen, "setting": setting, "pair": f"{a} − {b}", "n_pairs": int(len(seeds)),
+                   "against": "baseline" if (g[g["method"] == b]["kind"] == "policy").all() else "seed"}
             for m in metrics:
-                diff = (left.loc[seeds, m] - right.loc[seeds, m]).to_numpy(dtype=float)
+                if m not in left or m not in right:
+                    continue
+                diff = (left.loc[seeds, m].astype(float) - right.loc[seeds, m].astype(float)).to_numpy(dtype=float)
+                if np.isnan(diff).all():
+                    continue
                 lo, hi = bootstrap_ci(diff)
                 t_lo, t_hi = t_ci(diff)
                 b_lo, b_hi = t_ci(diff, confidence=1.0 - (1.0 - CONFIDENCE) / family)
@@ -195,22 +213,28 @@ def paired_differences(runs: pd.DataFrame, pairs: list[list[str]], metrics=("uti
     return pd.DataFrame(out)
 
 
-def paired_markdown(paired: pd.DataFrame, metrics=("utility_usd", "share_of_bound")) -> str:
+def paired_markdown(paired: pd.DataFrame, metrics=("utility_usd", "share_of_bound", "stochastic_utility_usd")) -> str:
     """The paired differences as a Markdown table (``mean [95 % bootstrap CI] (t: 95 % t CI)``, n pairs),
-    with the first metric's paired t p and its Bonferroni interval over the k declared pairs."""
+    with the first metric's paired t p and its Bonferroni interval over the k declared pairs. Metrics
+    no row has (the stochastic utility of a deterministic experiment) get no column."""
     if paired.empty:
         return "_no paired runs yet_\n"
+    metrics = [m for m in metrics if m in paired and paired[m].notna().any()]
     first = metrics[0]
     family = int(paired["family"].iloc[0]) if "family" in paired else 1
     cols = (["scenario", "setting", "pair", "pairs"] + [f"Δ {LABELS[m][0]}" for m in metrics]
             + [f"p (paired t, Δ {LABELS[first][0]})", f"Δ {LABELS[first][0]}, Bonferroni t interval (×{family})"])
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    fmts = {m: "{:+,.2f}" if m == "utility_usd" else "{:+.2%}" for m in metrics}
+    fmts = {m: "{:+.2%}" if "share" in m else "{:+,.2f}" for m in metrics}
     for _, row in paired.iterrows():
         several = row["n_pairs"] > 1 and not np.isnan(row[f"{first}_lo"])
-        cells = [str(row["scenario"]), str(row["setting"]), row["pair"], str(row["n_pairs"])]
+        against = " (B a baseline)" if row.get("against") == "baseline" else ""
+        cells = [str(row["scenario"]), str(row["setting"]), row["pair"] + against, str(row["n_pairs"])]
         for m in metrics:
             fmt = fmts[m]
+            if np.isnan(row.get(m, np.nan)):
+                cells.append("")
+                continue
             text = fmt.format(row[m])
             if row["n_pairs"] > 1 and not np.isnan(row[f"{m}_lo"]):
                 text += f" [{fmt.format(row[f'{m}_lo'])}, {fmt.format(row[f'{m}_hi'])}]"

@@ -118,7 +118,9 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
         tables.append(("paired.csv", "paired differences A − B on the same seed, with 95 % bootstrap and t CIs, "
                                      "the paired t test's p and Bonferroni intervals"))
         lines += ["## Paired differences (same seed)", "",
-                  "Mean over seeds of A − B run with the same seed [95 % percentile-bootstrap interval] "
+                  "Mean over seeds of A − B run with the same seed (B a baseline: its one deterministic policy "
+                  "run, the same for every seed of A; in the stochastic column both saw the same arrival draws) "
+                  "[95 % percentile-bootstrap interval] "
                   "(t: the 95 % Student t interval, the paired t test's). With few seeds the bootstrap "
                   "interval cannot be wider than the pairs' range and is optimistic; read the t interval. "
                   "An interval that contains 0 shows no effect at this number of seeds. p: the paired t "

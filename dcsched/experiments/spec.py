@@ -23,8 +23,8 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dcsched.config import (RECIPES_DIR, _load_yaml, _wrap, legacy_layout, load_recipe, load_scenario, shipped_file,
-                             to_container)
+from dcsched.config import (RECIPES_DIR, _load_yaml, _wrap, legacy_layout, load_recipe, load_scenario, scenario_path,
+                             shipped_file, to_container)
 from dcsched.data.user_files import data_identity
 from dcsched.errors import ConfigError
 
@@ -54,6 +54,7 @@ class MethodSpec:
     recipe: str = ""
     policy: str = ""
     overrides: list[str] = field(default_factory=list)
+    scenarios: list[str] = field(default_factory=list)  # run only on these of the experiment's scenarios ([] = all)
 
 
 @dataclass
@@ -105,7 +106,7 @@ class ExperimentConfig:
     with_bound: bool = True
     stochastic_seeds: int = 0  # > 0: also evaluate every method on Poisson arrivals, seeds 0..N-1 (CRN), as columns
     keep_traces: bool = False  # write trace.csv of every evaluation (behaviour plots)
-    paired: list[list[str]] = field(default_factory=list)  # [A, B] method labels: report A - B on the same seed
+    paired: list[list[str]] = field(default_factory=list)  # [A, B]: A learned, B learned or a baseline: A - B by seed
     quick: TierSpec = field(default_factory=TierSpec)
     # how to run it (usually from the command line)
     tier: str = "full"
@@ -223,11 +224,21 @@ def load_experiment(name: str, overrides: list[str] | None = None) -> DictConfig
     labels = [s.label for s in cfg.settings]
     if len(set(labels)) != len(labels):
         raise ConfigError(source, "settings", f"setting labels must be unique, got {labels}")
+    for i, m in enumerate(cfg.methods):  # a method's own scenarios must exist (the command line may drop some)
+        for scen in m.scenarios:
+            try:
+                scenario_path(scen)
+            except ConfigError:
+                from dcsched.registry import SCENARIOS
+
+                raise ConfigError(source, f"methods.{i}.scenarios", f"method '{m.label}': unknown scenario '{scen}'",
+                                  ", ".join(SCENARIOS.names())) from None
     learned = [m.label for m in cfg.methods if m.recipe]
+    baselines = [m.label for m in cfg.methods if m.policy]
     for i, pair in enumerate(cfg.paired):
-        if len(pair) != 2 or not set(pair) <= set(learned):
-            raise ConfigError(source, f"paired.{i}", f"{list(pair)} must name two learned methods",
-                              ", ".join(learned))
+        if len(pair) != 2 or pair[0] not in learned or pair[1] not in learned + baselines:
+            raise ConfigError(source, f"paired.{i}", f"{list(pair)} must name a learned method, then a learned "
+                              "method or a baseline", f"learned: {', '.join(learned)}; baselines: {', '.join(baselines)}")
     return cfg
 
 
@@ -310,6 +321,11 @@ def _stochastic_key(cfg) -> dict:
     return {"stochastic_seeds": int(cfg.stochastic_seeds)} if int(cfg.stochastic_seeds) > 0 else {}
 
 
+def _runs_on(method, scenario: str) -> bool:
+    """Whether a method runs on this scenario (its ``scenarios`` list, empty = every scenario)."""
+    return not method.scenarios or scenario in method.scenarios
+
+
 def expand(cfg: DictConfig) -> list[RunSpec]:
     """Every run of the experiment, bounds first, then baselines, then learned runs by seed.
 
@@ -328,7 +344,7 @@ def expand(cfg: DictConfig) -> list[RunSpec]:
             scen_hash = _hash({"scenario": data_identity(to_container(scen_cfg)), "days": cfg.days, "max_days": max_days})
             groups.setdefault(scen_hash, []).append((setting, scen_ovr))
             for m in cfg.methods:
-                if not m.recipe:
+                if not m.recipe or not _runs_on(m, scen):
                     continue
                 for seed in seeds:
                     # later wins: experiment, tier, method, setting (a method or setting may undo the tier)
@@ -351,7 +367,7 @@ def expand(cfg: DictConfig) -> list[RunSpec]:
                 shared.append(RunSpec(key=f"{scen}/{setting.label}/LP bound", kind="bound", method="LP bound",
                                       config_hash=scen_hash, **common))
             for m in cfg.methods:
-                if not m.policy or (keep_baselines is not None and m.label not in keep_baselines):
+                if not m.policy or not _runs_on(m, scen) or (keep_baselines is not None and m.label not in keep_baselines):
                     continue
                 h = _hash({"scenario": scen_hash, "policy": m.policy, "keep_traces": cfg.keep_traces,
                            **_stochastic_key(cfg)})
