@@ -188,7 +188,8 @@ def paired_differences(runs: pd.DataFrame, pairs: list[list[str]],
             right = g[g["method"] == b]
             if left.empty or right.empty:
                 continue
-            if (right["kind"] == "policy").all():  # a baseline: one run, paired with every seed of A
+            baseline = bool((right["kind"] == "policy").all())
+            if baseline:  # one run, paired with every seed of A
                 right = pd.DataFrame([right.iloc[0]] * len(left), index=left.index)
             else:
                 right = right.set_index("seed")
@@ -196,7 +197,7 @@ def paired_differences(runs: pd.DataFrame, pairs: list[list[str]],
             if len(seeds) == 0:
                 continue
             row = {"scenario": scen, "setting": setting, "pair": f"{a} − {b}", "n_pairs": int(len(seeds)),
-                   "against": "baseline" if (g[g["method"] == b]["kind"] == "policy").all() else "seed"}
+                   "against": "baseline" if baseline else "seed"}
             for m in metrics:
                 if m not in left or m not in right:
                     continue
