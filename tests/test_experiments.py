@@ -287,6 +287,21 @@ def test_record_true_records_each_cell_as_it_finishes(tmp_path, monkeypatch):
     assert recorded == [calls[0]] and len(calls) == 2
 
 
+def test_record_true_counts_the_cells_recorded_as_they_finished(tmp_path):
+    """The closing line counts the cells this invocation recorded (each as it finished) as written."""
+    lines = []
+
+    class Console:
+        def print(self, text):
+            lines.append(str(text))
+
+    run_experiment(tiny_yaml(tmp_path), ["wandb_mode=disabled", f"out_dir={tmp_path / 'out'}", "reuse=false",
+                                         f"records_dir={tmp_path / 'records'}", "record=true",
+                                         "only=(LP bound|local_only)"], console=Console())
+    assert len(list((tmp_path / "records").glob("tiny/runs/*/result.json"))) == 2
+    assert any(line.startswith("recorded: 2 cell(s) written, 0 unchanged") for line in lines), lines
+
+
 def test_a_changed_config_reruns_the_cell(tiny_run, tmp_path):
     import shutil
 

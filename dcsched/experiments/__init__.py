@@ -74,12 +74,12 @@ def run_experiment(name: str, overrides: list[str] | None = None, console=None) 
                       + (f" ({adopted} adopted from the records in {cfg.records_dir}/)" if adopted else "") + ", "
                       f"{len(todo)} to run now with launcher={cfg.launcher} -> {exp_dir}")
     t0 = time.perf_counter()
-    counter = {"n": 0}
+    counter = {"n": 0, "recorded": 0}
 
     def progress(spec, status: str) -> None:
         counter["n"] += 1
         if cfg.record and not status.startswith("failed"):  # at once: a later cell may be interrupted
-            record_cells(exp_dir, [spec], Path(cfg.records_dir))
+            counter["recorded"] += record_cells(exp_dir, [spec], Path(cfg.records_dir))[0]
         if console is not None:
             style = "red" if status.startswith("failed") else "green"
             console.print(f"  [{counter['n']}/{len(todo)}] {spec.key}: [{style}]{status}[/] "
@@ -95,6 +95,8 @@ def run_experiment(name: str, overrides: list[str] | None = None, console=None) 
         console.print(f"report: {report} ({time.perf_counter() - t0:.0f} s)")
     if cfg.record:
         written, unchanged = record_cells(exp_dir, specs, Path(cfg.records_dir))
+        # the cells recorded as they finished count as written by this invocation, not as unchanged
+        written, unchanged = written + counter["recorded"], unchanged - counter["recorded"]
         if console is not None:
             console.print(f"recorded: {written} cell(s) written, {unchanged} unchanged -> "
                           f"{Path(cfg.records_dir) / exp_dir.name}/runs/ (commit them to keep them)")
