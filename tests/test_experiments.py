@@ -368,8 +368,33 @@ def test_paired_differences_pair_runs_by_seed():
     assert (two.iloc[0]["utility_usd_bonf_lo"], two.iloc[0]["utility_usd_bonf_hi"]) == pytest.approx(
         (7 / 3 - wide, 7 / 3 + wide), abs=1e-5)
     assert two.iloc[1]["utility_usd"] == pytest.approx(-7 / 3) and two.iloc[1]["utility_usd_p"] == pytest.approx(0.19171, abs=1e-5)
+    # Holm over the two pairs: the smaller p (a tie: the first) times 2, the other max(that, itself)
+    assert [two.iloc[i]["utility_usd_p_holm"] for i in (0, 1)] == pytest.approx([2 * 0.19171] * 2, abs=1e-5)
+    assert row["utility_usd_p_holm"] == pytest.approx(row["utility_usd_p"])  # one pair: Holm is p
     text = paired_markdown(two)
     assert "Bonferroni t interval (×2)" in text and f"[{7 / 3 - wide:+,.2f}, {7 / 3 + wide:+,.2f}]" in text and "| 0.192 |" in text
+    assert "p, Holm (×2)" in text and "| 0.192 | 0.383 |" in text
+
+
+def test_holm_adjusted_p_by_hand():
+    from dcsched.experiments.stats import holm_adjusted
+
+    # sorted 0.01, 0.03, 0.04: x3 = 0.03, x2 = 0.06, x1 = 0.04 -> running max 0.06; back in the given order
+    assert holm_adjusted([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    # four declared pairs, one without a p yet (counts as p = 1, sorted last, stays NaN):
+    # x4 0.044, x3 0.045, x2 0.044 -> 0.045
+    got = holm_adjusted([0.011, 0.015, 0.022, float("nan")], family=4)
+    assert got[:3] == pytest.approx([0.044, 0.045, 0.045]) and np.isnan(got[3])
+    # every adjusted p lies between p and Bonferroni's k p, and is capped at 1
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        p = rng.uniform(0, 0.5, size=5)
+        adj = np.array(holm_adjusted(p, family=7))
+        assert np.all(adj >= p - 1e-15) and np.all(adj <= np.minimum(1.0, 7 * p) + 1e-15) and np.all(adj <= 1.0)
+        # order preserved: a smaller p never gets a larger adjusted p
+        assert np.all(np.diff(adj[np.argsort(p)]) >= -1e-15)
+    with pytest.raises(ValueError, match="family=2"):
+        holm_adjusted([0.1, 0.2, 0.3], family=2)
 
 
 def test_paired_a_must_be_learned_and_b_a_method_of_the_experiment():

@@ -116,7 +116,7 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
         paired = paired_differences(runs, [list(p) for p in cfg.paired])
         _write_csv(exp_dir / "paired.csv", paired)
         tables.append(("paired.csv", "paired differences A − B on the same seed, with 95 % bootstrap and t CIs, "
-                                     "the paired t test's p and Bonferroni intervals"))
+                                     "the paired t test's p, Holm-adjusted p and Bonferroni intervals"))
         lines += ["## Paired differences (same seed)", "",
                   "Mean over seeds of A − B run with the same seed (B a baseline: its one deterministic policy "
                   "run, the same for every seed of A; in the stochastic column both saw the same arrival draws) "
@@ -127,8 +127,11 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
                   "test's two-sided p."
                   + (f" The experiment declares {len(cfg.paired)} pairs: the last column is the t interval at "
                      f"1 − 0.05/{len(cfg.paired)} (Bonferroni), the one to read when the pairs are read together "
-                     f"(equivalently, a p below {0.05 / len(cfg.paired):.4f})." if len(cfg.paired) > 1 else
-                     " The last column equals the t interval (one declared pair)."), "",
+                     f"(equivalently, a p below {0.05 / len(cfg.paired):.4f}); 'p, Holm' is Holm's step-down "
+                     "adjusted p over the same pairs (a pair without runs counts as p = 1): below 0.05 it "
+                     "rejects with the family-wise error held at 5 %, never fewer pairs than Bonferroni, and "
+                     "has no interval." if len(cfg.paired) > 1 else
+                     " The last column equals the t interval (one declared pair); 'p, Holm' equals p."), "",
                   paired_markdown(paired)]
     lines += ["Files: " + ", ".join(f"[{name}]({name}) ({what})" for name, what in tables), ""]
     if figs:

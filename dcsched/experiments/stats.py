@@ -55,6 +55,28 @@ def paired_t_p(differences) -> float:
     return float(ttest_1samp(x, 0.0).pvalue)
 
 
+def holm_adjusted(p_values, family: int | None = None) -> list[float]:
+    """Holm's step-down adjusted p of each of ``p_values`` (1-D, in their order), over a family of
+    ``family`` tests (default: as many as given; more when some declared tests have no p yet, which
+    count as p = 1, sorted last). The i-th smallest p (1-based) becomes
+    max over j <= i of min(1, (family - j + 1) * p_(j)). Rejecting where the adjusted p < α controls
+    the family-wise error rate at α like Bonferroni's family * p, never rejecting less. NaN stays NaN
+    (and counts as p = 1)."""
+    p = np.asarray(p_values, dtype=float)
+    k = p.size if family is None else int(family)
+    if k < p.size:
+        raise ValueError(f"holm_adjusted: family={k} is smaller than the {p.size} p values given")
+    filled = np.where(np.isnan(p), 1.0, p)
+    order = np.argsort(filled, kind="stable")
+    adjusted = np.empty_like(filled)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (k - rank) * filled[i]))
+        adjusted[i] = running
+    adjusted[np.isnan(p)] = np.nan
+    return [float(x) for x in adjusted]
+
+
 def iqm(values) -> float:
     """Interquartile mean (rliable's IQM): the mean after cutting floor(25 %) of the values at each
     end (scipy.stats.trim_mean(x, 0.25); with 5 seeds, the mean of the middle 3)."""
