@@ -225,8 +225,8 @@ def paired_differences(runs: pd.DataFrame, pairs: list[list[str]],
 def paired_markdown(paired: pd.DataFrame, metrics=("utility_usd", "share_of_bound", "stochastic_utility_usd")) -> str:
     """The paired differences as a Markdown table (``mean [95 % bootstrap CI] (t: 95 % t CI)``, n pairs),
     with the first metric's paired t p, its Holm-adjusted p and its Bonferroni interval over the k
-    declared pairs. Metrics
-    no row has (the stochastic utility of a deterministic experiment) get no column."""
+    declared pairs. Metrics no row has (the stochastic utility of a deterministic experiment) get no
+    column."""
     if paired.empty:
         return "_no paired runs yet_\n"
     metrics = [m for m in metrics if m in paired and paired[m].notna().any()]
