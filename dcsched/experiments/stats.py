@@ -69,10 +69,7 @@ def holm_adjusted(p_values, family: int | None = None) -> list[float]:
     filled = np.where(np.isnan(p), 1.0, p)
     order = np.argsort(filled, kind="stable")
     adjusted = np.empty_like(filled)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (k - rank) * filled[i]))
-        adjusted[i] = running
+    adjusted[order] = np.maximum.accumulate(np.minimum(1.0, (k - np.arange(p.size)) * filled[order]))
     adjusted[np.isnan(p)] = np.nan
     return [float(x) for x in adjusted]
 
