@@ -265,6 +265,49 @@ def test_recorded_cells_are_adopted_by_hash_in_a_fresh_output_folder(tiny_run, t
         run_experiment(tiny_run["path"], [*base, f"out_dir={out}", "record=true", "tier=quick"])
 
 
+def test_two_invocations_adopting_one_cell_at_once_both_succeed(tmp_path, monkeypatch):
+    """Two invocations on one output folder adopt the same recorded cell: whichever places it second
+    keeps the first's copy (same config hash) instead of failing on the rename; a folder of another
+    config there is replaced; another invocation's copy in flight is never a source to adopt."""
+    from dcsched.experiments import runner
+    from dcsched.experiments.spec import expand, load_experiment
+
+    spec = next(s for s in expand(load_experiment(tiny_yaml(tmp_path))) if s.kind == "policy")
+    exp_dir = tmp_path / "out" / "tiny"
+
+    def filled(name: str, config_hash: str, utility: float) -> Path:
+        folder = exp_dir / "runs" / name
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps({"spec": {**spec.to_dict(), "config_hash": config_hash},
+                                                        "summary": {"utility_usd": utility}}))
+        return folder
+
+    # the other invocation placed the cell between this one's rmtree and its rename
+    ours = filled("ours.copying-1", spec.config_hash, 2.0)
+    real_rmtree = runner.shutil.rmtree
+
+    def rmtree_then_other_places(path, *args, **kwargs):
+        real_rmtree(path, *args, **kwargs)
+        if Path(path) == runner.run_dir(exp_dir, spec) and not Path(path).exists():
+            filled(spec.dirname, spec.config_hash, 1.0)
+
+    monkeypatch.setattr(runner.shutil, "rmtree", rmtree_then_other_places)
+    assert runner.place_copy(ours, exp_dir, spec)["summary"]["utility_usd"] == 1.0
+    monkeypatch.setattr(runner.shutil, "rmtree", real_rmtree)
+    # already placed before this one looked: kept as it is, without a rename
+    assert runner.place_copy(ours, exp_dir, spec)["summary"]["utility_usd"] == 1.0
+    assert runner.read_result(exp_dir, spec)["summary"]["utility_usd"] == 1.0
+    # a folder of another config is replaced by the copy
+    real_rmtree(runner.run_dir(exp_dir, spec))
+    filled(spec.dirname, "0" * 12, 3.0)
+    assert runner.place_copy(ours, exp_dir, spec)["summary"]["utility_usd"] == 2.0 and not ours.exists()
+    # a copy in flight in another experiment's folder is not a record to adopt
+    flight = tmp_path / "records" / "other" / "runs" / f"{spec.dirname}.copying-x"
+    flight.mkdir(parents=True)
+    (flight / "result.json").write_text(json.dumps({"spec": spec.to_dict(), "summary": {}}))
+    assert runner.find_finished(tmp_path / "records", exp_dir, spec) is None
+
+
 def test_record_true_records_each_cell_as_it_finishes(tmp_path, monkeypatch):
     """An invocation interrupted in its second cell has already recorded the first."""
     from dcsched.experiments import launchers

@@ -18,6 +18,7 @@ import logging
 import os
 import platform
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -128,8 +129,8 @@ def find_finished(root: Path, exp_dir: Path, spec: RunSpec) -> tuple[Path, dict]
     """A finished cell with ``spec``'s config hash and kind in another experiment under ``root``
     (``root/<experiment>/runs/<cell>/result.json``): (its result.json, its result), or None."""
     for candidate in sorted(Path(root).glob(f"*/runs/*/{RESULT}")):
-        if candidate.parent.parent.parent.resolve() == Path(exp_dir).resolve():
-            continue
+        if candidate.parent.parent.parent.resolve() == Path(exp_dir).resolve() or ".copying-" in candidate.parent.name:
+            continue  # this experiment's own cells, or another invocation's copy in flight
         try:
             other = json.loads(candidate.read_text())
         except (OSError, ValueError):
@@ -147,18 +148,40 @@ def _reuse(root: Path, exp_dir: Path, spec: RunSpec, mark: str = "reused_from") 
         return None
     candidate, other = found
     folder = run_dir(exp_dir, spec)
-    tmp = folder.with_name(folder.name + ".copying")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(candidate.parent, tmp)
-    other.pop("reused_from", None)
-    other.pop("recorded_from", None)
-    other[mark] = str(candidate.parent)
-    other["spec"] = spec.to_dict()
-    atomic_write_json(tmp / RESULT, other)
-    atomic_write_json(tmp / SPEC, spec.to_dict())
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # a folder of this process's own: two invocations adopting the same cell at once never share it
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".copying-", dir=folder.parent))
+    try:
+        shutil.copytree(candidate.parent, tmp, dirs_exist_ok=True)
+        other.pop("reused_from", None)
+        other.pop("recorded_from", None)
+        other[mark] = str(candidate.parent)
+        other["spec"] = spec.to_dict()
+        atomic_write_json(tmp / RESULT, other)
+        atomic_write_json(tmp / SPEC, spec.to_dict())
+        return place_copy(tmp, exp_dir, spec)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def place_copy(tmp: Path, exp_dir: Path, spec: RunSpec) -> dict:
+    """Move the filled folder ``tmp`` into ``spec``'s cell folder and return its result. When another
+    invocation has placed the same cell (same config hash, finished) there first, as two invocations
+    started together on one output folder both adopt every recorded cell, theirs is kept and ``tmp``
+    is left for the caller to remove; a folder of anything else there is replaced."""
+    folder = run_dir(exp_dir, spec)
+    theirs = read_result(exp_dir, spec)
+    if theirs is not None:
+        return theirs
     shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
-    return other
+    try:
+        tmp.rename(folder)
+    except OSError:  # placed by another invocation between the rmtree and the rename
+        theirs = read_result(exp_dir, spec)
+        if theirs is None:
+            raise
+        return theirs
+    return json.loads((folder / RESULT).read_text())
 
 
 def adopt_record(records_dir: Path, exp_dir: Path, spec: RunSpec) -> dict | None:
