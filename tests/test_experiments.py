@@ -275,11 +275,13 @@ def test_two_invocations_adopting_one_cell_at_once_both_succeed(tmp_path, monkey
     spec = next(s for s in expand(load_experiment(tiny_yaml(tmp_path))) if s.kind == "policy")
     exp_dir = tmp_path / "out" / "tiny"
 
+    def result_of(config_hash: str, utility: float) -> dict:
+        return {"spec": {**spec.to_dict(), "config_hash": config_hash}, "summary": {"utility_usd": utility}}
+
     def filled(name: str, config_hash: str, utility: float) -> Path:
         folder = exp_dir / "runs" / name
         folder.mkdir(parents=True)
-        (folder / "result.json").write_text(json.dumps({"spec": {**spec.to_dict(), "config_hash": config_hash},
-                                                        "summary": {"utility_usd": utility}}))
+        (folder / "result.json").write_text(json.dumps(result_of(config_hash, utility)))
         return folder
 
     # the other invocation placed the cell between this one's rmtree and its rename
@@ -292,15 +294,16 @@ def test_two_invocations_adopting_one_cell_at_once_both_succeed(tmp_path, monkey
             filled(spec.dirname, spec.config_hash, 1.0)
 
     monkeypatch.setattr(runner.shutil, "rmtree", rmtree_then_other_places)
-    assert runner.place_copy(ours, exp_dir, spec)["summary"]["utility_usd"] == 1.0
+    assert runner.place_copy(ours, exp_dir, spec, result_of(spec.config_hash, 2.0))["summary"]["utility_usd"] == 1.0
     monkeypatch.setattr(runner.shutil, "rmtree", real_rmtree)
     # already placed before this one looked: kept as it is, without a rename
-    assert runner.place_copy(ours, exp_dir, spec)["summary"]["utility_usd"] == 1.0
+    assert runner.place_copy(ours, exp_dir, spec, result_of(spec.config_hash, 2.0))["summary"]["utility_usd"] == 1.0
     assert runner.read_result(exp_dir, spec)["summary"]["utility_usd"] == 1.0
     # a folder of another config is replaced by the copy
     real_rmtree(runner.run_dir(exp_dir, spec))
     filled(spec.dirname, "0" * 12, 3.0)
-    assert runner.place_copy(ours, exp_dir, spec)["summary"]["utility_usd"] == 2.0 and not ours.exists()
+    assert runner.place_copy(ours, exp_dir, spec, result_of(spec.config_hash, 2.0))["summary"]["utility_usd"] == 2.0 and not ours.exists()
+    assert runner.read_result(exp_dir, spec)["summary"]["utility_usd"] == 2.0
     # a copy in flight in another experiment's folder is not a record to adopt
     flight = tmp_path / "records" / "other" / "runs" / f"{spec.dirname}.copying-x"
     flight.mkdir(parents=True)

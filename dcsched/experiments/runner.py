@@ -29,6 +29,7 @@ from dcsched.io import atomic_write_json
 
 RESULT = "result.json"
 SPEC = "spec.json"
+COPYING = ".copying-"  # infix of a cell folder being copied in (adopted or reused), not yet placed
 
 
 @dataclass
@@ -129,7 +130,7 @@ def find_finished(root: Path, exp_dir: Path, spec: RunSpec) -> tuple[Path, dict]
     """A finished cell with ``spec``'s config hash and kind in another experiment under ``root``
     (``root/<experiment>/runs/<cell>/result.json``): (its result.json, its result), or None."""
     for candidate in sorted(Path(root).glob(f"*/runs/*/{RESULT}")):
-        if candidate.parent.parent.parent.resolve() == Path(exp_dir).resolve() or ".copying-" in candidate.parent.name:
+        if candidate.parent.parent.parent.resolve() == Path(exp_dir).resolve() or COPYING in candidate.parent.name:
             continue  # this experiment's own cells, or another invocation's copy in flight
         try:
             other = json.loads(candidate.read_text())
@@ -150,7 +151,7 @@ def _reuse(root: Path, exp_dir: Path, spec: RunSpec, mark: str = "reused_from") 
     folder = run_dir(exp_dir, spec)
     folder.parent.mkdir(parents=True, exist_ok=True)
     # a folder of this process's own: two invocations adopting the same cell at once never share it
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".copying-", dir=folder.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + COPYING, dir=folder.parent))
     try:
         shutil.copytree(candidate.parent, tmp, dirs_exist_ok=True)
         other.pop("reused_from", None)
@@ -159,16 +160,17 @@ def _reuse(root: Path, exp_dir: Path, spec: RunSpec, mark: str = "reused_from") 
         other["spec"] = spec.to_dict()
         atomic_write_json(tmp / RESULT, other)
         atomic_write_json(tmp / SPEC, spec.to_dict())
-        return place_copy(tmp, exp_dir, spec)
+        return place_copy(tmp, exp_dir, spec, other)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def place_copy(tmp: Path, exp_dir: Path, spec: RunSpec) -> dict:
-    """Move the filled folder ``tmp`` into ``spec``'s cell folder and return its result. When another
-    invocation has placed the same cell (same config hash, finished) there first, as two invocations
-    started together on one output folder both adopt every recorded cell, theirs is kept and ``tmp``
-    is left for the caller to remove; a folder of anything else there is replaced."""
+def place_copy(tmp: Path, exp_dir: Path, spec: RunSpec, result: dict) -> dict:
+    """Move the filled folder ``tmp`` (whose result.json holds ``result``) into ``spec``'s cell folder
+    and return ``result``. When another invocation has placed the same cell (same config hash,
+    finished) there first, as two invocations started together on one output folder both adopt every
+    recorded cell, theirs is kept and returned, and ``tmp`` is left for the caller to remove; a folder
+    of anything else there is replaced."""
     folder = run_dir(exp_dir, spec)
     theirs = read_result(exp_dir, spec)
     if theirs is not None:
@@ -181,7 +183,7 @@ def place_copy(tmp: Path, exp_dir: Path, spec: RunSpec) -> dict:
         if theirs is None:
             raise
         return theirs
-    return json.loads((folder / RESULT).read_text())
+    return result
 
 
 def adopt_record(records_dir: Path, exp_dir: Path, spec: RunSpec) -> dict | None:
