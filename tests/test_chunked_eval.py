@@ -138,3 +138,52 @@ def test_a_policy_cell_keeps_each_chunk_and_resumes_with_the_rest(tmp_path):
         (folder / "result.json").unlink()
     with pytest.raises(ConfigError, match="eval_workers"):
         load_experiment(tiny_yaml(tmp_path), ["eval_workers=0"])
+
+
+def test_a_policy_cell_keeps_each_poisson_seed_and_resumes_with_the_rest(tmp_path):
+    """With stochastic seeds, a policy cell saves each finished Poisson seed (with the cell's hash):
+    a rerun plays only the seeds missing (a sentinel left for seed 0 survives into result.json), a
+    file of another hash is ignored, the seeds' mean is over the saved and played seeds, and the
+    file is gone once the cell has finished."""
+    from test_experiments import tiny_yaml
+
+    from dcsched.experiments.runner import STOCHASTIC_PROGRESS, RunOptions, execute, run_dir
+    from dcsched.experiments.spec import expand, load_experiment
+
+    cfg = load_experiment(tiny_yaml(tmp_path), ["max_days=1", "stochastic_seeds=2", f"out_dir={tmp_path / 'out'}"])
+    cell = next(s for s in expand(cfg) if s.kind == "policy" and s.policy == "local_only")
+    exp_dir = tmp_path / "out" / "tiny"
+    folder = run_dir(exp_dir, cell)
+    folder.mkdir(parents=True)
+    sentinel = {"utility_usd": 12345.0, "violation_rate": 0.5}
+    got = {}
+    for hash_ in (cell.config_hash, "another"):
+        (folder / STOCHASTIC_PROGRESS).write_text(json.dumps({"config_hash": hash_, "per_seed": {"0": sentinel}}))
+        got[hash_] = execute(cell, exp_dir, RunOptions(wandb_mode="disabled"))["stochastic"]
+        assert not (folder / STOCHASTIC_PROGRESS).exists()
+        (folder / "result.json").unlink()
+    resumed, fresh = got[cell.config_hash], got["another"]
+    assert resumed["per_seed"][0] == sentinel and fresh["per_seed"][0] != sentinel
+    assert resumed["per_seed"][1] == fresh["per_seed"][1]  # seed 1 played in both runs, the same draws
+    assert fresh["per_seed"][0]["utility_usd"] != fresh["per_seed"][1]["utility_usd"]  # two different draws
+    assert resumed["utility_usd"] == pytest.approx((12345.0 + fresh["per_seed"][1]["utility_usd"]) / 2)
+
+
+def test_status_counts_the_saved_poisson_seeds(tmp_path):
+    """`--status` on an interrupted policy cell: its saved days and, once its Poisson seeds began,
+    how many of them are saved (another config's seeds are not counted)."""
+    from test_experiments import tiny_yaml
+
+    from dcsched.experiments.runner import EVAL_PROGRESS, STOCHASTIC_PROGRESS, run_dir
+    from dcsched.experiments.spec import expand, load_experiment
+    from dcsched.experiments.status import _partial_detail
+
+    cfg = load_experiment(tiny_yaml(tmp_path), ["max_days=1", "stochastic_seeds=3", f"out_dir={tmp_path / 'out'}"])
+    cell = next(s for s in expand(cfg) if s.kind == "policy" and s.policy == "local_only")
+    folder = run_dir(tmp_path / "out" / "tiny", cell)
+    folder.mkdir(parents=True)
+    (folder / EVAL_PROGRESS).write_text(json.dumps({"config_hash": cell.config_hash, "rows": {"2023-01-06": {}}}))
+    assert _partial_detail(cell, folder) == "1 of 1 days played"
+    for hash_, expected in ((cell.config_hash, "1 of 1 days played, 2 of 3 Poisson seeds"), ("another", "1 of 1 days played")):
+        (folder / STOCHASTIC_PROGRESS).write_text(json.dumps({"config_hash": hash_, "per_seed": {"0": {}, "1": {}}}))
+        assert _partial_detail(cell, folder) == expected

@@ -91,7 +91,7 @@ def execute(spec: RunSpec | dict, exp_dir: str | Path, options: RunOptions | dic
     if end != code:  # the checkout changed while this process ran: its modules may be older than it
         result["git_commit_at_end"] = end
     atomic_write_json(folder / RESULT, result)
-    for progress in (BOUND_PROGRESS, EVAL_PROGRESS):  # a bound's or a policy's saved days: in result.json now
+    for progress in PROGRESS_FILES:  # a bound's days, a policy's days, the Poisson seeds: in result.json now
         (folder / progress).unlink(missing_ok=True)
     return result
 
@@ -231,13 +231,15 @@ def _scenario(spec: RunSpec):
 
 BOUND_PROGRESS = "bounds.partial.json"  # a bound cell's days solved so far (a rerun solves only the rest)
 EVAL_PROGRESS = "eval.partial.json"  # a policy cell's per-day rows so far (a rerun plays only the rest)
+STOCHASTIC_PROGRESS = "stochastic.partial.json"  # Poisson seeds evaluated so far (a rerun plays only the rest)
+PROGRESS_FILES = (BOUND_PROGRESS, EVAL_PROGRESS, STOCHASTIC_PROGRESS)
 
 
 class _DayProgress:
-    """What a cell has finished so far, by date, in ``folder/name`` under ``key`` with the cell's
-    hash: ``known`` holds what an interrupted run saved (nothing if the file is from another
-    config), ``save(by_date)`` adds days and rewrites the file atomically. :func:`execute` removes
-    the file once result.json is written."""
+    """What a cell has finished so far, by date (or by Poisson seed), in ``folder/name`` under
+    ``key`` with the cell's hash: ``known`` holds what an interrupted run saved (nothing if the
+    file is from another config), ``save(by_date)`` adds entries and rewrites the file atomically.
+    :func:`execute` removes the file once result.json is written."""
 
     def __init__(self, folder: Path, name: str, key: str, spec: RunSpec):
         self.path, self.key, self.config_hash = folder / name, key, spec.config_hash
@@ -274,22 +276,37 @@ def _evaluate(scenario_cfg, policy: str, spec: RunSpec, folder: Path, env_cfg=No
     summary = next(iter(results.values()))
     body = {"summary": summary["mean"], "per_day": summary["per_day"], "days": summary["days"]}
     if spec.stochastic_seeds:
-        body["stochastic"] = _evaluate_stochastic(scenario_cfg, policy, spec, env_cfg)
+        # a trained cell's seeds are not saved: its checkpoint, not its config, is the policy
+        saved_in = folder if spec.kind == "policy" else None
+        body["stochastic"] = _evaluate_stochastic(scenario_cfg, policy, spec, saved_in, env_cfg)
     return body
 
 
-def _evaluate_stochastic(scenario_cfg, policy: str, spec: RunSpec, env_cfg=None) -> dict:
+def _evaluate_stochastic(scenario_cfg, policy: str, spec: RunSpec, folder: Path | None, env_cfg=None) -> dict:
     """The same days on Poisson arrivals, seeds 0..N-1 (every policy of the experiment sees the same
     draws per seed): per-seed means and their mean. Utility is compared with the deterministic
-    (expected-arrivals) LP bound of the same days."""
+    (expected-arrivals) LP bound of the same days. Each finished seed is saved at once to
+    ``folder/STOCHASTIC_PROGRESS`` (with the cell's hash), so an interrupted cell (an MPC cell's
+    three seeds take about 40 minutes on one core) resumes with the seeds still missing; with
+    ``folder`` None nothing is saved."""
     from dcsched.eval.evaluate import evaluate_policies
 
-    per_seed = []
+    known = {}
+    progress = _DayProgress(folder, STOCHASTIC_PROGRESS, "per_seed", spec) if folder is not None else None
+    if progress is not None:
+        known = progress.known
     for seed in range(spec.stochastic_seeds):
+        if str(seed) in known:
+            continue
         res = evaluate_policies(scenario_cfg, [policy], spec.days, None, deterministic=False, seed=seed,
                                 max_days=spec.max_days, env_cfg=env_cfg, plots=False)
         mean = next(iter(res.values()))["mean"]
-        per_seed.append({k: mean[k] for k in ("utility_usd", "violation_rate")})
+        row = {str(seed): {k: mean[k] for k in ("utility_usd", "violation_rate")}}
+        if progress is not None:
+            progress.save(row)
+        else:
+            known.update(row)
+    per_seed = [known[str(seed)] for seed in range(spec.stochastic_seeds)]
     return {"seeds": list(range(spec.stochastic_seeds)), "per_seed": per_seed,
             **{k: float(sum(r[k] for r in per_seed) / len(per_seed)) for k in ("utility_usd", "violation_rate")}}
 
@@ -313,7 +330,7 @@ def _run_policy(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
     body = {"summary": mean_summary([{k: v for k, v in row.items() if k != "day"} for row in per_day]),
             "per_day": per_day, "days": [row["day"] for row in per_day]}
     if spec.stochastic_seeds:
-        body["stochastic"] = _evaluate_stochastic(scenario_cfg, spec.policy, spec)
+        body["stochastic"] = _evaluate_stochastic(scenario_cfg, spec.policy, spec, folder)
     return body
 
 

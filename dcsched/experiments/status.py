@@ -30,8 +30,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dcsched.experiments.runner import (BOUND_PROGRESS, EVAL_PROGRESS, RESULT, SPEC, _DayProgress, _scenario,
-                                        find_finished, read_result, run_dir)
+from dcsched.experiments.runner import (BOUND_PROGRESS, EVAL_PROGRESS, RESULT, SPEC, STOCHASTIC_PROGRESS, _DayProgress,
+                                        _scenario, find_finished, read_result, run_dir)
 from dcsched.experiments.spec import RunSpec
 
 STATES = ("finished", "recorded", "reusable", "partial", "failed", "to run")
@@ -86,6 +86,11 @@ def _num_days(spec: RunSpec) -> int:
     return len(parse_days(_scenario(spec), spec.days)[: spec.max_days or None])
 
 
+def _saved(spec: RunSpec, folder: Path, name: str, key: str) -> dict:
+    """A progress file's entries, {} when there is none or it is another config's."""
+    return _DayProgress(folder, name, key, spec).known if (folder / name).exists() else {}
+
+
 def _partial_detail(spec: RunSpec, folder: Path) -> str | None:
     """What an unfinished cell has saved, or None when it has nothing of this config."""
     if spec.kind == "train":
@@ -99,9 +104,11 @@ def _partial_detail(spec: RunSpec, folder: Path) -> str | None:
             else f"checkpoint, {frames:,} frames"
     name, key, what = (BOUND_PROGRESS, "bounds_usd", "solved") if spec.kind == "bound" else \
         (EVAL_PROGRESS, "rows", "played")
-    known = _DayProgress(folder, name, key, spec).known if (folder / name).exists() else {}  # {} if another config's
+    known = _saved(spec, folder, name, key)
     if known:
-        return f"{len(known)} of {_num_days(spec)} days {what}"
+        seeds = _saved(spec, folder, STOCHASTIC_PROGRESS, "per_seed")
+        poisson = f", {len(seeds)} of {spec.stochastic_seeds} Poisson seeds" if seeds else ""
+        return f"{len(known)} of {_num_days(spec)} days {what}{poisson}"
     # execute() writes spec.json before it starts; a policy that plays in one batch saves no days
     return f"started, no day {what} yet" if (folder / SPEC).exists() else None
 
