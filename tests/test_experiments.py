@@ -422,6 +422,38 @@ def test_paired_differences_pair_runs_by_seed():
     assert "p, Holm (×2)" in text and "| 0.192 | 0.383 |" in text
 
 
+def test_a_scenarios_family_is_the_pairs_that_run_on_it():
+    """A pair whose methods run only on another scenario is not a test on this one: Holm and
+    Bonferroni use the scenario's own pairs (hybrid_stochastic: 2 of its 4 on each scenario), so the
+    one pair of scenario q is not corrected for p's; without ``families`` every declared pair counts.
+    The table names each row's family when they differ."""
+    import pandas as pd
+
+    from dcsched.experiments.aggregate import paired_differences, paired_markdown
+    from dcsched.experiments.spec import pairs_on
+
+    cfg = load_experiment("hybrid_stochastic")
+    assert {scen: pairs_on(cfg, scen) for scen in cfg.scenarios} == {"paper3": 2, "paper3_energy": 2}
+    assert pairs_on(load_experiment("decentralisation"), "global8") == 4
+    rows = []
+    for seed, (a, b, c) in enumerate([(10.0, 7.0, 1.0), (12.0, 8.0, 14.0), (9.0, 9.0, 2.0)]):
+        rows += [{"scenario": "p", "setting": "default", "method": m, "seed": seed, "kind": "train", "utility_usd": u}
+                 for m, u in (("A", a), ("B", b), ("C", c))]
+        rows += [{"scenario": "q", "setting": "default", "method": m, "seed": seed, "kind": "train", "utility_usd": u}
+                 for m, u in (("D", a), ("E", b))]
+    pairs = [["A", "B"], ["A", "C"], ["D", "E"]]
+    own = paired_differences(pd.DataFrame(rows), pairs, families={"p": 2, "q": 1}).set_index("pair")
+    every = paired_differences(pd.DataFrame(rows), pairs).set_index("pair")
+    q, p_ab = own.loc["D − E"], own.loc["A − B"]
+    assert q["family"] == 1 and q["utility_usd_p_holm"] == pytest.approx(q["utility_usd_p"])
+    assert (q["utility_usd_bonf_lo"], q["utility_usd_bonf_hi"]) == pytest.approx((q["utility_usd_t_lo"], q["utility_usd_t_hi"]))
+    assert every.loc["D − E", "utility_usd_p_holm"] == pytest.approx(min(1.0, 3 * q["utility_usd_p"]))
+    assert p_ab["family"] == 2 and p_ab["utility_usd_p_holm"] == pytest.approx(2 * p_ab["utility_usd_p"])  # the smaller p of 2
+    assert every.loc["A − B", "utility_usd_p_holm"] > p_ab["utility_usd_p_holm"]
+    text = paired_markdown(own.reset_index())
+    assert "p, Holm (×k)" in text and f"{q['utility_usd_p']:.3f} | {q['utility_usd_p_holm']:.3f} (×1)" in text
+
+
 def test_holm_adjusted_p_by_hand():
     from dcsched.experiments.stats import holm_adjusted
 

@@ -166,7 +166,8 @@ def markdown_table(summary: pd.DataFrame, metrics: list[str], by_setting: bool) 
 
 
 def paired_differences(runs: pd.DataFrame, pairs: list[list[str]],
-                       metrics=("utility_usd", "share_of_bound", "stochastic_utility_usd")) -> pd.DataFrame:
+                       metrics=("utility_usd", "share_of_bound", "stochastic_utility_usd"),
+                       families: dict[str, int] | None = None) -> pd.DataFrame:
     """Per (scenario, setting) and pair [A, B]: the mean over seeds of A - B on the same seed, its 95 %
     bootstrap interval (``_lo``, ``_hi``), its 95 % Student t interval (``_t_lo``, ``_t_hi``: the paired
     t test's), the paired t test's two-sided p (``_p``), Holm's step-down adjusted p over the k declared
@@ -174,7 +175,9 @@ def paired_differences(runs: pd.DataFrame, pairs: list[list[str]],
     is below 0.05, the family-wise error held at 5 % and never fewer rejections than Bonferroni's) and the
     t interval at 1 - 0.05 / k (``_bonf_lo``, ``_bonf_hi``: Bonferroni's simultaneous intervals, the ones
     that may be read together), and the number of pairs, for each metric present (a metric absent from either
-    side, e.g. the stochastic utility of a deterministic experiment, is left out).
+    side, e.g. the stochastic utility of a deterministic experiment, is left out). k (``family``) is
+    ``families[scenario]`` where given (the declared pairs whose two methods run on that scenario,
+    :func:`dcsched.experiments.spec.pairs_on`), else every declared pair.
 
     A is a learned method. B is a learned method (paired on the training seed) or a baseline (one
     deterministic policy run: every seed of A is paired with it, so the interval is A's spread over
@@ -183,8 +186,8 @@ def paired_differences(runs: pd.DataFrame, pairs: list[list[str]],
     out = []
     if runs.empty:
         return pd.DataFrame(out)
-    family = max(1, len(pairs))
     for (scen, setting), g in runs[runs["kind"].isin(["train", "policy"])].groupby(["scenario", "setting"], sort=False):
+        family = max(1, (families or {}).get(scen, len(pairs)))
         group = []
         for a, b in pairs:
             left = g[(g["method"] == a) & (g["kind"] == "train")].set_index("seed")
@@ -231,7 +234,8 @@ def paired_markdown(paired: pd.DataFrame, metrics=("utility_usd", "share_of_boun
         return "_no paired runs yet_\n"
     metrics = [m for m in metrics if m in paired and paired[m].notna().any()]
     first = metrics[0]
-    family = int(paired["family"].iloc[0]) if "family" in paired else 1
+    sizes = sorted({int(k) for k in paired["family"]}) if "family" in paired else [1]
+    family = str(sizes[0]) if len(sizes) == 1 else "k"  # k: the row's scenario's pairs, shown in its cell
     cols = (["scenario", "setting", "pair", "pairs"] + [f"Δ {LABELS[m][0]}" for m in metrics]
             + [f"p (paired t, Δ {LABELS[first][0]})", f"p, Holm (×{family})",
                f"Δ {LABELS[first][0]}, Bonferroni t interval (×{family})"])
@@ -254,7 +258,8 @@ def paired_markdown(paired: pd.DataFrame, metrics=("utility_usd", "share_of_boun
         p = row.get(f"{first}_p", np.nan)
         cells.append("" if not several or np.isnan(p) else f"{p:.3f}")
         p_holm = row.get(f"{first}_p_holm", np.nan)
-        cells.append("" if not several or np.isnan(p_holm) else f"{p_holm:.3f}")
+        k = f" (×{int(row['family'])})" if family == "k" else ""
+        cells.append("" if not several or np.isnan(p_holm) else f"{p_holm:.3f}{k}")
         cells.append(f"[{fmts[first].format(row[f'{first}_bonf_lo'])}, {fmts[first].format(row[f'{first}_bonf_hi'])}]"
                      if several and not np.isnan(row.get(f"{first}_bonf_lo", np.nan)) else "")
         lines.append("| " + " | ".join(cells) + " |")

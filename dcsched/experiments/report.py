@@ -16,12 +16,29 @@ from dcsched.experiments.aggregate import (DIAGNOSTIC_METRICS, STOCHASTIC_METRIC
                                           paired_differences, paired_markdown,
                                           run_rows, summarize)
 from dcsched.experiments.runner import read_result, run_dir
-from dcsched.experiments.spec import RunSpec
+from dcsched.experiments.spec import RunSpec, pairs_on
 from dcsched.io import atomic_write, atomic_write_text
 
 TABLE_METRICS = ["utility_usd", "share_of_bound", "violation_rate", "revenue_usd", "energy_cost_usd",
                  "transfer_cost_usd", "penalty_usd", "grid_buy_kwh", "carbon_kg", "mean_steps"]
 TIMING_METRICS = ["train_wall_s", "frames_per_s", "utility_usd", "share_of_bound"]
+
+
+def _family_text(cfg, families: dict[str, int]) -> str:
+    """The paired table's sentence on its multiple-comparison family: the pairs of each scenario."""
+    sizes = {n for n in families.values() if n > 0} or {1}
+    if max(sizes) == 1:
+        one = "one declared pair" if len(cfg.paired) == 1 else "one pair per scenario"
+        return f" The last column equals the t interval ({one}); 'p, Holm' equals p."
+    k = next(iter(sizes)) if len(sizes) == 1 else "k"
+    head = (f" The experiment declares {len(cfg.paired)} pairs: " if k == len(cfg.paired) else
+            f" The experiment declares {len(cfg.paired)} pairs; a scenario's family is those whose two methods "
+            "run on it (" + ", ".join(f"{scen}: {n}" for scen, n in families.items()) + "): ")
+    level = f" (equivalently, a p below {0.05 / k:.4f})" if k != "k" else ""
+    return (head + f"the last column is the t interval at 1 − 0.05/{k} (Bonferroni), the one to read when the "
+            f"pairs are read together{level}; 'p, Holm' is Holm's step-down adjusted p over the same pairs (a "
+            "pair without runs counts as p = 1): below 0.05 it rejects with the family-wise error held at 5 %, "
+            "never fewer pairs than Bonferroni, and has no interval.")
 
 
 def git_commit() -> str:
@@ -113,7 +130,8 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
             sub = summary[(summary["scenario"] == scen) & (summary["kind"] == "train")]
             lines += [f"### {scen}", "", markdown_table(sub, diag_cols, by_setting)]
     if cfg.paired and not runs.empty:
-        paired = paired_differences(runs, [list(p) for p in cfg.paired])
+        families = {scen: pairs_on(cfg, scen) for scen in cfg.scenarios}
+        paired = paired_differences(runs, [list(p) for p in cfg.paired], families=families)
         _write_csv(exp_dir / "paired.csv", paired)
         tables.append(("paired.csv", "paired differences A − B on the same seed, with 95 % bootstrap and t CIs, "
                                      "the paired t test's p, Holm-adjusted p and Bonferroni intervals"))
@@ -125,13 +143,7 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
                   "interval cannot be wider than the pairs' range and is optimistic; read the t interval. "
                   "An interval that contains 0 shows no effect at this number of seeds. p: the paired t "
                   "test's two-sided p."
-                  + (f" The experiment declares {len(cfg.paired)} pairs: the last column is the t interval at "
-                     f"1 − 0.05/{len(cfg.paired)} (Bonferroni), the one to read when the pairs are read together "
-                     f"(equivalently, a p below {0.05 / len(cfg.paired):.4f}); 'p, Holm' is Holm's step-down "
-                     "adjusted p over the same pairs (a pair without runs counts as p = 1): below 0.05 it "
-                     "rejects with the family-wise error held at 5 %, never fewer pairs than Bonferroni, and "
-                     "has no interval." if len(cfg.paired) > 1 else
-                     " The last column equals the t interval (one declared pair); 'p, Holm' equals p."), "",
+                  + _family_text(cfg, families), "",
                   paired_markdown(paired)]
     lines += ["Files: " + ", ".join(f"[{name}]({name}) ({what})" for name, what in tables), ""]
     if figs:

@@ -326,6 +326,15 @@ def _runs_on(method, scenario: str) -> bool:
     return not method.scenarios or scenario in method.scenarios
 
 
+def pairs_on(cfg: DictConfig, scenario: str) -> int:
+    """How many of the declared ``paired`` entries compare two methods that both run on this
+    scenario: the family of the scenario's multiple-comparison correction (a pair whose method runs
+    only elsewhere is not a test on this scenario)."""
+    methods = {m.label: m for m in cfg.methods}
+    return sum(all(label in methods and _runs_on(methods[label], scenario) for label in pair)
+               for pair in cfg.get("paired") or [])
+
+
 def expand(cfg: DictConfig) -> list[RunSpec]:
     """Every run of the experiment, bounds first, then baselines, then learned runs by seed.
 
