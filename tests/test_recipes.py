@@ -40,6 +40,8 @@ def test_quick_recipe_trains_and_evaluates(path, tmp_path):
     assert (run_dir / "config.yaml").exists() and (run_dir / "checkpoints" / "last.ckpt").exists()
     metrics = (run_dir / "csv" / "version_0" / "metrics.csv").read_text()
     assert "train/utility_usd_per_slot" in metrics and "train/violation_rate" in metrics
+    if cfg.agent.get("constraint", "none") != "none":  # Lagrangian PPO logs its multiplier and cost
+        assert "lagrange/multiplier" in metrics and "lagrange/cost" in metrics
     if cfg.shaper.name != "none":
         for key in ("rs/r_aux_mean", "rs/r_aux_std", "rs/active", "diag/corr_r_aux_r_env", "diag/corr_r_aux_advantage"):
             assert key in metrics, key
