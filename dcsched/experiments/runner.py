@@ -291,10 +291,8 @@ def _evaluate_stochastic(scenario_cfg, policy: str, spec: RunSpec, folder: Path 
     ``folder`` None nothing is saved."""
     from dcsched.eval.evaluate import evaluate_policies
 
-    known = {}
     progress = _DayProgress(folder, STOCHASTIC_PROGRESS, "per_seed", spec) if folder is not None else None
-    if progress is not None:
-        known = progress.known
+    known = progress.known if progress is not None else {}
     for seed in range(spec.stochastic_seeds):
         if str(seed) in known:
             continue
@@ -303,7 +301,7 @@ def _evaluate_stochastic(scenario_cfg, policy: str, spec: RunSpec, folder: Path 
         mean = next(iter(res.values()))["mean"]
         row = {str(seed): {k: mean[k] for k in ("utility_usd", "violation_rate")}}
         if progress is not None:
-            progress.save(row)
+            progress.save(row)  # adds the seed to known (progress.known) and writes the file
         else:
             known.update(row)
     per_seed = [known[str(seed)] for seed in range(spec.stochastic_seeds)]
