@@ -22,29 +22,7 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dcsched.errors import ConfigError
-
-PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_ROOT = PACKAGE_DIR.parent  # a checkout's root (only for its git commit; an installed package has none)
-RECIPES_DIR = PACKAGE_DIR / "recipes"  # shipped with the package; `recipes/` in a checkout links here
-SCENARIO_DIR = RECIPES_DIR / "scenario"
-
-
-def shipped_file(spec: str | Path, folder: Path = RECIPES_DIR) -> Path:
-    """A path as given if it exists; else the shipped file it names, so that ``quick/sac``,
-    ``quick/sac.yaml`` and ``recipes/quick/sac.yaml`` work from any directory (relative to
-    ``folder``, default the shipped recipes). Returns the path as given when nothing matches (the
-    loader's error then names it)."""
-    path = Path(spec)
-    if path.exists():
-        return path
-    parts = path.parts[1:] if path.parts[:1] == ("recipes",) else path.parts
-    rel = Path(*parts) if parts else path
-    for candidate in (folder / rel, folder / rel.with_name(rel.name + ".yaml"),
-                      RECIPES_DIR / rel, RECIPES_DIR / rel.with_name(rel.name + ".yaml")):
-        if candidate.is_file():
-            return candidate
-    return path
-
+from dcsched.paths import RECIPES_DIR, SCENARIO_DIR, shipped_file
 
 # --------------------------------------------------------------------------- scenario schema
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from dcsched.config import SCENARIO_DIR
+from dcsched.paths import SCENARIO_DIR
 from dcsched.data.regions import REGIONS
 from dcsched.errors import ConfigError
 from dcsched.registry import SCENARIOS

@@ -13,7 +13,7 @@ from dcsched.config import load_recipe
 from dcsched.errors import ConfigError
 from dcsched.experiments import run_experiment
 from dcsched.experiments.spec import available_experiments, expand, load_experiment
-from dcsched.experiments.stats import band_over_seeds, bootstrap_ci, iqm
+from dcsched.stats import band_over_seeds, bootstrap_ci, iqm
 
 TINY = """
 name: tiny
@@ -455,7 +455,7 @@ def test_a_scenarios_family_is_the_pairs_that_run_on_it():
 
 
 def test_holm_adjusted_p_by_hand():
-    from dcsched.experiments.stats import holm_adjusted
+    from dcsched.stats import holm_adjusted
 
     # sorted 0.01, 0.03, 0.04: x3 = 0.03, x2 = 0.06, x1 = 0.04 -> running max 0.06; back in the given order
     assert holm_adjusted([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
@@ -613,12 +613,12 @@ def test_every_record_is_a_cell_of_its_experiment_with_the_current_hash(path):
 def test_a_cell_records_the_commit_its_process_started_from(tiny_run, tmp_path, monkeypatch):
     """git_commit is the checkout's commit when the process ran its first cell (the code it
     imported); a commit made while the cell ran is recorded beside it as git_commit_at_end."""
-    import dcsched.experiments.report as report
     import dcsched.experiments.runner as runner
+    import dcsched.provenance as provenance
     from dcsched.experiments.runner import RunOptions, execute
 
     commits = iter(["aaaaaaa", "bbbbbbb", "bbbbbbb", "bbbbbbb"])
-    monkeypatch.setattr(report, "git_commit", lambda: next(commits))
+    monkeypatch.setattr(provenance, "git_commit", lambda: next(commits))
     monkeypatch.setattr(runner, "_PROCESS_COMMIT", [])
     cfg = load_experiment(tiny_run["path"], ["wandb_mode=disabled"])
     cells = [s for s in expand(cfg) if s.kind == "policy"]

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from dcsched.config import RECIPES_DIR, load_recipe
+from dcsched.config import load_recipe
+from dcsched.paths import RECIPES_DIR
 
 RECIPES = sorted(p for p in RECIPES_DIR.rglob("*.yaml") if not {"scenario", "calibrate", "experiments"} & set(p.parts))
 QUICK = sorted((RECIPES_DIR / "quick").glob("*.yaml"))

@@ -108,7 +108,8 @@ def test_registered_scenarios_and_loggers_are_what_the_code_looks_up(tmp_path, m
     """A scenario registered by a user's code is found by name; loggers are built by their entries."""
     import shutil
 
-    from dcsched.config import SCENARIO_DIR, load_recipe, load_scenario
+    from dcsched.config import load_recipe, load_scenario
+    from dcsched.paths import SCENARIO_DIR
     from dcsched.registry import LOGGERS
     from dcsched.tracking import make_loggers
 

@@ -1,6 +1,6 @@
 """Scale-out: Ray experiment launcher and multi-process / Ray collectors.
 
-Ray runs as a local instance bound to the loopback interface (dcsched.experiments.launchers.init_ray)
+Ray runs as a local instance bound to the loopback interface (dcsched.ray_runtime.init_ray)
 with 2 CPUs, and is shut down by every test that starts it.
 """
 
@@ -162,7 +162,7 @@ def test_a_local_ray_instance_runs_its_tasks_at_the_commands_priority(monkeypatc
 
     import ray
 
-    from dcsched.experiments.launchers import init_ray
+    from dcsched.ray_runtime import init_ray
 
     monkeypatch.delenv("RAY_worker_niceness", raising=False)
     init_ray(num_cpus=1)

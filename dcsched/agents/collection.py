@@ -51,7 +51,7 @@ def make_collector(cfg, env, policy, init_random_frames: int | None):
     fns = worker_env_fns(cfg)
     if backend == "process":
         return Collector(fns, policy, backend="process", sync=True, cat_results=0, **common)
-    from dcsched.experiments.launchers import init_ray
+    from dcsched.ray_runtime import init_ray
 
     import ray
 

@@ -139,7 +139,7 @@ def seed_curves(dirs: list[Path], key: str, window: int = 10, points: int = 100)
 
 def plot_curve_panels(axes_row, runs: dict[str, list[Path]], window: int = 10) -> None:
     """Fill one row of 3 axes (CURVE_KEYS) with mean and 95 % bootstrap band over seeds per method."""
-    from dcsched.experiments.stats import band_over_seeds
+    from dcsched.stats import band_over_seeds
 
     for method, dirs in runs.items():
         for ax, (key, label) in zip(axes_row, CURVE_KEYS):

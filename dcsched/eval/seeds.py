@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcsched.experiments.stats import bootstrap_ci
+from dcsched.stats import bootstrap_ci
 from dcsched.io import atomic_write_json, atomic_write_text
 
 SEED_METRICS = ("utility_usd", "share_of_bound", "share_of_dispatch_bound", "share_of_integer_bound", "violation_rate")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dcsched.experiments.stats import CONFIDENCE, bootstrap_ci, holm_adjusted, iqm, paired_t_p, t_ci
+from dcsched.stats import CONFIDENCE, bootstrap_ci, holm_adjusted, iqm, paired_t_p, t_ci
 
 METRICS = ("utility_usd", "share_of_bound", "violation_rate", "revenue_usd", "energy_cost_usd", "transfer_cost_usd",
            "penalty_usd", "grid_buy_kwh", "carbon_kg", "mean_steps", "episode_return", "train_wall_s",

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from dcsched.config import REPO_ROOT
 from dcsched.experiments import figures
 from dcsched.experiments.aggregate import (DIAGNOSTIC_METRICS, STOCHASTIC_METRICS, markdown_table,
                                           paired_differences, paired_markdown,
@@ -18,6 +16,7 @@ from dcsched.experiments.aggregate import (DIAGNOSTIC_METRICS, STOCHASTIC_METRIC
 from dcsched.experiments.runner import read_result, run_dir
 from dcsched.experiments.spec import RunSpec, pairs_on
 from dcsched.io import atomic_write, atomic_write_text
+from dcsched.provenance import git_commit
 
 TABLE_METRICS = ["utility_usd", "share_of_bound", "violation_rate", "revenue_usd", "energy_cost_usd",
                  "transfer_cost_usd", "penalty_usd", "grid_buy_kwh", "carbon_kg", "mean_steps"]
@@ -39,25 +38,6 @@ def _family_text(cfg, families: dict[str, int]) -> str:
             f"pairs are read together{level}; 'p, Holm' is Holm's step-down adjusted p over the same pairs (a "
             "pair without runs counts as p = 1): below 0.05 it rejects with the family-wise error held at 5 %, "
             "never fewer pairs than Bonferroni, and has no interval.")
-
-
-def git_commit() -> str:
-    """The checkout's commit (``-dirty`` with uncommitted changes); for an installed package, its version."""
-    if not (REPO_ROOT / ".git").exists():
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            return f"dcsched {version('dcsched')} (installed, no git checkout)"
-        except PackageNotFoundError:
-            return "unknown"
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
-                             timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:

@@ -85,7 +85,7 @@ def execute(spec: RunSpec | dict, exp_dir: str | Path, options: RunOptions | dic
               "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "host": platform.node(), "launcher": options.launcher, "torch_threads": torch.get_num_threads(),
               "pid": os.getpid(), "git_commit": code}
-    from dcsched.experiments.report import git_commit  # report imports this module
+    from dcsched.provenance import git_commit
 
     end = git_commit()
     if end != code:  # the checkout changed while this process ran: its modules may be older than it
@@ -104,7 +104,7 @@ def process_commit() -> str:
     imported from (a sequential experiment imports them once, so a commit made while it runs does
     not reach it)."""
     if not _PROCESS_COMMIT:
-        from dcsched.experiments.report import git_commit  # report imports this module
+        from dcsched.provenance import git_commit
 
         _PROCESS_COMMIT.append(git_commit())
     return _PROCESS_COMMIT[0]

@@ -17,11 +17,11 @@ from typing import Callable
 
 import numpy as np
 
-from dcsched.config import PACKAGE_DIR
+from dcsched.paths import CHECKPOINTS_DIR
 from dcsched.errors import ConfigError
 
 SCHEMA_VERSION = 1
-QUALITY_DIR = PACKAGE_DIR / "checkpoints" / "quality"
+QUALITY_DIR = CHECKPOINTS_DIR / "quality"
 
 
 def sigmoid(steps: np.ndarray, A: float, kappa: float, s0: float, B: float) -> np.ndarray:

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from dcsched.config import PACKAGE_DIR
+from dcsched.paths import CHECKPOINTS_DIR
 
-DIGITS_DIR = PACKAGE_DIR / "checkpoints" / "digits"
+DIGITS_DIR = CHECKPOINTS_DIR / "digits"
 NUM_CLASSES = 10
 TRAIN_SIZE = 1200
 
