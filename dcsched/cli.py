@@ -106,7 +106,7 @@ def cmd_evaluate(args) -> int:
         from dcsched.baselines.lp_bound import load_bounds, load_dispatch_bounds, load_integer_bounds
 
         from dcsched.data.exogenous import parse_days
-        from dcsched.eval.evaluate import day_dates
+        from dcsched.data.exogenous import day_dates
 
         days = parse_days(cfg, args.days)[: args.max_days or None]
         bounds = load_bounds(Path(args.bounds), cfg, day_dates(cfg, days))

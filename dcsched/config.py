@@ -22,7 +22,7 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dcsched.errors import ConfigError
-from dcsched.paths import RECIPES_DIR, SCENARIO_DIR, shipped_file
+from dcsched.paths import SCENARIO_DIR, shipped_file
 
 # --------------------------------------------------------------------------- scenario schema
 @dataclass

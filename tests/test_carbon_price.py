@@ -7,7 +7,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from dcsched.baselines.lp_bound import bound_scenario_hash, solve_window, window_from_exo
+from dcsched.baselines.lp_bound import bound_scenario_hash
+from dcsched.baselines.lp_solve import solve_window, window_from_exo
 from dcsched.baselines.lp_model import build_lp
 from dcsched.baselines.lp_replay import replay_day
 from dcsched.config import load_scenario, to_container

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcsched.baselines.lp_bound import solve_window, window_from_exo
+from dcsched.baselines.lp_solve import solve_window, window_from_exo
 from dcsched.baselines.lp_model import battery_modes, build_lp
 from dcsched.baselines.lp_replay import replay_day
 from dcsched.config import load_scenario

@@ -655,7 +655,7 @@ def test_a_bound_cell_keeps_each_solved_day_and_resumes_with_the_rest(tmp_path):
     """A bound cell saves each solved day (with its hash) as it goes; a rerun solves only the days
     missing (a sentinel left for one day survives into result.json), a file of another hash is
     ignored, and the file is gone once the cell has finished."""
-    from dcsched.eval.evaluate import day_dates
+    from dcsched.data.exogenous import day_dates
     from dcsched.data.exogenous import parse_days
     from dcsched.experiments.runner import BOUND_PROGRESS, RunOptions, _scenario, execute, run_dir
 

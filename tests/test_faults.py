@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dcsched.baselines.factory import make_policy
-from dcsched.baselines.lp_bound import solve_window, window_from_exo
+from dcsched.baselines.lp_solve import solve_window, window_from_exo
 from dcsched.baselines.lp_model import build_lp
 from dcsched.baselines.lp_replay import replay_day
 from dcsched.config import EnvConfig, load_scenario

@@ -6,7 +6,7 @@ import torch
 
 from dcsched.baselines.factory import make_policy
 from dcsched.baselines.forecasters import ALL_SERIES, make_forecaster
-from dcsched.baselines.lp_bound import window_from_exo
+from dcsched.baselines.lp_solve import window_from_exo
 from dcsched.config import EnvConfig, load_scenario
 from dcsched.data.exogenous import load_exogenous, split_days
 from dcsched.envs import make_env

@@ -7,7 +7,7 @@ import torch
 
 from dcsched.baselines.integer_bound import (integer_level_bound, slot_problem, solve_window_integer,
                                              split_by_slot)
-from dcsched.baselines.lp_bound import solve_model, solve_window, window_from_exo
+from dcsched.baselines.lp_solve import solve_model, solve_window, window_from_exo
 from dcsched.baselines.lp_model import build_lp, level_coefficients
 from dcsched.baselines.lp_replay import replay_day, trajectory_vector
 from dcsched.config import load_scenario

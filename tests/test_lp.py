@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcsched.baselines.lp_bound import LPSolveError, solve_window, window_from_exo
+from dcsched.baselines.lp_solve import LPSolveError, solve_window, window_from_exo
 from dcsched.baselines.lp_model import build_lp, level_coefficients
 from dcsched.baselines.lp_replay import replay_day
 from dcsched.config import EnvConfig, load_scenario

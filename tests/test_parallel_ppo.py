@@ -153,7 +153,7 @@ def test_learning_curve_benchmark_scores_each_checkpoint_against_the_bound(tmp_p
     from dcsched.baselines.lp_bound import bound_scenario_hash
     from dcsched.bench.learning_curve import main
     from dcsched.envs import make_env
-    from dcsched.eval.evaluate import day_dates
+    from dcsched.data.exogenous import day_dates
     from dcsched.eval.rollout import run_days
 
     cfg = load_recipe("quick/ppo_parallel", TINY + ["trainer.total_frames=512", f"out_dir={tmp_path}",

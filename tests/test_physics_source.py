@@ -5,7 +5,7 @@ env's utility to 1e-6), and the change is visible (the utility moves)."""
 import pytest
 import torch
 
-from dcsched.baselines.lp_bound import window_from_exo
+from dcsched.baselines.lp_solve import window_from_exo
 from dcsched.baselines.lp_model import build_lp
 from dcsched.baselines.lp_replay import max_violation, replay_day, trajectory_vector
 from dcsched.config import load_scenario

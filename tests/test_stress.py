@@ -78,7 +78,8 @@ def test_the_env_the_bound_and_the_hash_see_the_stress(base):
     LP bound of a price-spike day is lower; no stress hashes as before the key existed."""
     from omegaconf import OmegaConf
 
-    from dcsched.baselines.lp_bound import bound_scenario_hash, solve_window, window_from_exo
+    from dcsched.baselines.lp_bound import bound_scenario_hash
+    from dcsched.baselines.lp_solve import solve_window, window_from_exo
     from dcsched.config import to_container
     from dcsched.sim.params import build_params
 

@@ -85,7 +85,7 @@ class SeasonalNaive(Forecaster):
         return self
 
     def forecast(self, truth: Window, day: int, t: int) -> Window:
-        from dcsched.baselines.lp_bound import window_from_exo
+        from dcsched.baselines.lp_solve import window_from_exo
 
         H = truth.arrivals.shape[0]
         past = window_from_exo(self.env.params, self.yesterday, day, t, H)

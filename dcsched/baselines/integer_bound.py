@@ -42,7 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
-from dcsched.baselines.lp_bound import LPResult, LPSolveError, highs_bounds, solve_model_result
+from dcsched.baselines.lp_solve import LPResult, LPSolveError, highs_bounds, solve_model_result
 from dcsched.baselines.lp_model import Coefficients, LPModel, Window, build_lp, level_coefficients
 from dcsched.sim.params import SimParams
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from dcsched.baselines.integer_bound import solve_window_integer
-from dcsched.baselines.lp_bound import LPResult, block, solve_window, window_from_exo
+from dcsched.baselines.lp_solve import LPResult, block, solve_window, window_from_exo
 from dcsched.baselines.lp_model import Window, level_coefficients
 from dcsched.baselines.policy import Policy
 from dcsched.envs.actions import quantise_shares

@@ -50,9 +50,9 @@ def evaluate_checkpoints(run_dir: Path, bounds_path: Path, days_spec: str, max_d
     from dcsched.baselines.factory import make_policy
     from dcsched.baselines.lp_bound import load_bounds
     from dcsched.config import EnvConfig
-    from dcsched.data.exogenous import parse_days
+    from dcsched.data.exogenous import day_dates, parse_days
     from dcsched.envs import make_env
-    from dcsched.eval.evaluate import checkpoint_env_config, day_dates
+    from dcsched.eval.evaluate import checkpoint_env_config
     from dcsched.eval.rollout import run_days
 
     ckpts = sorted(Path(run_dir, "checkpoints").glob("epoch*.ckpt"))

@@ -122,6 +122,12 @@ def parse_days(cfg, spec: str) -> list[int]:
     return out
 
 
+def day_dates(cfg, days: list[int]) -> list[str]:
+    """The calendar dates ("YYYY-MM-DD") of day-of-year indices ``days`` (0 = 1 January) of ``cfg.year``."""
+    base = pd.Timestamp(f"{cfg.year}-01-01")
+    return [(base + pd.Timedelta(days=d)).strftime("%Y-%m-%d") for d in days]
+
+
 def _trailing_percentile(hourly: np.ndarray, window_h: int, q: float) -> np.ndarray:
     """q-th percentile of the previous ``window_h`` hours (circular at the start of the year)."""
     padded = np.concatenate([hourly[-window_h:], hourly])

@@ -57,8 +57,7 @@ def evaluate_day_rows(scenario_cfg, policy: str, days_spec: str = "test", max_da
     ``known``: {date: row} from an interrupted evaluation; those days are not played again.
     ``on_chunk(rows)``: called in this process as each chunk finishes (in completion order).
     ``workers`` > 1 plays the chunks in that many processes (spawned, one torch thread each)."""
-    from dcsched.data.exogenous import parse_days
-    from dcsched.eval.evaluate import day_dates
+    from dcsched.data.exogenous import day_dates, parse_days
 
     if not is_day_separable(policy):
         raise ValueError(f"policy '{policy}' is not day-separable: evaluate it in one batch (evaluate_policies)")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from dcsched.config import EnvConfig
-from dcsched.data.exogenous import parse_days
+from dcsched.data.exogenous import day_dates, parse_days
 from dcsched.envs.dc_env import make_env
 from dcsched.eval.per_dc import per_dc_frame, per_dc_markdown
 from dcsched.eval.plots import plot_comparison, plot_day_behaviour
@@ -46,11 +46,6 @@ def checkpoint_env_config(path: str, base: EnvConfig) -> EnvConfig | None:
         return None
     trained = torch.load(path, map_location="cpu", weights_only=False)["hyper_parameters"]["cfg"].get("env", {})
     return dataclasses.replace(base, **{k: trained[k] for k in POLICY_ENV_KEYS if k in trained})
-
-
-def day_dates(cfg, days: list[int]) -> list[str]:
-    base = pd.Timestamp(f"{cfg.year}-01-01")
-    return [(base + pd.Timedelta(days=d)).strftime("%Y-%m-%d") for d in days]
 
 
 def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test", out_dir: Path | None = None,
