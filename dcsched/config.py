@@ -441,7 +441,9 @@ def _allowed_hint(key: str) -> str | None:
     return ", ".join(keys) + (f"; closest: '{close[0]}'" if close else "") + _moved_hint(key)
 
 
-def _wrap(err: OmegaConfBaseException, source: str, prefix: str = "") -> ConfigError:
+def as_config_error(err: OmegaConfBaseException, source: str, prefix: str = "") -> ConfigError:
+    """An OmegaConf error as a ConfigError naming ``source`` (a file or "command line") and the key
+    (under ``prefix``), with the allowed keys or values where they are known."""
     key = getattr(err, "full_key", None) or "?"
     if prefix and not key.startswith(prefix):
         key = f"{prefix}.{key}" if key != "?" else prefix
@@ -473,7 +475,8 @@ def scenario_path(name_or_path: str) -> Path:
     raise ConfigError("scenario", "scenario", f"unknown scenario '{name_or_path}'{hint}", ", ".join(allowed))
 
 
-def _load_yaml(path: Path) -> DictConfig:
+def read_yaml(path: Path) -> DictConfig:
+    """A YAML file holding a non-empty mapping; a ConfigError naming the file otherwise."""
     if not path.exists():
         raise ConfigError(str(path), "<file>", "file not found")
     try:
@@ -501,7 +504,7 @@ def schema(cls: type) -> DictConfig:
 
 def _merge_scenario_file(base: DictConfig, name_or_path: str, seen: tuple[str, ...] = ()) -> DictConfig:
     path = scenario_path(name_or_path)
-    raw = _load_yaml(path)
+    raw = read_yaml(path)
     parent = raw.get("base", "") or ""
     if parent:
         if parent in seen:
@@ -510,7 +513,7 @@ def _merge_scenario_file(base: DictConfig, name_or_path: str, seen: tuple[str, .
     try:
         return OmegaConf.merge(base, raw)
     except OmegaConfBaseException as err:
-        raise _wrap(err, str(path), "scenario") from err
+        raise as_config_error(err, str(path), "scenario") from err
 
 
 def load_scenario(name_or_path: str, overrides: list[str] | None = None) -> ScenarioConfig:
@@ -546,7 +549,7 @@ def _merge_overrides(cfg: DictConfig, overrides: list[str], prefix: str = "") ->
                                   f"list index out of range (length {len(node)})")
             OmegaConf.update(cfg, key, parsed, merge=True)
         except OmegaConfBaseException as err:
-            raise _wrap(err, "command line", prefix) from err
+            raise as_config_error(err, "command line", prefix) from err
     return cfg
 
 
@@ -556,7 +559,7 @@ def _finish(cfg: DictConfig, source: str, prefix: str = "") -> DictConfig:
         OmegaConf.resolve(cfg)
         missing = sorted(OmegaConf.missing_keys(cfg))
     except OmegaConfBaseException as err:
-        raise _wrap(err, source, prefix) from err
+        raise as_config_error(err, source, prefix) from err
     if missing:
         key = f"{prefix}.{missing[0]}" if prefix else missing[0]
         raise ConfigError(source, key, "required value is missing")
@@ -577,10 +580,23 @@ def _finish(cfg: DictConfig, source: str, prefix: str = "") -> DictConfig:
     return cfg
 
 
+def load_config_file(path: Path, schema_cls: type, overrides: list[str] | None = None) -> DictConfig:
+    """The one loader of a typed config file other than a run recipe (e.g. a calibration recipe):
+    ``schema_cls``'s defaults <- the YAML file <- ``key=value`` overrides, then interpolations
+    resolved and required values checked. Every error names the file or the command line and the key."""
+    raw = read_yaml(Path(path))
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(schema_cls), raw)
+    except OmegaConfBaseException as err:
+        raise as_config_error(err, str(path)) from err
+    cfg = _merge_overrides(cfg, list(overrides or []))
+    return _finish(cfg, str(path))
+
+
 def load_recipe(recipe: str | Path, overrides: list[str] | None = None) -> DictConfig:
     """Load a run recipe, compose its scenario, apply overrides, validate. Returns a typed DictConfig."""
     path = shipped_file(recipe)
-    raw = _load_yaml(path)
+    raw = read_yaml(path)
     overrides = list(overrides or [])
     scenario_spec = raw.get("scenario", "paper3")
     for item in overrides:  # a scenario=NAME override swaps the whole scenario
@@ -616,7 +632,7 @@ def load_recipe(recipe: str | Path, overrides: list[str] | None = None) -> DictC
             extra = OmegaConf.masked_copy(scen_extra, [k for k in scen_extra.keys() if k != "base"])
             cfg = OmegaConf.merge(cfg, OmegaConf.create({"scenario": extra}))
     except OmegaConfBaseException as err:
-        raise _wrap(err, str(path)) from err
+        raise as_config_error(err, str(path)) from err
     cfg = _merge_overrides(cfg, overrides)
     cfg = _finish(cfg, str(path))
     from dcsched.scenarios import validate_scenario

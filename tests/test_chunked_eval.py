@@ -10,7 +10,8 @@ import pytest
 
 from dcsched.baselines.planners import PlanPolicy
 from dcsched.config import load_scenario
-from dcsched.eval.chunked import day_chunks, evaluate_chunk, evaluate_day_rows, is_day_separable
+from dcsched.eval.chunked import evaluate_chunk, evaluate_day_rows
+from dcsched.eval.day_pool import day_chunks, is_day_separable
 from dcsched.eval.evaluate import evaluate_policies
 from dcsched.registry import POLICIES
 

@@ -184,7 +184,7 @@ def test_run_days_through_env_rollout_equals_a_hand_loop_bit_for_bit(paper3, sto
     i.e. rollout draws nothing extra (no reset after the last slot)."""
     import numpy as np
 
-    from dcsched.baselines.factory import make_policy
+    from dcsched.eval.policies import make_policy
 
     days = split_days(paper3, "test")[:2]
     env = env64(paper3, days=days, sequential_days=True, stochastic=stochastic, seed=5)

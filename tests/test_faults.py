@@ -4,7 +4,7 @@ and the planners all agree, and every job is still accounted for."""
 import pytest
 import torch
 
-from dcsched.baselines.factory import make_policy
+from dcsched.eval.policies import make_policy
 from dcsched.baselines.lp_solve import solve_window, window_from_exo
 from dcsched.baselines.lp_model import build_lp
 from dcsched.baselines.lp_replay import replay_day

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcsched.baselines.factory import make_policy
+from dcsched.eval.policies import make_policy
 from dcsched.baselines.forecasters import ALL_SERIES, make_forecaster
 from dcsched.baselines.lp_solve import window_from_exo
 from dcsched.config import EnvConfig, load_scenario

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from dcsched.baselines.factory import make_policy
+from dcsched.eval.policies import make_policy
 from dcsched.config import EnvConfig
 from dcsched.data.exogenous import split_days
 from dcsched.envs import make_env

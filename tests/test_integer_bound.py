@@ -173,7 +173,7 @@ def test_planning_in_the_env_levels_is_what_the_env_pays(energy_day):
 
 
 def test_an_unknown_level_mode_is_refused():
-    from dcsched.baselines.factory import make_policy
+    from dcsched.eval.policies import make_policy
     from dcsched.config import EnvConfig
     from dcsched.envs import make_env
     from dcsched.errors import ConfigError

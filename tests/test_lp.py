@@ -13,7 +13,7 @@ from dcsched.config import EnvConfig, load_scenario
 from dcsched.data.exogenous import load_exogenous, split_days
 from dcsched.envs import make_env
 from dcsched.eval.rollout import run_days
-from dcsched.baselines.factory import make_policy
+from dcsched.eval.policies import make_policy
 from dcsched.sim.kernels import Decision
 from dcsched.sim.params import build_params
 from helpers import assert_lp_contains, random_decision

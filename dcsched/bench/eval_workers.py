@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None):
     import torch
 
     from dcsched.config import load_scenario
-    from dcsched.eval.chunked import is_day_separable
+    from dcsched.eval.day_pool import is_day_separable
     from dcsched.eval.evaluate import evaluate_policies
 
     if not is_day_separable(args.policy):

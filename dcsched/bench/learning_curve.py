@@ -47,7 +47,7 @@ def evaluate_checkpoints(run_dir: Path, bounds_path: Path, days_spec: str, max_d
     import torch
 
     from dcsched.agents.harness import typed_config
-    from dcsched.baselines.factory import make_policy
+    from dcsched.eval.policies import make_policy
     from dcsched.baselines.lp_bound import load_bounds
     from dcsched.config import EnvConfig
     from dcsched.data.exogenous import day_dates, parse_days

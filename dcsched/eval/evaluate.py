@@ -66,8 +66,8 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
     """
     if workers < 1 or (workers > 1 and not deterministic):
         raise ValueError(f"workers must be >= 1, and 1 with stochastic arrivals; got {workers}")
-    from dcsched.baselines.factory import make_policy
-    from dcsched.eval.chunked import is_day_separable, outcomes_in_processes
+    from dcsched.eval.policies import make_policy
+    from dcsched.eval.day_pool import is_day_separable, outcomes_in_processes
 
     days = parse_days(scenario_cfg, days_spec)
     if max_days:

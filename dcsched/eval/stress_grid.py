@@ -28,7 +28,7 @@ def evaluate_stress_grid(scenario_name: str, overrides: list[str], grid: list[st
     from dcsched.baselines.lp_bound import bounds_by_date
     from dcsched.config import load_scenario
     from dcsched.eval.evaluate import evaluate_policies
-    from dcsched.experiments import figures
+    from dcsched.eval.plots import heatmap
 
     base = load_scenario(scenario_name, overrides)
     own = [str(s) for s in (base.get("stress") or [])]
@@ -49,7 +49,7 @@ def evaluate_stress_grid(scenario_name: str, overrides: list[str], grid: list[st
     atomic_write(Path(out_dir) / "stress_table.csv", lambda p: table.to_csv(p, index=False, float_format="%.6g"))
     atomic_write_text(Path(out_dir) / "stress_table.md", stress_markdown(table))
     if table["share_of_bound"].notna().all():
-        figures.heatmap(table, "share_of_bound", Path(out_dir) / "stress_heatmap.png",
+        heatmap(table, "share_of_bound", Path(out_dir) / "stress_heatmap.png",
                         f"{base.name}: % of each stressed day's LP bound")
     if console is not None:
         console.print(stress_markdown(table))

@@ -57,31 +57,6 @@ def bars(summary: pd.DataFrame, metric: str, ylabel: str, path: Path, title: str
     return _save(fig, path)
 
 
-def heatmap(summary: pd.DataFrame, metric: str, path: Path, title: str) -> Path:
-    """Method (rows) x setting (columns) grid of ``metric`` in percent, one panel per scenario,
-    each cell annotated with its value."""
-    scenarios = list(dict.fromkeys(summary["scenario"]))
-    methods = list(dict.fromkeys(summary["method"]))
-    settings = list(dict.fromkeys(summary["setting"]))
-    fig, axes = plt.subplots(1, len(scenarios), figsize=(1.3 * len(settings) * len(scenarios) + 5, 0.55 * len(methods) + 2),
-                             squeeze=False, layout="constrained")
-    for ax, scen in zip(axes[0], scenarios):
-        sub = summary[summary["scenario"] == scen]
-        grid = sub.pivot_table(index="method", columns="setting", values=metric, aggfunc="mean")
-        grid = grid.reindex(index=methods, columns=settings) * 100.0
-        image = ax.imshow(grid.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=100, aspect="auto")
-        for (i, j), value in np.ndenumerate(grid.to_numpy(dtype=float)):
-            if np.isfinite(value):
-                ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="white" if value < 60 else "black",
-                        fontsize=8)
-        ax.set_xticks(range(len(settings)), settings, rotation=25, ha="right")
-        ax.set_yticks(range(len(methods)), methods)
-        ax.set_title(scen)
-    fig.colorbar(image, ax=axes[0].tolist(), label="% of the LP bound")
-    fig.suptitle(title)
-    return _save(fig, path)
-
-
 def sweep(summary: pd.DataFrame, xlabel: str, path: Path, title: str) -> Path:
     """Learned methods vs the swept value (mean, 95 % CI band); baselines as dashed lines.
     Left: % of the LP bound; right: late + dropped share. One row per scenario."""

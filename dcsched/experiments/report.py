@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from dcsched.eval.plots import heatmap
 from dcsched.experiments import figures
 from dcsched.experiments.aggregate import (DIAGNOSTIC_METRICS, STOCHASTIC_METRICS, markdown_table,
                                           paired_differences, paired_markdown,
@@ -183,7 +184,7 @@ def _figures(cfg, specs: list[RunSpec], summary: pd.DataFrame, exp_dir: Path, by
                      "(bound of each system = 100 %)", percent=True)
         out.append("share_of_bound.png")
     if cfg.kind == "stress" and has_bound and not methods.empty:
-        figures.heatmap(methods, "share_of_bound", exp_dir / "stress_heatmap.png",
+        heatmap(methods, "share_of_bound", exp_dir / "stress_heatmap.png",
                         f"{cfg.name}: % of each stressed day's LP bound (mean over days and seeds)")
         out.append("stress_heatmap.png")
     if cfg.kind == "pareto" and not summary.empty:

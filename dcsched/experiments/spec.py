@@ -23,10 +23,11 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from dcsched.config import (RECIPES_DIR, _load_yaml, _wrap, legacy_layout, load_recipe, load_scenario, scenario_path,
-                             shipped_file, to_container)
+from dcsched.config import (as_config_error, legacy_layout, load_recipe, load_scenario, read_yaml, scenario_path,
+                             to_container)
 from dcsched.data.user_files import data_identity
 from dcsched.errors import ConfigError
+from dcsched.paths import RECIPES_DIR, shipped_file
 
 EXPERIMENTS_DIR = RECIPES_DIR / "experiments"
 KINDS = ("convergence", "table", "sweep", "ablation", "behaviour", "timing", "stress", "pareto")
@@ -184,7 +185,7 @@ def load_experiment(name: str, overrides: list[str] | None = None) -> DictConfig
     path = experiment_path(name)
     source = str(path)
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), _load_yaml(path))
+        cfg = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), read_yaml(path))
     except OmegaConfBaseException as err:
         raise _experiment_error(err, source) from err
     for item in overrides or []:
@@ -249,7 +250,7 @@ def _allowed_keys(key: str) -> str:
 
 
 def _experiment_error(err: OmegaConfBaseException, source: str) -> ConfigError:
-    wrapped = _wrap(err, source)
+    wrapped = as_config_error(err, source)
     if wrapped.problem == "unknown key" or "not in" in str(err):
         return ConfigError(source, wrapped.key, "unknown key", _allowed_keys(wrapped.key))
     return wrapped

@@ -174,7 +174,7 @@ def experiment_status(name: str, overrides: list[str] | None = None, now: float 
     whether the same command without ``--status`` would execute it now."""
     from dataclasses import replace
 
-    from dcsched.experiments import adopts_records, cells_to_run, experiment_dir
+    from dcsched.experiments.plan import adopts_records, cells_to_run, experiment_dir
     from dcsched.experiments.spec import expand, load_experiment
 
     cfg = load_experiment(name, list(overrides or []))

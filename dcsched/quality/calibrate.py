@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from dcsched.config import RECIPES_DIR, _finish, _load_yaml, _merge_overrides, _wrap, shipped_file
+from dcsched.config import load_config_file
+from dcsched.paths import RECIPES_DIR, shipped_file
 from dcsched.errors import ConfigError
 from dcsched.io import atomic_write, atomic_write_json
 from dcsched.quality.curves import CURVE_FAMILIES, QUALITY_DIR, SCHEMA_VERSION
@@ -58,13 +58,7 @@ ENUMS = {"kind": ("train_digits", "digits", "sd_local"), "family": tuple(CURVE_F
 
 def load_calibration_recipe(recipe: str, overrides: list[str]) -> CalibrateConfig:
     path = shipped_file(recipe, RECIPES_DIR / "calibrate")
-    raw = _load_yaml(path)
-    try:
-        cfg = OmegaConf.merge(OmegaConf.structured(CalibrateConfig), raw)
-    except OmegaConfBaseException as err:
-        raise _wrap(err, str(path)) from err
-    cfg = _merge_overrides(cfg, overrides)
-    cfg = _finish(cfg, str(path))
+    cfg = load_config_file(path, CalibrateConfig, overrides)
     validate(cfg, str(path))
     return cfg
 

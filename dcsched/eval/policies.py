@@ -1,4 +1,5 @@
-"""Turn a policy name or a checkpoint path into a bound :class:`Policy`."""
+"""Resolve a policy for evaluation: a registered name with options (`greedy_myopic:levels=milp`) or a
+training checkpoint path, bound to an env as a :class:`~dcsched.baselines.policy.Policy`."""
 
 from __future__ import annotations
 
