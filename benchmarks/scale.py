@@ -37,8 +37,8 @@ methods:
 
 
 def collection_fps(backend: str, workers: int, envs: int, batches: int) -> float:
-    from dcsched.agents.collection import make_collector
-    from dcsched.agents.harness import Agent
+    from dcsched.training.collection import make_collector
+    from dcsched.training.harness import Agent
     from dcsched.config import load_recipe, to_container
 
     steps = 32

@@ -185,7 +185,7 @@ def cmd_train(args) -> int:
 
     cfg = load_recipe(args.recipe, args.overrides)
     AGENTS.get(cfg.agent.name)  # an unknown name fails here, before anything is imported or written
-    from dcsched.agents.train import train_from_config
+    from dcsched.training.train import train_from_config
 
     train_from_config(cfg, console=_console())
     return 0
@@ -199,7 +199,7 @@ def cmd_solve(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from dcsched.quality.calibrate import calibrate_command
+    from dcsched.calibration.calibrate import calibrate_command
 
     return calibrate_command(args, console=_console())
 

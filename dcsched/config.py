@@ -281,7 +281,7 @@ class TrainerConfig:
     frames_per_batch: int = 1024  # frames per collector batch
     checkpoint_every_batches: int = 20  # one Lightning "epoch"; a checkpoint is written after each
     keep_all_checkpoints: bool = False  # False: only last.ckpt
-    accelerator: str = "cpu"  # cpu | gpu | auto; must agree with env.device (dcsched/agents/placement.py)
+    accelerator: str = "cpu"  # cpu | gpu | auto; must agree with env.device (dcsched/training/placement.py)
     progress: bool = True  # show the progress bar
     compile: bool = False  # torch.compile the agent's loss module, forward and backward (docs/performance.md)
     compile_mode: str = "default"  # torch.compile mode when compile is true: default | reduce-overhead | max-autotune

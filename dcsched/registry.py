@@ -89,7 +89,7 @@ _BUILTIN_MODULES = (
     "dcsched.baselines.forecasters",
     "dcsched.stress",
     "dcsched.quality.metrics",
-    "dcsched.quality.sd_local",
+    "dcsched.calibration.sd_local",
     "dcsched.tracking",
     "dcsched.agents",
     "dcsched.shaping.reward_agent",

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from dcsched.agents.harness import Agent
-from dcsched.agents.train import build_trainer
+from dcsched.training.harness import Agent
+from dcsched.training.train import build_trainer
 from dcsched.config import load_recipe, to_container
 from dcsched.shaping.reward_agent import R_AUX_KEY, DiffusionRewardActor, RewardAgentShaper
 from dcsched.shaping.vp_schedule import DiffusionSchedule, vp_betas
@@ -47,7 +47,7 @@ def test_eta_zero_reduces_exactly_to_sac(tmp_path):
 def test_logged_frames_per_second_count_only_this_fits_frames(tmp_path, monkeypatch):
     """A resumed run's fps: the frames since this fit started over the time since then (the frames
     restored from the checkpoint would inflate it)."""
-    from dcsched.agents import harness
+    from dcsched.training import harness
 
     module = fit("recipes/sac.yaml", ["seed=1"], tmp_path, epochs=1)
     clock = iter([100.0, 110.0])
@@ -155,7 +155,7 @@ def test_replay_buffer_checkpoint_holds_only_filled_rows():
     from tensordict import TensorDict
     from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
 
-    from dcsched.agents.torchrl_adapter import compact_state, expand_state
+    from dcsched.training.torchrl_adapter import compact_state, expand_state
 
     def make():
         return TensorDictReplayBuffer(storage=LazyTensorStorage(10_000), batch_size=8)
@@ -181,11 +181,11 @@ def test_replay_buffer_checkpoint_holds_only_filled_rows():
 
 
 def test_the_torchrl_internals_the_adapter_needs_are_there(tmp_path):
-    """dcsched/agents/torchrl_adapter.py is the only code using TorchRL internals; this fails when a
+    """dcsched/training/torchrl_adapter.py is the only code using TorchRL internals; this fails when a
     TorchRL upgrade moves one of them (then fix the adapter, not its callers)."""
     from tensordict import TensorDictBase
 
-    from dcsched.agents.torchrl_adapter import collector_state, storage_tensors
+    from dcsched.training.torchrl_adapter import collector_state, storage_tensors
 
     module = fit("recipes/sac.yaml", [], tmp_path, epochs=1)
     tensors = storage_tensors(module.rb.storage)
@@ -205,7 +205,7 @@ def test_a_checkpoint_from_before_the_config_groups_and_the_algorithm_split_load
     import copy
 
     from dcsched.agents.checkpoint_policy import load_checkpoint_policy
-    from dcsched.agents.train import train_from_config
+    from dcsched.training.train import train_from_config
     from dcsched.config import legacy_layout
     from dcsched.envs import make_env
 

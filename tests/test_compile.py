@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import dcsched.agents  # noqa: F401 (registers the agents)
-from dcsched.agents.compilation import compiled_loss
+from dcsched.training.compilation import compiled_loss
 from dcsched.config import load_recipe, to_container
-from dcsched.agents.harness import Agent
+from dcsched.training.harness import Agent
 
 SMALL = ["env.num_envs=4", "network.hidden_sizes=[32,32]", "logger.wandb_mode=disabled", "logger.csv=false"]
 

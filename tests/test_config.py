@@ -121,7 +121,7 @@ def test_a_stored_config_of_the_old_layout_is_migrated_and_hashes_as_before():
     its new place; the hash layout is the exact inverse, so recorded cells keep their hash."""
     import copy
 
-    from dcsched.agents.harness import typed_config
+    from dcsched.agents.checkpoint_format import typed_config
     from dcsched.config import MOVED_KEYS, legacy_layout, migrate_moved_keys, to_container
 
     cfg = load_recipe("quick/sac", ["replay_buffer.batch_size=64", "optim.utd_ratio=0.25",

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dcsched.agents.harness import Agent
-from dcsched.agents.train import build_trainer
+from dcsched.training.harness import Agent
+from dcsched.training.train import build_trainer
 from dcsched.config import load_recipe, to_container
 from dcsched.errors import ConfigError
 from dcsched.registry import AGENTS, PLUGINS_ENV, load_plugins

@@ -365,7 +365,7 @@ def test_a_changed_config_reruns_the_cell(tiny_run, tmp_path):
 def test_interrupted_learned_cell_resumes_from_its_checkpoint(tiny_run, tmp_path):
     """A cell whose training stopped half-way (here: after its first batch) continues from
     train/checkpoints/last.ckpt and ends exactly where an uninterrupted cell ends."""
-    from dcsched.agents.train import train_from_config
+    from dcsched.training.train import train_from_config
     from dcsched.config import load_recipe
     from dcsched.experiments.runner import RunOptions, execute, run_dir
 
@@ -689,7 +689,7 @@ def test_status_reports_each_cells_state_and_writes_nothing(tiny_run, tmp_path):
     would run; no file written or touched."""
     import shutil
 
-    from dcsched.agents.train import train_from_config
+    from dcsched.training.train import train_from_config
     from dcsched.experiments.runner import BOUND_PROGRESS, run_dir
     from dcsched.experiments.status import experiment_status, format_status
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dcsched.agents.train import train_from_config
+from dcsched.training.train import train_from_config
 from dcsched.config import load_recipe
 from dcsched.errors import ConfigError
 
@@ -111,7 +111,7 @@ def test_resume_keeps_config_and_writes_a_versioned_one(tmp_path):
 
 
 def test_an_error_after_the_run_folder_was_made_removes_it(tmp_path, monkeypatch):
-    import dcsched.agents.train as train_mod
+    import dcsched.training.train as train_mod
 
     def broken(*a, **k):
         raise RuntimeError("boom")
@@ -143,7 +143,7 @@ def test_evaluate_never_overwrites_without_overwrite(tmp_path, capsys):
 
 
 def test_calibrate_refuses_to_overwrite_an_artifact(tmp_path):
-    from dcsched.quality.calibrate import load_calibration_recipe, run_calibration
+    from dcsched.calibration.calibrate import load_calibration_recipe, run_calibration
 
     (tmp_path / "digits_ddpm.json").write_text("{}")
     cfg = load_calibration_recipe("recipes/calibrate/digits.yaml", [f"out_dir={tmp_path}"])

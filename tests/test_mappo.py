@@ -7,8 +7,8 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from dcsched.agents.harness import Agent
-from dcsched.agents.train import build_trainer
+from dcsched.training.harness import Agent
+from dcsched.training.train import build_trainer
 from dcsched.config import load_recipe, to_container
 from dcsched.envs.multi_agent import GROUP
 

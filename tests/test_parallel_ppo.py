@@ -7,8 +7,8 @@ import torch
 from torch import distributions as D
 
 from dcsched.agents.distributions import ComponentGroup, FactorisedCategorical, groups_for
-from dcsched.agents.harness import Agent
-from dcsched.agents.train import build_trainer
+from dcsched.training.harness import Agent
+from dcsched.training.train import build_trainer
 from dcsched.config import load_recipe, to_container
 from dcsched.envs.actions import discrete_nvec
 
@@ -137,7 +137,7 @@ def test_a_discrete_checkpoint_refuses_another_scenario(two_batches):
 
 
 def test_sac_refuses_the_discrete_encoding():
-    from dcsched.agents.harness import Agent
+    from dcsched.training.harness import Agent
     from dcsched.errors import ConfigError
 
     cfg = load_recipe("quick/sac", ["env.action_encoding=discrete", "env.num_envs=2"])
@@ -204,7 +204,7 @@ def test_penalised_reward_and_dual_step_by_hand():
 
 
 def test_sac_refuses_a_constraint():
-    from dcsched.agents.harness import Agent
+    from dcsched.training.harness import Agent
     from dcsched.errors import ConfigError
 
     cfg = load_recipe("quick/sac", ["agent.constraint=violation", "env.num_envs=2"])
@@ -265,7 +265,7 @@ def test_resuming_a_finished_run_trains_nothing(tmp_path, two_batches):
     collect and train one more batch): re-evaluating a finished experiment cell changes nothing."""
     import shutil
 
-    from dcsched.agents.train import train_from_config
+    from dcsched.training.train import train_from_config
 
     shutil.copytree(two_batches[0], tmp_path / "run")
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"

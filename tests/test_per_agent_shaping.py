@@ -5,8 +5,8 @@ own provider's rows, exact resume with the reward agents."""
 import pytest
 import torch
 
-from dcsched.agents.harness import Agent
-from dcsched.agents.train import build_trainer
+from dcsched.training.harness import Agent
+from dcsched.training.train import build_trainer
 from dcsched.config import load_recipe, to_container
 from dcsched.envs.multi_agent import GROUP
 from dcsched.errors import ConfigError
@@ -115,6 +115,6 @@ def test_shaping_is_refused_where_it_has_no_meaning():
 
 
 def _build(recipe, extra):
-    from dcsched.agents.harness import Agent
+    from dcsched.training.harness import Agent
 
     return Agent(to_container(load_recipe(recipe, TINY[:9] + list(extra))))

@@ -5,9 +5,9 @@ where a GPU is visible (``dcsched bench gpu`` runs them too)."""
 import pytest
 import torch
 
-from dcsched.agents.harness import Agent
-from dcsched.agents.placement import DevicePlacementError, check_placement, misplaced_tensors, resolve_device
-from dcsched.agents.train import build_trainer
+from dcsched.training.harness import Agent
+from dcsched.training.placement import DevicePlacementError, check_placement, misplaced_tensors, resolve_device
+from dcsched.training.train import build_trainer
 from dcsched.config import load_recipe, to_container
 from dcsched.errors import ConfigError
 
@@ -93,7 +93,7 @@ def test_cuda_training_keeps_one_device_and_eta_zero_equals_sac(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_hybrid_ppo_trains_on_one_device(tmp_path):
     """The massively parallel path on CUDA: PPO over the headroom env, two whole-day batches."""
-    from dcsched.agents.train import train_from_config
+    from dcsched.training.train import train_from_config
 
     cfg = load_recipe("recipes/quick/hybrid.yaml", [
         "env.device=cuda", "trainer.accelerator=gpu", "env.num_envs=8", "trainer.frames_per_batch=2304",

@@ -8,7 +8,7 @@ import torch
 
 from dcsched.config import load_scenario
 from dcsched.errors import ConfigError
-from dcsched.quality.calibrate import load_calibration_recipe, run_calibration
+from dcsched.calibration.calibrate import load_calibration_recipe, run_calibration
 from dcsched.quality.curves import load_curve, quality_on_grid, sigmoid
 from dcsched.quality.fitting import fit_family
 

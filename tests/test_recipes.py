@@ -21,7 +21,7 @@ def test_recipe_loads(path):
 
 @pytest.mark.parametrize("name", ["digits", "train_digits"])
 def test_calibration_recipe_loads(name):
-    from dcsched.quality.calibrate import load_calibration_recipe
+    from dcsched.calibration.calibrate import load_calibration_recipe
 
     cfg = load_calibration_recipe(str(RECIPES_DIR / "calibrate" / f"{name}.yaml"), [])
     assert cfg.kind == name and min(cfg.steps) > 0
@@ -29,7 +29,7 @@ def test_calibration_recipe_loads(name):
 
 @pytest.mark.parametrize("path", QUICK, ids=lambda p: p.stem)
 def test_quick_recipe_trains_and_evaluates(path, tmp_path):
-    from dcsched.agents.train import train_from_config
+    from dcsched.training.train import train_from_config
 
     cfg = load_recipe(path, [
         f"out_dir={tmp_path}", "trainer.total_frames=2048", "trainer.frames_per_batch=512",
@@ -57,7 +57,7 @@ def test_quick_recipe_trains_and_evaluates(path, tmp_path):
 
 
 def test_wandb_offline_run_and_resume_keep_one_id(tmp_path, monkeypatch):
-    from dcsched.agents.train import train_from_config
+    from dcsched.training.train import train_from_config
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     base = [f"out_dir={tmp_path}", "trainer.total_frames=1024", "trainer.frames_per_batch=512",
@@ -76,7 +76,7 @@ def test_wandb_offline_run_and_resume_keep_one_id(tmp_path, monkeypatch):
 def test_training_stops_at_the_frame_budget_mid_epoch(tmp_path):
     import torch
 
-    from dcsched.agents.train import train_from_config
+    from dcsched.training.train import train_from_config
 
     cfg = load_recipe(RECIPES_DIR / "quick" / "sac.yaml", [
         f"out_dir={tmp_path}", "trainer.total_frames=1536", "trainer.frames_per_batch=512",

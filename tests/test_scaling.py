@@ -13,7 +13,7 @@ import pytest
 import torch
 from tensordict.nn import TensorDictModule
 
-from dcsched.agents.collection import make_collector
+from dcsched.training.collection import make_collector
 from dcsched.config import load_recipe
 from dcsched.envs.dc_env import make_env
 from dcsched.errors import ConfigError

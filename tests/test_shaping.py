@@ -211,7 +211,7 @@ def test_policy_agent_critic_target_by_hand_equals_the_loss_module():
     """y = r^E + eta r^A + gamma (1 - terminated)(min_j Q'_j(s', a') - alpha log pi(a'|s')) on a 4-row
     batch, read from ("next", SHAPED_REWARD); the loss is the sum over the two Q-nets of their mean
     squared error."""
-    from dcsched.agents.harness import Agent
+    from dcsched.training.harness import Agent
     from dcsched.config import load_recipe, to_container
 
     cfg = load_recipe("recipes/dress_sac.yaml", [

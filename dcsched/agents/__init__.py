@@ -1,5 +1,5 @@
 """Learning algorithms (dcsched.agents.algorithm.Algorithm subclasses), trained by one harness
-(dcsched.agents.harness.Agent, a LightningModule on a TorchRL collector). Importing registers them."""
+(dcsched.training.harness.Agent, a LightningModule on a TorchRL collector). Importing registers them."""
 
 from dcsched.registry import AGENTS
 

@@ -3,7 +3,7 @@
 An :class:`Algorithm` owns its networks and its TorchRL loss module and knows how to turn a
 collector batch into gradient updates. It does not own the env, the collector, the replay buffer,
 the counters, the checkpoints or the logging: the training harness
-(:class:`dcsched.agents.harness.Agent`, a LightningModule) does, for every algorithm alike. The
+(:class:`dcsched.training.harness.Agent`, a LightningModule) does, for every algorithm alike. The
 split follows BenchMARL's Algorithm / Experiment and TorchRL sota-implementations' visible update.
 
 An algorithm declares what it can do in :class:`Capabilities` (on- or off-policy, the action

@@ -53,7 +53,7 @@ class CheckpointPolicy(Policy):
 def load_checkpoint_policy(path: Path, env) -> CheckpointPolicy:
     """The policy of a Lightning checkpoint written by ``dcsched train``, on ``env``'s device."""
     from dcsched.agents import networks
-    from dcsched.agents.harness import migrate_state_dict, typed_config
+    from dcsched.agents.checkpoint_format import migrate_state_dict, typed_config
 
     path = Path(path)
     if not path.exists():
@@ -102,7 +102,7 @@ BUILT_IN = ("sac", "td3", "ppo")  # central algorithms whose actor networks.poli
 def load_registered_policy(path: Path, env, cfg, weights: dict) -> CheckpointPolicy:
     """The actor of any other registered Algorithm (a user's plugin): the algorithm is built on
     ``env`` (for its specs; its loss and optimisers are never used) and its actor takes the weights."""
-    from dcsched.agents.harness import algorithm_class
+    from dcsched.agents.checkpoint_format import algorithm_class
 
     algo_cls = algorithm_class(cfg.agent.name)
     if algo_cls.capabilities.view != "central":

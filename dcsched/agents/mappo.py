@@ -12,7 +12,7 @@ agent, or one per agent). The critic is where the two methods differ:
 
 Both use TorchRL's ``ClipPPOLoss`` and ``GAE`` pointed at the group's keys with ``set_keys`` and
 the team reward (the central env's reward, the same for every agent). The update rule is
-:class:`dcsched.agents.ppo.PPO`'s; the harness (:class:`dcsched.agents.harness.Agent`) builds the
+:class:`dcsched.agents.ppo.PPO`'s; the harness (:class:`dcsched.training.harness.Agent`) builds the
 per-provider view for them (``capabilities.view``) and runs the collector, counters, checkpoints,
 exact resume and the minibatch loop.
 """

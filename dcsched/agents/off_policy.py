@@ -1,6 +1,6 @@
 """Off-policy algorithms: SAC and TD3 (TorchRL SACLoss / TD3Loss) with an optional shaper.
 
-Trained by the harness (:class:`dcsched.agents.harness.Agent`): collector batches go to its
+Trained by the harness (:class:`dcsched.training.harness.Agent`): collector batches go to its
 replay buffer, and each sampled batch comes to :meth:`OffPolicyAlgorithm.update`.
 
 An optional shaper (``dcsched.shaping``, chosen by registry name and injected by the harness as a

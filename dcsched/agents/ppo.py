@@ -1,6 +1,6 @@
 """PPO (TorchRL ClipPPOLoss + GAE), an on-policy Algorithm.
 
-Trained by the harness (:class:`dcsched.agents.harness.Agent`): each collector batch
+Trained by the harness (:class:`dcsched.training.harness.Agent`): each collector batch
 [num_envs, steps] gets its advantages (GAE, :meth:`PPO.before_epochs`) and is used for
 ``ppo_epochs`` passes of shuffled minibatches (:meth:`PPO.update`), then dropped. Shapers do not
 apply to the central PPO (they need replayed transitions).

@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from dcsched.agents.compilation import compiled_loss
-from dcsched.agents.harness import Agent
+from dcsched.training.compilation import compiled_loss
+from dcsched.training.harness import Agent
 from dcsched.config import load_recipe, to_container
 
 

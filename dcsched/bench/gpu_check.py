@@ -92,7 +92,7 @@ def _train(recipe: str, device: str, frames: int, out: Path, extra: list[str] = 
     cfg = load_recipe(recipe, [f"trainer.total_frames={frames}", f"env.device={device}", f"trainer.accelerator={accel}",
                                "logger.wandb_mode=disabled", "logger.csv=false", "trainer.progress=false",
                                "eval.policies=null", f"out_dir={out}", *extra])
-    from dcsched.agents.train import train_from_config
+    from dcsched.training.train import train_from_config
 
     module, _ = train_from_config(cfg, evaluate=False)
     _sync()
@@ -150,7 +150,7 @@ def _max_diff(a, b) -> float:
 
 
 def calibration(device: str, min_measure_s: float, out: Path) -> dict:
-    from dcsched.quality.calibrate import load_calibration_recipe, run_calibration
+    from dcsched.calibration.calibrate import load_calibration_recipe, run_calibration
 
     rows = {}
     for dev, measure in ((device, min_measure_s), ("cpu", 0.0)):

@@ -46,7 +46,7 @@ def evaluate_checkpoints(run_dir: Path, bounds_path: Path, days_spec: str, max_d
     """Rows (epoch, frames, wall_s, share) per checkpoint, and each baseline's share."""
     import torch
 
-    from dcsched.agents.harness import typed_config
+    from dcsched.training.harness import typed_config
     from dcsched.eval.policies import make_policy
     from dcsched.baselines.lp_bound import load_bounds
     from dcsched.config import EnvConfig

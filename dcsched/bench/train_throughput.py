@@ -16,7 +16,7 @@ import time
 import torch
 
 from dcsched.agents.algorithm import UpdateContext
-from dcsched.agents.harness import Agent
+from dcsched.training.harness import Agent
 from dcsched.config import load_recipe, to_container
 
 

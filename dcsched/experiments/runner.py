@@ -346,7 +346,7 @@ def drop_replay_buffer(ckpt: Path) -> float:
 
 
 def _run_train(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
-    from dcsched.agents.train import train_from_config
+    from dcsched.training.train import train_from_config
     from dcsched.experiments.aggregate import DIAGNOSTICS
     from dcsched.config import load_recipe
 

@@ -1,6 +1,6 @@
 """A new learning method in one file: advantage actor-critic (TorchRL A2CLoss) as a dcsched Algorithm.
 
-The harness (dcsched.agents.harness.Agent) brings the env, the collector, the minibatch loop, the
+The harness (dcsched.training.harness.Agent) brings the env, the collector, the minibatch loop, the
 counters, the checkpoints, exact resume, W&B/CSV logging and the evaluation on test days; the
 algorithm brings its networks, its loss and one update. Importing this module registers it as
 ``agent.name=a2c``:

@@ -22,31 +22,27 @@ Two loops, by ``capabilities.on_policy``:
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 
 import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf
 from tensordict import TensorDictBase
 from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 from torchrl.collectors import Collector
 from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
 
-from dcsched.agents.algorithm import Algorithm, UpdateContext
-from dcsched.agents.collection import make_collector
-from dcsched.agents.compilation import compiled_loss
+from dcsched.agents.algorithm import UpdateContext
+from dcsched.agents.checkpoint_format import algorithm_class, migrate_state_dict, typed_config
+from dcsched.training.collection import make_collector
+from dcsched.training.compilation import compiled_loss
 from dcsched.agents.episode_stats import finished_episodes, with_episode_stats
-from dcsched.agents.placement import check_placement, resolve_device
-from dcsched.agents.torchrl_adapter import (collector_state, compact_state, expand_state, load_collector_state,
+from dcsched.training.placement import check_placement, resolve_device
+from dcsched.training.torchrl_adapter import (collector_state, compact_state, expand_state, load_collector_state,
                                             storage_tensors)
-from dcsched.config import RunConfig, migrate_moved_keys, schema
 from dcsched.envs.dc_env import make_env
 from dcsched.errors import ConfigError
-
-HARNESS_STATE = ("frames", "updates", "update_credit")  # the harness's own buffers in a checkpoint's state_dict
 
 
 def _identity(x):
@@ -68,35 +64,6 @@ class CollectorStream(IterableDataset):
             self._batches = iter(self.collector)
         while True:
             yield next(self._batches)
-
-
-def typed_config(cfg) -> DictConfig:
-    """A run config (a DictConfig or a checkpoint's stored one, with keys of older layouts moved:
-    :data:`~dcsched.config.MOVED_KEYS`) merged onto the :class:`RunConfig` schema."""
-    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else copy.deepcopy(dict(cfg))
-    return OmegaConf.merge(schema(RunConfig), OmegaConf.create(migrate_moved_keys(data)))
-
-
-def algorithm_class(name: str) -> type[Algorithm]:
-    """The Algorithm class registered as ``name`` in AGENTS (lazy entries are imported here)."""
-    from dcsched.registry import AGENTS
-
-    entry = AGENTS.get(name)
-    return entry.resolve() if hasattr(entry, "resolve") else entry
-
-
-def migrate_state_dict(state: dict) -> dict:
-    """A checkpoint's state_dict in the harness's layout, in place: checkpoints written before the
-    Algorithm / harness split keep the networks at the top level (``actor.*``, ``loss.*``,
-    ``shaper.*``, ``lagrange``); they move under ``algorithm.``. Also drops what older layouts kept
-    that is not state (the env's buffers while it was a child module; a per-env return buffer
-    that RewardSum replaced)."""
-    for key in [k for k in state if k.startswith("env.")]:
-        del state[key]
-    state.pop("episode_return", None)
-    for key in [k for k in state if not k.startswith("algorithm.") and k not in HARNESS_STATE]:
-        state[f"algorithm.{key}"] = state.pop(key)
-    return state
 
 
 def _check(key: str, value: str, allowed: tuple[str, ...], what: str) -> None:
@@ -294,7 +261,7 @@ class Agent(L.LightningModule):
 
     def stop_at_budget(self) -> None:
         """Stop after the batch that reaches trainer.total_frames (not at the end of a whole epoch),
-        or after this batch when Ctrl-C asked for it (dcsched.agents.train.deferred_interrupt)."""
+        or after this batch when Ctrl-C asked for it (dcsched.training.train.deferred_interrupt)."""
         if self._trainer is None:
             return
         if int(self.frames) >= self.cfg.trainer.total_frames or self.interrupt_requested:

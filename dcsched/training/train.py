@@ -75,8 +75,8 @@ def build_trainer(cfg, run_dir: Path, loggers, extra_callbacks=()):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from dcsched.agents.checkpoint_io import AtomicCheckpointIO
-    from dcsched.agents.placement import lightning_accelerator, resolve_device
+    from dcsched.training.checkpoint_io import AtomicCheckpointIO
+    from dcsched.training.placement import lightning_accelerator, resolve_device
 
     t = cfg.trainer
     batches_per_epoch = max(1, t.checkpoint_every_batches)
@@ -165,7 +165,8 @@ def train_from_config(cfg, console=None, agent_cls=None, evaluate: bool = True, 
 
     ``run_dir``: a fixed folder (the experiment layer's); default ``out_dir/<name>-s<seed>-<time>``.
     Raises KeyboardInterrupt after a Ctrl-C, once last.ckpt is written."""
-    from dcsched.agents.harness import Agent, migrate_state_dict
+    from dcsched.agents.checkpoint_format import migrate_state_dict
+    from dcsched.training.harness import Agent
     from dcsched.tracking import effective_wandb_mode, make_loggers, quiet_libraries
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

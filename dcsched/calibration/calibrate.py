@@ -92,7 +92,7 @@ def validate(cfg, source: str) -> None:
 
 
 def _digits_setup(cfg):
-    from dcsched.quality.digits import DIGITS_DIR, load_digit_images, load_reference, sample_digits
+    from dcsched.calibration.digits import DIGITS_DIR, load_digit_images, load_reference, sample_digits
     from dcsched.quality.metrics import noise_like
     from dcsched.registry import QUALITY_METRICS
 
@@ -113,7 +113,7 @@ def _digits_setup(cfg):
 
 def train_digits(cfg, console=None) -> None:
     """Train the classifier and the DDPM on the digits and save them to checkpoints/digits/."""
-    from dcsched.quality.digits import DIGITS_DIR, load_digit_images, train_classifier, train_ddpm
+    from dcsched.calibration.digits import DIGITS_DIR, load_digit_images, train_classifier, train_ddpm
 
     target = Path(cfg.model_path) if cfg.model_path else DIGITS_DIR
     xtr, ytr, xte, yte = load_digit_images(cfg.seed)
@@ -145,7 +145,7 @@ def run_calibration(cfg, console=None, command: str | None = None) -> tuple[Path
     import lightning as L
     from torch.utils.data import DataLoader
 
-    from dcsched.quality.estimator import QualityEstimator, hardware_info
+    from dcsched.calibration.estimator import QualityEstimator, hardware_info
     from dcsched.quality.fitting import fit_all
 
     out = Path(cfg.out_dir) / f"{cfg.name}.json"
@@ -157,7 +157,7 @@ def run_calibration(cfg, console=None, command: str | None = None) -> tuple[Path
     if cfg.kind in ("train_digits", "digits"):
         generate, metrics, identity = _digits_setup(cfg)
     else:
-        from dcsched.quality.sd_local import sd_setup
+        from dcsched.calibration.sd_local import sd_setup
 
         generate, metrics, identity = sd_setup(cfg)
     weights = dict(zip(cfg.metrics, cfg.weights))
