@@ -158,34 +158,16 @@ class EnvConfig:
 
 @dataclass
 class AgentConfig:
-    """Policy agent: the algorithm and its hyper-parameters (MODEL.md section 8 defaults). Its
-    replay buffer, optimisers and network widths are the groups ``replay_buffer``, ``optim`` and
-    ``network`` (named as in TorchRL's sota-implementations)."""
+    """Policy agent: the keys every algorithm has. Each algorithm declares the rest in its own
+    dataclass, a subclass of this one registered with it (``AGENTS.add(name, cls, description,
+    config=...)``, :mod:`dcsched.agents.configs`); :func:`load_recipe` types the ``agent`` group by
+    the one ``agent.name`` chooses, so a key another algorithm owns is refused. Its replay buffer,
+    optimisers and network widths are the groups ``replay_buffer``, ``optim`` and ``network``
+    (named as in TorchRL's sota-implementations)."""
 
-    name: str = "sac"  # sac | td3 | ppo | mappo | ippo
+    name: str = "sac"  # a registered algorithm: sac | td3 | ppo | mappo | ippo, or a plugin's (`dcsched list`)
     gamma: float = 0.99  # discount factor
-    alpha_init: float = 1.0  # SAC entropy temperature at the start, auto-tuned (target entropy -dim(a))
-    fixed_alpha: bool = False  # True: keep alpha at alpha_init
-    tau: float = 0.005  # soft target update rate
-    critic_loss: str = "l2"  # l2 (squared TD error, as SAC, TD3 and DRESS) | smooth_l1 (TorchRL's default) | l1
-    warmup_frames: int = 5000  # random actions, no updates, before this many frames
-    # TD3
-    policy_noise: float = 0.2  # TD3 target smoothing noise std
-    noise_clip: float = 0.5  # TD3 target smoothing noise clip
-    exploration_noise: float = 0.1  # TD3 Gaussian exploration std
-    policy_delay: int = 2  # TD3: critic updates per actor update
-    # PPO
-    clip_epsilon: float = 0.2  # PPO ratio clip
-    entropy_coef: float = 0.01  # PPO entropy bonus weight
-    gae_lambda: float = 0.95  # PPO GAE lambda
-    ppo_epochs: int = 4  # PPO passes over each batch
-    minibatch_size: int = 256  # PPO minibatch size
-    constraint: str = "none"  # PPO: none | violation (Lagrangian PPO: mean late+dropped share per slot <= cost_limit)
-    cost_limit: float = 0.05  # Lagrangian PPO: the limit on the mean per-slot late+dropped share
-    lr_lagrange: float = 1.0  # Lagrangian PPO: dual-ascent step of the multiplier per batch (reward units per unit share)
-    lagrange_init: float = 0.0  # Lagrangian PPO: the multiplier at the start
-    # multi-agent (mappo, ippo: one agent per DC, dcsched/envs/multi_agent.py)
-    share_params: bool = True  # one actor (and critic) network for every agent; False: one per agent
+    warmup_frames: int = 5000  # random actions (off-policy) or collection only (on-policy), no updates, before this many frames
 
 
 @dataclass
@@ -406,8 +388,12 @@ def _range_text(lo, hi) -> str:
 
 
 # --------------------------------------------------------------------------- loading
-def _schema_keys(node: Any, key_path: str) -> list[str]:
-    """Allowed keys at ``key_path`` of the RunConfig schema (for error messages)."""
+def _schema_keys(node_type: Any, key_path: str) -> list[str]:
+    """Allowed keys at ``key_path`` (for error messages): the fields of ``node_type`` when the failing
+    node's dataclass is known (e.g. the chosen algorithm's ``agent`` config), else of the RunConfig
+    schema's dataclass at that path."""
+    if dataclasses.is_dataclass(node_type):
+        return [f.name for f in dataclasses.fields(node_type)]
     obj: Any = RunConfig
     for part in [p for p in key_path.split(".") if p][:-1]:
         if dataclasses.is_dataclass(obj):
@@ -433,8 +419,8 @@ def _moved_hint(key: str) -> str:
     return f"; '{close[0]}' moved to '{MOVED_KEYS[close[0]]}'" if close else ""
 
 
-def _allowed_hint(key: str) -> str | None:
-    keys = _schema_keys(None, key)
+def _allowed_hint(key: str, node_type: Any = None) -> str | None:
+    keys = _schema_keys(node_type, key)
     if not keys:
         return None
     close = difflib.get_close_matches(key.split(".")[-1], keys, n=1)
@@ -450,7 +436,7 @@ def as_config_error(err: OmegaConfBaseException, source: str, prefix: str = "") 
     msg = getattr(err, "msg", None) or str(err).splitlines()[0]
     allowed = None
     if "not in" in msg or "Key '" in msg:
-        allowed = _allowed_hint(key)
+        allowed = _allowed_hint(key, getattr(err, "object_type", None))
         if allowed is not None:
             msg = "unknown key"
     elif "Value '" in msg:
@@ -543,7 +529,8 @@ def _merge_overrides(cfg: DictConfig, overrides: list[str], prefix: str = "") ->
             node = OmegaConf.select(cfg, parent) if parent else cfg
             if node is None or (isinstance(node, DictConfig) and leaf not in node):
                 raise ConfigError("command line", f"{prefix}.{key}" if prefix else key, "unknown key",
-                                  _allowed_hint(f"{prefix}.{key}" if prefix else key))
+                                  _allowed_hint(f"{prefix}.{key}" if prefix else key,
+                                                OmegaConf.get_type(node) if isinstance(node, DictConfig) else None))
             if isinstance(node, ListConfig) and (not leaf.isdigit() or int(leaf) >= len(node)):
                 raise ConfigError("command line", f"{prefix}.{key}" if prefix else key,
                                   f"list index out of range (length {len(node)})")
@@ -580,6 +567,42 @@ def _finish(cfg: DictConfig, source: str, prefix: str = "") -> DictConfig:
     return cfg
 
 
+def agent_config_class(name: str, source: str = "recipe") -> type:
+    """The config dataclass algorithm ``name`` registered with (:class:`AgentConfig` when it declared
+    none); an unknown name is a ConfigError naming ``source``, ``agent.name`` and the registered names."""
+    from dcsched.errors import UnknownComponentError
+    from dcsched.registry import AGENTS
+
+    try:
+        cls = AGENTS.config_of(name)
+    except UnknownComponentError as err:
+        raise ConfigError(source, "agent.name", f"unknown algorithm '{name}'", ", ".join(AGENTS.names())) from err
+    cls = cls or AgentConfig
+    if not (isinstance(cls, type) and issubclass(cls, AgentConfig)):
+        raise ConfigError(source, "agent.name", f"algorithm '{name}' registered a config that is not a dataclass "
+                          "derived from dcsched.config.AgentConfig", "a subclass of AgentConfig")
+    return cls
+
+
+def run_schema(agent_name: str, source: str = "recipe") -> DictConfig:
+    """A fresh typed RunConfig holding its defaults, its ``agent`` group typed by the config
+    dataclass of algorithm ``agent_name`` (so the group holds that algorithm's keys and no other's)."""
+    cfg = schema(RunConfig)
+    cfg.agent = schema(agent_config_class(agent_name, source))
+    cfg.agent.name = agent_name
+    return cfg
+
+
+def chosen_agent(raw: DictConfig | dict, overrides: list[str]) -> str:
+    """``agent.name`` as a recipe (``raw``) and its ``agent.name=`` overrides (the last wins) choose it."""
+    name = (raw.get("agent") or {}).get("name", AgentConfig.name) if raw is not None else AgentConfig.name
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key == "agent.name":
+            name = value
+    return str(name)
+
+
 def load_config_file(path: Path, schema_cls: type, overrides: list[str] | None = None) -> DictConfig:
     """The one loader of a typed config file other than a run recipe (e.g. a calibration recipe):
     ``schema_cls``'s defaults <- the YAML file <- ``key=value`` overrides, then interpolations
@@ -613,7 +636,8 @@ def load_recipe(recipe: str | Path, overrides: list[str] | None = None) -> DictC
         scenario_name = scenario_spec
     else:
         raise ConfigError(str(path), "scenario", "must be a scenario name or a mapping with 'base'")
-    base = schema(RunConfig)
+    chosen_on_command_line = any(o.partition("=")[0] == "agent.name" for o in overrides)
+    base = run_schema(chosen_agent(raw, overrides), "command line" if chosen_on_command_line else str(path))
     try:
         scen = _merge_scenario_file(schema(ScenarioConfig), scenario_name)
     except ConfigError as err:
@@ -663,10 +687,11 @@ def _field_comments(cls) -> dict[str, str]:
     import re
 
     comments = {}
-    for line in inspect.getsource(cls).splitlines():
-        m = re.match(r"\s+(\w+):[^#]*#\s*(.+)$", line)
-        if m:
-            comments[m.group(1)] = m.group(2).strip()
+    for klass in reversed([k for k in cls.__mro__ if dataclasses.is_dataclass(k)]):  # inherited keys too
+        for line in inspect.getsource(klass).splitlines():
+            m = re.match(r"\s+(\w+):[^#]*#\s*(.+)$", line)
+            if m:
+                comments[m.group(1)] = m.group(2).strip()
     return comments
 
 
@@ -683,7 +708,8 @@ def describe_keys(cfg: DictConfig) -> list[tuple[str, Any, Any, str]]:
             value = node[f.name] if node is not None and f.name in node else None
             default = getattr(defaults, f.name, None)
             if dataclasses.is_dataclass(default):
-                walk(type(default), value, key + ".")
+                own = OmegaConf.get_type(value) if isinstance(value, DictConfig) else None
+                walk(own if dataclasses.is_dataclass(own) else type(default), value, key + ".")
             elif f.name == "dcs":
                 for i, dc in enumerate(value or []):
                     walk(DCConfig, dc, f"{key}.{i}.")

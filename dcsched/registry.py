@@ -23,6 +23,7 @@ class Entry:
     name: str
     obj: Any
     description: str
+    config: type | None = None  # the component's own config dataclass (an algorithm's ``agent`` keys), if it has one
 
 
 class Registry:
@@ -39,10 +40,12 @@ class Registry:
 
         return decorator
 
-    def add(self, name: str, obj: Any, description: str) -> None:
+    def add(self, name: str, obj: Any, description: str, config: type | None = None) -> None:
+        """Register ``obj`` as ``name``; ``config``: the dataclass of the keys it reads from its
+        config group (e.g. ``AGENTS.add("sac", SAC, "...", config=SACConfig)``)."""
         if name in self._entries and self._entries[name].obj is not obj:
             raise ValueError(f"{self.kind} '{name}' is registered twice")
-        self._entries[name] = Entry(name, obj, description)
+        self._entries[name] = Entry(name, obj, description, config)
 
     def names(self) -> list[str]:
         _load_builtin_components()
@@ -62,6 +65,12 @@ class Registry:
                 f"unknown {self.kind} '{name}'{hint} (allowed: {', '.join(allowed) or 'none registered'})"
             )
         return self._entries[name].obj
+
+    def config_of(self, name: str) -> type | None:
+        """The config dataclass registered with ``name`` (None if it declared none); an unknown name
+        raises like :meth:`get`."""
+        self.get(name)
+        return self._entries[name].config
 
     def __contains__(self, name: str) -> bool:
         _load_builtin_components()

@@ -134,3 +134,67 @@ def test_a_stored_config_of_the_old_layout_is_migrated_and_hashes_as_before():
     restored = typed_config(old)
     for old_key, new_key in MOVED_KEYS.items():
         assert OmegaConf.select(restored, new_key) == OmegaConf.select(cfg, new_key), new_key
+
+
+# --------------------------------------------------------------------------- one config per algorithm
+@pytest.mark.parametrize("recipe,foreign", [("quick/sac", "agent.ppo_epochs=2"), ("quick/sac", "agent.policy_delay=3"),
+                                            ("quick/ppo", "agent.alpha_init=0.5"), ("quick/mappo", "agent.tau=0.01")])
+def test_a_key_of_another_algorithm_is_refused_with_this_algorithms_keys(recipe, foreign, tmp_path):
+    from dataclasses import fields
+
+    from dcsched.config import agent_config_class
+
+    name = load_recipe(recipe).agent.name
+    own = [f.name for f in fields(agent_config_class(name))]
+    key = foreign.partition("=")[0]
+    with pytest.raises(ConfigError) as err:
+        load_recipe(recipe, [foreign])
+    assert err.value.key == key and err.value.problem == "unknown key" and err.value.source == "command line"
+    assert err.value.allowed.startswith(", ".join(own))  # the chosen algorithm's keys, not the union
+    group, leaf = key.split(".")
+    file = write(tmp_path, "r.yaml", f"scenario: paper3\nagent:\n  name: {name}\n  {leaf}: 2\n")
+    with pytest.raises(ConfigError) as err:
+        load_recipe(file)
+    assert err.value.source == str(file) and err.value.key == key and err.value.problem == "unknown key"
+
+
+def test_agent_name_on_the_command_line_chooses_the_agent_keys():
+    from omegaconf import OmegaConf
+
+    from dcsched.agents.configs import TD3Config
+
+    cfg = load_recipe("quick/sac", ["agent.name=td3", "agent.policy_delay=3"])
+    assert OmegaConf.get_type(cfg.agent) is TD3Config and cfg.agent.policy_delay == 3 and "alpha_init" not in cfg.agent
+    with pytest.raises(ConfigError) as err:
+        load_recipe("quick/sac", ["agent.name=sax"])
+    assert err.value.source == "command line" and err.value.key == "agent.name" and "sac" in err.value.allowed
+
+
+def test_a_checkpoint_config_of_the_flat_agent_layout_loads_with_its_algorithms_keys():
+    """Checkpoints written while `agent` was one group for every algorithm carry every algorithm's
+    keys; loading keeps the algorithm's own (with their stored values) and drops the rest."""
+    from omegaconf import OmegaConf
+
+    from dcsched.agents.checkpoint_format import typed_config
+    from dcsched.agents.configs import PPOConfig, flat_agent_defaults
+    from dcsched.config import to_container
+
+    stored = to_container(load_recipe("quick/ppo", ["agent.clip_epsilon=0.3"]))
+    stored["agent"] = {**flat_agent_defaults(), **stored["agent"], "alpha_init": 0.5}  # as a flat-layout checkpoint held it
+    typed = typed_config(stored)
+    assert OmegaConf.get_type(typed.agent) is PPOConfig
+    assert typed.agent.clip_epsilon == 0.3 and typed.agent.ppo_epochs == 2 and "alpha_init" not in typed.agent
+
+
+def test_the_flat_agent_layout_of_the_recorded_hashes_is_unchanged():
+    """Experiment cells are hashed with the agent group in the flat layout (every built-in
+    algorithm's keys). Its keys are those the records were hashed with; a key added to an algorithm
+    later must also go to LATER_KEYS_DEFAULTS (experiments/spec.py), or every recorded cell's hash changes."""
+    from dcsched.agents.configs import flat_agent_defaults
+    from dcsched.experiments.spec import LATER_KEYS_DEFAULTS
+
+    later = {k.split(".", 1)[1] for k in LATER_KEYS_DEFAULTS if k.startswith("agent.")}
+    assert set(flat_agent_defaults()) - later == {
+        "gamma", "alpha_init", "fixed_alpha", "tau", "critic_loss", "warmup_frames", "policy_noise", "noise_clip",
+        "exploration_noise", "policy_delay", "clip_epsilon", "entropy_coef", "gae_lambda", "ppo_epochs",
+        "minibatch_size", "constraint", "cost_limit", "lr_lagrange", "lagrange_init"}

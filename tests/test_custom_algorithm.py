@@ -78,3 +78,19 @@ def test_a_plugin_that_cannot_be_imported_is_named(tmp_path):
     broken.write_text("raise RuntimeError('boom')\n")
     with pytest.raises(ConfigError, match="boom"):
         load_plugins(str(broken))
+
+
+def test_a_plugin_declares_its_own_agent_keys(a2c):
+    """A2C's own key (critic_coef) loads for a2c, is documented by `dcsched list --keys`, reaches its
+    loss, and is refused for an algorithm that does not declare it."""
+    from dcsched.config import describe_keys
+
+    cfg = load_recipe("quick/ppo_parallel", TINY + ["agent.critic_coef=0.25"])
+    assert cfg.agent.critic_coef == 0.25
+    rows = {key: (value, meaning) for key, value, _, meaning in describe_keys(cfg)}
+    assert rows["agent.critic_coef"] == (0.25, "weight of the critic's loss beside the policy objective")
+    assert rows["agent.ppo_epochs"][1] == "passes over each collected batch"  # inherited keys keep their meaning
+    assert Agent(to_container(cfg)).algorithm.loss.critic_coeff == 0.25
+    with pytest.raises(ConfigError) as err:
+        load_recipe("quick/ppo_parallel", ["agent.critic_coef=0.25"])
+    assert err.value.key == "agent.critic_coef" and "critic_coef" not in err.value.allowed

@@ -204,12 +204,18 @@ def test_penalised_reward_and_dual_step_by_hand():
 
 
 def test_sac_refuses_a_constraint():
-    from dcsched.training.harness import Agent
+    """SAC's config has no constraint key: refused as the recipe loads. MAPPO's has one (it derives
+    from PPO's), and its capabilities refuse a constraint before anything is built."""
     from dcsched.errors import ConfigError
+    from dcsched.training.harness import Agent
 
-    cfg = load_recipe("quick/sac", ["agent.constraint=violation", "env.num_envs=2"])
-    with pytest.raises(ConfigError, match="agent.constraint"):
+    with pytest.raises(ConfigError, match="agent.constraint") as err:
+        load_recipe("quick/sac", ["agent.constraint=violation", "env.num_envs=2"])
+    assert err.value.problem == "unknown key"
+    cfg = load_recipe("quick/mappo", ["agent.constraint=violation", "env.num_envs=2"])
+    with pytest.raises(ConfigError, match="agent.constraint") as err:
         Agent(to_container(cfg))
+    assert err.value.allowed == "none"
 
 
 def test_lagrangian_keys_enter_the_run_hash_only_when_a_constraint_is_on():

@@ -1,6 +1,8 @@
-"""Learning algorithms (dcsched.agents.algorithm.Algorithm subclasses), trained by one harness
-(dcsched.training.harness.Agent, a LightningModule on a TorchRL collector). Importing registers them."""
+"""Learning algorithms (dcsched.agents.algorithm.Algorithm subclasses), each registered with its
+config dataclass (dcsched.agents.configs) and trained by one harness (dcsched.training.harness.Agent,
+a LightningModule on a TorchRL collector). Importing registers them."""
 
+from dcsched.agents.configs import MAPPOConfig, PPOConfig, SACConfig, TD3Config
 from dcsched.registry import AGENTS
 
 
@@ -16,10 +18,13 @@ class _LazyAlgorithm:
         return getattr(importlib.import_module(self.module), self.cls)
 
 
-AGENTS.add("sac", _LazyAlgorithm("dcsched.agents.off_policy", "SAC"), "Soft actor-critic (TorchRL SACLoss), optional shaper")
-AGENTS.add("ppo", _LazyAlgorithm("dcsched.agents.ppo", "PPO"), "PPO (TorchRL ClipPPOLoss + GAE), on-policy")
+AGENTS.add("sac", _LazyAlgorithm("dcsched.agents.off_policy", "SAC"), "Soft actor-critic (TorchRL SACLoss), optional shaper",
+           config=SACConfig)
+AGENTS.add("ppo", _LazyAlgorithm("dcsched.agents.ppo", "PPO"), "PPO (TorchRL ClipPPOLoss + GAE), on-policy",
+           config=PPOConfig)
 AGENTS.add("mappo", _LazyAlgorithm("dcsched.agents.mappo", "MAPPO"),
-           "MAPPO: one PPO agent per DC on its own observation, a centralised critic in training")
+           "MAPPO: one PPO agent per DC on its own observation, a centralised critic in training", config=MAPPOConfig)
 AGENTS.add("ippo", _LazyAlgorithm("dcsched.agents.mappo", "IPPO"),
-           "IPPO: one PPO agent per DC, each critic on its own observation")
-AGENTS.add("td3", _LazyAlgorithm("dcsched.agents.off_policy", "TD3"), "TD3 (TorchRL TD3Loss), optional shaper")
+           "IPPO: one PPO agent per DC, each critic on its own observation", config=MAPPOConfig)
+AGENTS.add("td3", _LazyAlgorithm("dcsched.agents.off_policy", "TD3"), "TD3 (TorchRL TD3Loss), optional shaper",
+           config=TD3Config)

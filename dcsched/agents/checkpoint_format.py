@@ -6,11 +6,12 @@ Below both the training harness that writes checkpoints and the evaluation that 
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 from omegaconf import DictConfig, OmegaConf
 
 from dcsched.agents.algorithm import Algorithm
-from dcsched.config import RunConfig, migrate_moved_keys, schema
+from dcsched.config import AgentConfig, agent_config_class, migrate_moved_keys, run_schema
 
 
 HARNESS_STATE = ("frames", "updates", "update_credit")  # the harness's own buffers in a checkpoint's state_dict
@@ -18,10 +19,17 @@ HARNESS_STATE = ("frames", "updates", "update_credit")  # the harness's own buff
 
 
 def typed_config(cfg) -> DictConfig:
-    """A run config (a DictConfig or a checkpoint's stored one, with keys of older layouts moved:
-    :data:`~dcsched.config.MOVED_KEYS`) merged onto the :class:`RunConfig` schema."""
+    """A run config (a DictConfig or a checkpoint's stored one) on the current schema: keys of older
+    layouts moved (:data:`~dcsched.config.MOVED_KEYS`), and the ``agent`` group typed by its
+    algorithm's config dataclass. Checkpoints written while ``agent`` was one flat group for every
+    algorithm carry the other algorithms' keys too; those never reached this algorithm and are dropped."""
     data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else copy.deepcopy(dict(cfg))
-    return OmegaConf.merge(schema(RunConfig), OmegaConf.create(migrate_moved_keys(data)))
+    data = migrate_moved_keys(data)
+    agent = dict(data.get("agent") or {})
+    name = str(agent.get("name", AgentConfig.name))
+    declared = {f.name for f in dataclasses.fields(agent_config_class(name, "checkpoint"))}
+    data["agent"] = {k: v for k, v in agent.items() if k in declared}
+    return OmegaConf.merge(run_schema(name, "checkpoint"), OmegaConf.create(data))
 
 
 

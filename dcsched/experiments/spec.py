@@ -23,6 +23,7 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from dcsched.agents.configs import flat_agent_defaults
 from dcsched.config import (as_config_error, legacy_layout, load_recipe, load_scenario, read_yaml, scenario_path,
                              to_container)
 from dcsched.data.user_files import data_identity
@@ -291,6 +292,8 @@ def _hash(obj: Any) -> str:
 def run_config_hash(run_cfg: DictConfig) -> str:
     """Hash of everything that changes a learned run's result (not its name, folder or loggers)."""
     data = legacy_layout(to_container(run_cfg))  # hashed as before the TorchRL-named groups (MOVED_KEYS)
+    # and as before each algorithm declared its own agent keys: one flat group with every algorithm's defaults
+    data["agent"] = {**flat_agent_defaults(), **data.get("agent", {})}
     for key in VOLATILE_KEYS:
         head, _, leaf = key.rpartition(".")
         node = data

@@ -29,12 +29,14 @@ import lightning as L
 import torch
 from tensordict import TensorDictBase
 from torch import nn
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, IterableDataset
 from torchrl.collectors import Collector
 from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
 
 from dcsched.agents.algorithm import UpdateContext
 from dcsched.agents.checkpoint_format import algorithm_class, migrate_state_dict, typed_config
+from dcsched.agents.configs import OnPolicyConfig
 from dcsched.training.collection import make_collector
 from dcsched.training.compilation import compiled_loss
 from dcsched.agents.episode_stats import finished_episodes, with_episode_stats
@@ -91,8 +93,12 @@ class Agent(L.LightningModule):
         central = make_env(c.scenario, c.env, seed=c.seed, report_outcome=True)
         _check("env.action_encoding", c.env.action_encoding, caps.action_encodings,
                f"agent {self.algo} cannot act in the '{c.env.action_encoding}' encoding")
-        _check("agent.constraint", c.agent.constraint, caps.constraints,
-               f"agent {self.algo} has no '{c.agent.constraint}' constraint")
+        constraint = c.agent.get("constraint", "none")  # declared by the algorithms that take one (PPOConfig)
+        _check("agent.constraint", constraint, caps.constraints, f"agent {self.algo} has no '{constraint}' constraint")
+        if caps.on_policy and not issubclass(OmegaConf.get_type(c.agent), OnPolicyConfig):
+            raise ConfigError("recipe", "agent.name", f"on-policy algorithm '{self.algo}' registered a config without "
+                              "the on-policy loop's keys (ppo_epochs, minibatch_size, ...)",
+                              "a config derived from dcsched.agents.configs.OnPolicyConfig")
         _check("collector.backend", c.collector.backend, caps.collector_backends,
                f"agent {self.algo} cannot collect with the '{c.collector.backend}' backend")
         make_shaper = self._shaper_factory(c, caps.shaping)

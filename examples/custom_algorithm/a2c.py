@@ -9,8 +9,10 @@ algorithm brings its networks, its loss and one update. Importing this module re
         env.action_encoding=continuous
 
 (a file path, or a module name on PYTHONPATH; an installed package can instead declare its module
-in the ``dcsched.plugins`` entry-point group). The recipe's ``agent`` keys it reads: gamma,
-gae_lambda, entropy_coef, ppo_epochs and minibatch_size (one pass of the whole batch is plain A2C).
+in the ``dcsched.plugins`` entry-point group). Its ``agent`` keys are :class:`A2CConfig`, registered
+with it: the on-policy loop's (gamma, gae_lambda, entropy_coef, ppo_epochs, minibatch_size; one pass
+of the whole batch is plain A2C) and one of its own, ``critic_coef``. `dcsched list --keys` prints
+them with the comments below, and a key A2C does not declare is refused when the recipe loads.
 """
 
 from __future__ import annotations
@@ -21,9 +23,19 @@ from torchrl.modules import MLP, ValueOperator
 from torchrl.objectives import A2CLoss
 from torchrl.objectives.value import GAE
 
+from dataclasses import dataclass
+
 from dcsched.agents import networks
 from dcsched.agents.algorithm import Algorithm, Capabilities
+from dcsched.agents.configs import OnPolicyConfig
 from dcsched.registry import AGENTS
+
+
+@dataclass
+class A2CConfig(OnPolicyConfig):
+    """A2C's agent keys: the on-policy loop's, and its own below."""
+
+    critic_coef: float = 1.0  # weight of the critic's loss beside the policy objective
 
 
 class A2C(Algorithm):
@@ -43,7 +55,7 @@ class A2C(Algorithm):
         self.actor(td)
         self.critic(td)
         self.advantage = GAE(gamma=a.gamma, lmbda=a.gae_lambda, value_network=self.critic, average_gae=False)
-        self.loss = A2CLoss(self.actor, self.critic, entropy_coeff=a.entropy_coef)
+        self.loss = A2CLoss(self.actor, self.critic, entropy_coeff=a.entropy_coef, critic_coeff=a.critic_coef)
 
     def make_optimizers(self, optim):
         return [torch.optim.Adam([{"params": self.actor.parameters(), "lr": optim.lr_actor},
@@ -67,4 +79,5 @@ class A2C(Algorithm):
         return {"loss/objective": out["loss_objective"].item(), "loss/critic": out["loss_critic"].item()}
 
 
-AGENTS.add("a2c", A2C, "A2C (TorchRL A2CLoss + GAE), on-policy; an example of a user-registered algorithm")
+AGENTS.add("a2c", A2C, "A2C (TorchRL A2CLoss + GAE), on-policy; an example of a user-registered algorithm",
+           config=A2CConfig)
