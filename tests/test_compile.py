@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import dcsched.agents  # noqa: F401 (registers the agents)
-from dcsched.training.compilation import compiled_loss
+from dcsched.agents.compilation import compiled_loss
 from dcsched.config import load_recipe, to_container
 from dcsched.training.harness import Agent
 

@@ -101,6 +101,20 @@ class Algorithm(nn.Module):
         return networks.mean_action(self.actor, td)
 
     # ------------------------------------------------------------------ training
+    @property
+    def loss_call(self) -> Callable:
+        """What an update calls the loss through: ``self.loss``, or its ``torch.compile``'d wrapper
+        when ``trainer.compile`` is true (built at the first use; kept beside the module, not
+        registered as a child, so a checkpoint has the same keys with the switch on or off)."""
+        fn = self.__dict__.get("_loss_fn")
+        if fn is None:
+            from dcsched.agents.compilation import compiled_loss
+
+            trainer = self.cfg.trainer
+            fn = compiled_loss(self.loss, bool(trainer.compile), str(trainer.compile_mode))
+            object.__setattr__(self, "_loss_fn", fn)
+        return fn
+
     def make_optimizers(self, optim) -> list[torch.optim.Optimizer]:
         """The optimizers of ``optim`` (the recipe's optim group), in a fixed order (checkpoints)."""
         raise NotImplementedError

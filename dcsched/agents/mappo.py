@@ -26,10 +26,9 @@ from torch import nn
 from torchrl.modules import MultiAgentMLP, ProbabilisticActor
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.objectives import ClipPPOLoss
-from torchrl.objectives.value import GAE
 
 from dcsched.agents.distributions import ComponentGroup, FactorisedCategorical
-from dcsched.agents.algorithm import Algorithm, Capabilities
+from dcsched.agents.algorithm import Capabilities
 from dcsched.agents.ppo import PPO
 from dcsched.envs.actions import BATTERY_LEVELS
 from dcsched.envs.multi_agent import ACTION_KEY as ACTION
@@ -97,22 +96,8 @@ class MAPPO(PPO):
                                 action_encodings=("discrete",), constraints=("none",), collector_backends=("inprocess",))
 
     def __init__(self, cfg, env, device, make_shaper=None):
-        Algorithm.__init__(self, cfg, env, device, make_shaper)
-        c, a = cfg, cfg.agent
-        self.obs_dim = env.agent_obs_dim
-        self.act_dim = len(env.agent_nvec)
-        spec = env.full_action_spec_unbatched[ACTION]
-        self.actor = multi_agent_actor(self.obs_dim, env.n_agents, agent_groups(env.params, env.central.transfer_chunks),
-                                       c.network.hidden_sizes, a.share_params, spec, device=self.train_device)
-        self.critic = multi_agent_critic(self.obs_dim, env.n_agents, c.network.hidden_sizes, self.centralised_critic,
-                                         a.share_params, device=self.train_device)
-        td = env.reset()
-        self.actor(td)
-        self.critic(td)
-        self.advantage = GAE(gamma=a.gamma, lmbda=a.gae_lambda, value_network=self.critic, average_gae=False)
-        # advantages are standardised per agent (over the batch, not across agents)
-        self.loss = ClipPPOLoss(self.actor, self.critic, clip_epsilon=a.clip_epsilon, entropy_coeff=a.entropy_coef,
-                                normalize_advantage=True, normalize_advantage_exclude_dims=(-2,))
+        super().__init__(cfg, env, device, make_shaper)  # PPO's: actor and critic below, GAE, the loss
+        c = cfg
         reward = (GROUP, "reward")
         if make_shaper is not None:
             from dcsched.shaping.per_agent import PerAgentShaping
@@ -128,6 +113,23 @@ class MAPPO(PPO):
                                 value_target=(GROUP, "value_target"), **keys)
         self.loss.set_keys(action=ACTION, sample_log_prob=LOG_PROB, value=(GROUP, "state_value"),
                            advantage=(GROUP, "advantage"), value_target=(GROUP, "value_target"), **keys)
+
+    def build_actor_critic(self, cfg, env):
+        a = cfg.agent
+        self.obs_dim = env.agent_obs_dim
+        self.act_dim = len(env.agent_nvec)
+        spec = env.full_action_spec_unbatched[ACTION]
+        actor = multi_agent_actor(self.obs_dim, env.n_agents, agent_groups(env.params, env.central.transfer_chunks),
+                                  cfg.network.hidden_sizes, a.share_params, spec, device=self.train_device)
+        critic = multi_agent_critic(self.obs_dim, env.n_agents, cfg.network.hidden_sizes, self.centralised_critic,
+                                    a.share_params, device=self.train_device)
+        return actor, critic
+
+    def build_loss(self, agent_cfg):
+        # advantages are standardised per agent (over the batch, not across agents)
+        return ClipPPOLoss(self.actor, self.critic, clip_epsilon=agent_cfg.clip_epsilon,
+                           entropy_coeff=agent_cfg.entropy_coef, normalize_advantage=True,
+                           normalize_advantage_exclude_dims=(-2,))
 
     def shape_rewards(self, data: TensorDictBase, frames: int) -> dict[str, float]:
         """Per-provider reward agents (dcsched/shaping/per_agent.py): ("next", "dc", SHAPED_REWARD)."""

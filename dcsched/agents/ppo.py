@@ -2,7 +2,8 @@
 
 Trained by the harness (:class:`dcsched.training.harness.Agent`): each collector batch
 [num_envs, steps] gets its advantages (GAE, :meth:`PPO.before_epochs`) and is used for
-``ppo_epochs`` passes of shuffled minibatches (:meth:`PPO.update`), then dropped. Shapers do not
+``ppo_epochs`` passes of shuffled minibatches (the update of
+:class:`~dcsched.agents.on_policy.OnPolicyActorCritic`, which PPO, MAPPO and A2C share), then dropped. Shapers do not
 apply to the central PPO (they need replayed transitions).
 
 Two action encodings: ``continuous`` (a tanh-squashed Gaussian on the [-1, 1] box, as SAC's) and
@@ -20,14 +21,13 @@ projected dual-ascent step lambda <- max(0, lambda + ``agent.lr_lagrange`` (mean
 from __future__ import annotations
 
 import torch
-from tensordict import TensorDictBase
 from torch import nn
 from torchrl.modules import MLP, ValueOperator
 from torchrl.objectives import ClipPPOLoss
-from torchrl.objectives.value import GAE
 
 from dcsched.agents import networks
-from dcsched.agents.algorithm import Algorithm, Capabilities
+from dcsched.agents.algorithm import Capabilities
+from dcsched.agents.on_policy import OnPolicyActorCritic
 
 PENALISED_REWARD = "penalised_reward"  # ("next", PENALISED_REWARD): r - lambda c, Lagrangian PPO only
 
@@ -42,60 +42,39 @@ def dual_step(multiplier: torch.Tensor, mean_cost: float, limit: float, lr: floa
     return (multiplier + lr * (mean_cost - limit)).clamp(min=0.0)
 
 
-class PPO(Algorithm):
+class PPO(OnPolicyActorCritic):
     """PPO with a clipped objective, GAE, normalised advantages and gradient clipping at norm 1."""
 
     name = "ppo"
     capabilities = Capabilities(on_policy=True, shaping="none", action_encodings=("continuous", "discrete"),
                                 constraints=("none", "violation"))
+    max_grad_norm = 1.0
 
     def __init__(self, cfg, env, device, make_shaper=None):
         super().__init__(cfg, env, device, make_shaper)
-        c, a = cfg, cfg.agent
-        self.obs_dim = env.obs_dim
-        self.act_dim = env.action_spec.shape[-1]
-        spec = env.action_spec_unbatched
-        if c.env.action_encoding == "discrete":
-            from dcsched.agents.distributions import groups_for
-
-            self.actor = networks.ppo_discrete_actor(self.obs_dim, groups_for(env.params, env.transfer_chunks),
-                                                    c.network.hidden_sizes, spec)
-        else:
-            self.actor = networks.ppo_actor(self.obs_dim, self.act_dim, c.network.hidden_sizes, spec)
-        self.critic = ValueOperator(MLP(in_features=self.obs_dim, out_features=1, num_cells=list(c.network.hidden_sizes),
-                                        activation_class=nn.Tanh), in_keys=["observation"])
-        self.actor.to(self.train_device)
-        self.critic.to(self.train_device)
-        td = env.reset()
-        self.actor(td)
-        self.critic(td)
-        self.advantage = GAE(gamma=a.gamma, lmbda=a.gae_lambda, value_network=self.critic, average_gae=False)
-        self.loss = ClipPPOLoss(self.actor, self.critic, clip_epsilon=a.clip_epsilon, entropy_coeff=a.entropy_coef,
-                                normalize_advantage=True)
+        a = cfg.agent
         if a.constraint == "violation":
             self.register_buffer("lagrange", torch.tensor(float(a.lagrange_init)))
             self.advantage.set_keys(reward=PENALISED_REWARD)
 
-    def minibatch_keys(self) -> list:
-        """What the loss reads once GAE has run: the networks' inputs, the action, its log-prob under
-        the acting policy, the advantage, the value target and the old value. Indexing only these
-        into minibatches (not the whole batch with its ("next", ...) copy) cuts the indexing from
-        about 32 to 4 ms per minibatch of 4,096 rows."""
-        k = self.loss.tensor_keys
-        return sorted({*self.actor.in_keys, *self.critic.in_keys, k.action, k.sample_log_prob, k.advantage,
-                       k.value_target, k.value}, key=str)
+    def build_actor_critic(self, cfg, env):
+        self.obs_dim = env.obs_dim
+        self.act_dim = env.action_spec.shape[-1]
+        spec = env.action_spec_unbatched
+        if cfg.env.action_encoding == "discrete":
+            from dcsched.agents.distributions import groups_for
 
-    def shape_rewards(self, data: TensorDictBase, frames: int) -> dict[str, float]:
-        """Write a shaped reward for GAE into ``data`` (algorithms with a shaper); returns its metrics."""
-        return {}
+            actor = networks.ppo_discrete_actor(self.obs_dim, groups_for(env.params, env.transfer_chunks),
+                                                cfg.network.hidden_sizes, spec)
+        else:
+            actor = networks.ppo_actor(self.obs_dim, self.act_dim, cfg.network.hidden_sizes, spec)
+        critic = ValueOperator(MLP(in_features=self.obs_dim, out_features=1, num_cells=list(cfg.network.hidden_sizes),
+                                   activation_class=nn.Tanh), in_keys=["observation"])
+        return actor, critic
 
-    def shaping_diagnostics(self, data: TensorDictBase) -> dict[str, float]:
-        """Diagnostics of the shaped reward against GAE's advantage (algorithms with a shaper)."""
-        return {}
-
-    def make_optimizers(self, optim):
-        return torch.optim.Adam([{"params": self.actor.parameters(), "lr": optim.lr_actor},
-                                 {"params": self.critic.parameters(), "lr": optim.lr_critic}])
+    def build_loss(self, agent_cfg):
+        return ClipPPOLoss(self.actor, self.critic, clip_epsilon=agent_cfg.clip_epsilon,
+                           entropy_coeff=agent_cfg.entropy_coef, normalize_advantage=True)
 
     def prepare(self, batch, frames):
         """Lagrangian PPO: the penalised reward r - lambda c for GAE, then one dual step on lambda."""
@@ -109,21 +88,3 @@ class PPO(Algorithm):
             self.lagrange.copy_(dual_step(self.lagrange, mean_cost, a.cost_limit, a.lr_lagrange))
             metrics.update({"lagrange/multiplier": float(self.lagrange), "lagrange/cost": mean_cost})
         return data, metrics
-
-    def before_epochs(self, data, frames):
-        metrics = self.shape_rewards(data, frames)
-        with torch.no_grad():
-            self.advantage(data)
-        metrics.update(self.shaping_diagnostics(data))
-        return metrics
-
-    def update(self, sample, ctx):
-        (opt,) = ctx.optimizers
-        loss_td = self.loss_call(sample)
-        loss = loss_td["loss_objective"] + loss_td["loss_critic"] + loss_td["loss_entropy"]
-        opt.zero_grad()
-        ctx.backward(loss)
-        nn.utils.clip_grad_norm_([*self.actor.parameters(), *self.critic.parameters()], 1.0)
-        opt.step()
-        return {"loss/objective": loss_td["loss_objective"].item(), "loss/critic": loss_td["loss_critic"].item(),
-                "loss/entropy": loss_td["loss_entropy"].item()}

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from dcsched.training.compilation import compiled_loss
+from dcsched.agents.compilation import compiled_loss
 from dcsched.training.harness import Agent
 from dcsched.config import load_recipe, to_container
 

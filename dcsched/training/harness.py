@@ -38,7 +38,6 @@ from dcsched.agents.algorithm import UpdateContext
 from dcsched.agents.checkpoint_format import algorithm_class, migrate_state_dict, typed_config
 from dcsched.agents.configs import OnPolicyConfig
 from dcsched.training.collection import make_collector
-from dcsched.training.compilation import compiled_loss
 from dcsched.agents.episode_stats import finished_episodes, with_episode_stats
 from dcsched.training.placement import check_placement, resolve_device
 from dcsched.training.torchrl_adapter import (collector_state, compact_state, expand_state, load_collector_state,
@@ -109,10 +108,6 @@ class Agent(L.LightningModule):
         object.__setattr__(self, "env", central)
         self.algorithm = algo_cls(c, self.env, self.train_device, make_shaper)
         self.obs_dim, self.act_dim = self.algorithm.obs_dim, self.algorithm.act_dim
-        # what the updates call: the loss module, or its torch.compile'd wrapper (trainer.compile);
-        # not a child module, so checkpoints keep the same keys either way
-        object.__setattr__(self.algorithm, "loss_call",
-                           compiled_loss(self.algorithm.loss, c.trainer.compile, c.trainer.compile_mode))
         size = 1 if caps.on_policy else c.replay_buffer.size
         self.rb = TensorDictReplayBuffer(storage=LazyTensorStorage(size, device=self.train_device),
                                          batch_size=c.replay_buffer.batch_size)
