@@ -90,6 +90,14 @@ class Algorithm(nn.Module):
         self.shaper = None
 
     # ------------------------------------------------------------------ acting
+    @classmethod
+    def actor_for_evaluation(cls, cfg, env) -> nn.Module:
+        """The actor network a checkpoint of this algorithm holds (its ``algorithm.actor.*`` weights),
+        built for ``env`` (the env of the algorithm's view) with throw-away weights the loader
+        replaces. This default builds the whole algorithm on ``env`` (its loss and optimisers are
+        never used) and keeps the actor; the built-in algorithms build the actor alone."""
+        return cls(cfg, env, torch.device(env.device), None).actor
+
     def exploration_module(self) -> nn.Module:
         """The module the collector acts with (stochastic)."""
         return self.actor

@@ -1,8 +1,10 @@
 """Evaluate a trained agent's checkpoint like any other policy.
 
-Loading builds the policy network only (from the checkpoint's config and its ``algorithm.actor.*``
-weights, or ``actor.*`` in checkpoints written before the Algorithm / harness split):
-no training env, replay buffer, shaper or collector, and no reseeding of the process.
+Loading builds the checkpoint's actor for the evaluation env (from its config and its
+``algorithm.actor.*`` weights, or ``actor.*`` in checkpoints written before the Algorithm / harness
+split) through its algorithm's ``actor_for_evaluation``: the built-in algorithms build the actor
+alone, a plugin's default builds the algorithm on the evaluation env and keeps its actor. No
+training env, replay buffer or collector, and no reseeding of the process.
 """
 
 from __future__ import annotations
@@ -50,10 +52,15 @@ class CheckpointPolicy(Policy):
         return self.module.act(td).to(self.env.device)
 
 
-def load_checkpoint_policy(path: Path, env) -> CheckpointPolicy:
-    """The policy of a Lightning checkpoint written by ``dcsched train``, on ``env``'s device."""
-    from dcsched.agents import networks
-    from dcsched.agents.checkpoint_format import migrate_state_dict, typed_config
+def load_checkpoint_policy(path: Path, env) -> Policy:
+    """The policy of a Lightning checkpoint written by ``dcsched train``, on ``env``'s device.
+
+    One path for every algorithm, built-in or a plugin's: the checkpoint's algorithm builds its
+    actor for ``env`` (or for the per-provider view of ``env`` when it acts on one:
+    :meth:`~dcsched.agents.algorithm.Algorithm.actor_for_evaluation`), the actor takes the
+    checkpoint's weights, and the policy acts with its deterministic action. The process's random
+    streams are untouched."""
+    from dcsched.agents.checkpoint_format import algorithm_class, migrate_state_dict, typed_config
 
     path = Path(path)
     if not path.exists():
@@ -63,59 +70,45 @@ def load_checkpoint_policy(path: Path, env) -> CheckpointPolicy:
         cfg = typed_config(ckpt["hyper_parameters"]["cfg"])
         prefix = "algorithm.actor."
         weights = {k[len(prefix):]: v for k, v in migrate_state_dict(ckpt["state_dict"]).items() if k.startswith(prefix)}
-        # sizes from the weights: the first layer's input and the last layer's output (x2 for loc and scale)
-        ordered = [v for k, v in weights.items() if k.endswith("weight")]
-        obs_dim, out_dim = ordered[0].shape[1], ordered[-1].shape[0]
-    except (KeyError, IndexError) as err:
+        if not weights:
+            raise KeyError(prefix)
+    except (KeyError, IndexError, TypeError) as err:
         raise ConfigError(str(path), "state_dict", f"not a dcsched training checkpoint ({err!r})") from None
-    name = cfg.agent.name
-    if name in MULTI_AGENT:
-        return load_multi_agent_policy(path, env, cfg, weights)
-    if name not in BUILT_IN:
-        return load_registered_policy(path, env, cfg, weights)
-    groups = None
-    if cfg.env.get("action_encoding", "continuous") == "discrete":
-        from dcsched.agents.distributions import groups_for
-
-        groups = groups_for(env.params, env.transfer_chunks)
-        scores = sum(g.num_scores for g in groups)
-        if out_dim != scores or obs_dim != env.obs_dim:
-            raise ConfigError(str(path), "scenario",
-                              f"checkpoint was trained on '{cfg.scenario.name}' with {obs_dim} observations and "
-                              f"{out_dim} action scores; this env has {env.obs_dim} and {scores}")
-        act_dim = env.action_spec.shape[-1]
-    else:
-        act_dim = out_dim if name == "td3" else out_dim // 2
-    with torch.random.fork_rng(devices=[]):  # the weights' throw-away init must not advance the caller's stream
-        actor = networks.policy_network(name, obs_dim, act_dim, list(cfg.network.hidden_sizes),
-                                        env.action_spec_unbatched if act_dim == env.action_spec.shape[-1] else None,
-                                        groups=groups)
-    actor.load_state_dict(weights)
-    policy = TrainedPolicy(actor.to(env.device), obs_dim, act_dim, cfg)
-    return CheckpointPolicy(policy, path).bind(env)
-
-
-MULTI_AGENT = ("mappo", "ippo")
-BUILT_IN = ("sac", "td3", "ppo")  # central algorithms whose actor networks.policy_network builds
-
-
-def load_registered_policy(path: Path, env, cfg, weights: dict) -> CheckpointPolicy:
-    """The actor of any other registered Algorithm (a user's plugin): the algorithm is built on
-    ``env`` (for its specs; its loss and optimisers are never used) and its actor takes the weights."""
-    from dcsched.agents.checkpoint_format import algorithm_class
-
     algo_cls = algorithm_class(cfg.agent.name)
-    if algo_cls.capabilities.view != "central":
-        raise ConfigError(str(path), "agent.name", f"'{cfg.agent.name}' acts on the {algo_cls.capabilities.view} "
-                          "view; only central algorithms' checkpoints evaluate through this loader", "a central algorithm")
-    with torch.random.fork_rng(devices=[]):
-        algorithm = algo_cls(cfg, env, torch.device(env.device), None)
+    view = _view_for(algo_cls, cfg, env, path)
+    with torch.random.fork_rng(devices=[]):  # the throw-away initial weights must not advance the caller's stream
+        actor = algo_cls.actor_for_evaluation(cfg, view)
     try:
-        algorithm.actor.load_state_dict(weights)
+        actor.load_state_dict(weights)
     except RuntimeError as err:
-        raise ConfigError(str(path), "scenario", f"checkpoint does not fit this env ({err})") from None
-    policy = TrainedPolicy(algorithm.actor.eval(), algorithm.obs_dim, algorithm.act_dim, cfg)
-    return CheckpointPolicy(policy, path).bind(env)
+        detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line or "Missing" in line),
+                      str(err).splitlines()[0])
+        raise ConfigError(str(path), "scenario", f"checkpoint was trained on '{cfg.scenario.name}'; its actor's sizes "
+                          f"(observations, action scores) do not fit this env ({detail})") from None
+    actor = actor.to(env.device)
+    if view is not env:
+        return MultiAgentPolicy(actor, cfg, path).bind(env)
+    return CheckpointPolicy(TrainedPolicy(actor, env.obs_dim, env.action_spec.shape[-1], cfg), path).bind(env)
+
+
+def _view_for(algo_cls, cfg, env, path: Path):
+    """``env``, or the per-provider view of it for an algorithm that acts on one (same scenario and
+    an action encoding the algorithm has, else a ConfigError naming the key)."""
+    caps = algo_cls.capabilities
+    if caps.view != "per_provider":
+        return env
+    from dcsched.envs.multi_agent import MultiAgentDCSchedEnv
+
+    encoding = getattr(env, "action_encoding", None)
+    if encoding not in caps.action_encodings:
+        raise ConfigError(str(path), "env.action_encoding", f"a {cfg.agent.name} checkpoint acts in the "
+                          f"{' or '.join(caps.action_encodings)} encoding, this env in '{encoding}'",
+                          ", ".join(caps.action_encodings))
+    # shared per-agent weights do not depend on the number of providers: refuse another scenario by name
+    if cfg.scenario.name != getattr(getattr(env, "scenario_cfg", None), "name", cfg.scenario.name):
+        raise ConfigError(str(path), "scenario", f"multi-agent checkpoint was trained on '{cfg.scenario.name}'; "
+                          f"this env plays '{env.scenario_cfg.name}'")
+    return MultiAgentDCSchedEnv(env)
 
 
 class MultiAgentPolicy(Policy):
@@ -148,27 +141,3 @@ class MultiAgentPolicy(Policy):
         with set_exploration_type(ExplorationType.DETERMINISTIC), torch.no_grad():
             levels = self.actor(inner)[GROUP, "action"]
         return self.view.central_action(levels)
-
-
-def load_multi_agent_policy(path: Path, env, cfg, weights: dict) -> MultiAgentPolicy:
-    """Rebuild the decentralised actors of a mappo/ippo checkpoint for ``env`` (same scenario)."""
-    from dcsched.agents.mappo import agent_groups, multi_agent_actor
-    from dcsched.envs.multi_agent import ACTION_KEY, MultiAgentDCSchedEnv
-
-    if getattr(env, "action_encoding", None) != "discrete":
-        raise ConfigError(str(path), "env.action_encoding", "a multi-agent checkpoint acts in the discrete encoding",
-                          "discrete")
-    if cfg.scenario.name != getattr(getattr(env, "scenario_cfg", None), "name", cfg.scenario.name):
-        raise ConfigError(str(path), "scenario", f"multi-agent checkpoint was trained on '{cfg.scenario.name}'; "
-                          f"this env plays '{env.scenario_cfg.name}'")
-    view = MultiAgentDCSchedEnv(env)
-    a = cfg.agent
-    with torch.random.fork_rng(devices=[]):
-        actor = multi_agent_actor(view.agent_obs_dim, view.n_agents, agent_groups(env.params, env.transfer_chunks),
-                                  list(cfg.network.hidden_sizes), bool(a.get("share_params", True)),
-                                  view.full_action_spec_unbatched[ACTION_KEY], device=env.device)
-    try:
-        actor.load_state_dict(weights)
-    except RuntimeError as err:
-        raise ConfigError(str(path), "scenario", f"multi-agent checkpoint does not fit this env ({err})") from None
-    return MultiAgentPolicy(actor, cfg, path).bind(env)

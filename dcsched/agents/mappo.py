@@ -114,13 +114,18 @@ class MAPPO(PPO):
         self.loss.set_keys(action=ACTION, sample_log_prob=LOG_PROB, value=(GROUP, "state_value"),
                            advantage=(GROUP, "advantage"), value_target=(GROUP, "value_target"), **keys)
 
+    @classmethod
+    def actor_for_evaluation(cls, cfg, env):
+        """The per-agent actors (shared or one each) for the per-provider view ``env``."""
+        return multi_agent_actor(env.agent_obs_dim, env.n_agents, agent_groups(env.params, env.central.transfer_chunks),
+                                 cfg.network.hidden_sizes, cfg.agent.share_params, env.full_action_spec_unbatched[ACTION],
+                                 device=env.device)
+
     def build_actor_critic(self, cfg, env):
         a = cfg.agent
         self.obs_dim = env.agent_obs_dim
         self.act_dim = len(env.agent_nvec)
-        spec = env.full_action_spec_unbatched[ACTION]
-        actor = multi_agent_actor(self.obs_dim, env.n_agents, agent_groups(env.params, env.central.transfer_chunks),
-                                  cfg.network.hidden_sizes, a.share_params, spec, device=self.train_device)
+        actor = self.actor_for_evaluation(cfg, env)
         critic = multi_agent_critic(self.obs_dim, env.n_agents, cfg.network.hidden_sizes, self.centralised_critic,
                                     a.share_params, device=self.train_device)
         return actor, critic

@@ -46,21 +46,6 @@ def ppo_discrete_actor(obs_dim: int, groups, hidden: list[int], spec) -> Probabi
                               default_interaction_type=ExplorationType.RANDOM, return_log_prob=True)
 
 
-def policy_network(agent_name: str, obs_dim: int, act_dim: int, hidden: list[int], spec,
-                   groups=None) -> TensorDictModule:
-    """The actor an agent of this name acts with (what a checkpoint's ``actor.*`` weights fill).
-    ``groups`` (the factorised discrete encoding's component groups) selects PPO's discrete actor."""
-    if groups is not None and agent_name != "ppo":
-        raise ValueError(f"agent '{agent_name}' has no discrete-action policy (only ppo)")
-    builders = {"sac": lambda: sac_actor(obs_dim, act_dim, hidden, spec),
-                "td3": lambda: deterministic_actor(obs_dim, act_dim, hidden),
-                "ppo": lambda: (ppo_actor(obs_dim, act_dim, hidden, spec) if groups is None
-                                else ppo_discrete_actor(obs_dim, groups, hidden, spec))}
-    if agent_name not in builders:
-        raise ValueError(f"no policy network for agent '{agent_name}' (allowed: {', '.join(builders)})")
-    return builders[agent_name]()
-
-
 def deterministic_actor(obs_dim: int, act_dim: int, hidden: list[int]) -> TensorDictModule:
     net = nn.Sequential(MLP(in_features=obs_dim, out_features=act_dim, num_cells=list(hidden),
                             activation_class=nn.ReLU), nn.Tanh())

@@ -84,6 +84,11 @@ class SAC(OffPolicyAlgorithm):
 
     name = "sac"
 
+    @classmethod
+    def actor_for_evaluation(cls, cfg, env):
+        return networks.sac_actor(env.obs_dim, env.action_spec.shape[-1], cfg.network.hidden_sizes,
+                                  env.action_spec_unbatched)
+
     def build(self, c, env) -> None:
         a = c.agent
         spec = env.action_spec_unbatched
@@ -124,6 +129,10 @@ class TD3(OffPolicyAlgorithm):
     """TD3 (TorchRL TD3Loss): deterministic actor, Gaussian exploration, target smoothing, delayed actor."""
 
     name = "td3"
+
+    @classmethod
+    def actor_for_evaluation(cls, cfg, env):
+        return networks.deterministic_actor(env.obs_dim, env.action_spec.shape[-1], cfg.network.hidden_sizes)
 
     def build(self, c, env) -> None:
         a = c.agent

@@ -57,17 +57,22 @@ class PPO(OnPolicyActorCritic):
             self.register_buffer("lagrange", torch.tensor(float(a.lagrange_init)))
             self.advantage.set_keys(reward=PENALISED_REWARD)
 
-    def build_actor_critic(self, cfg, env):
-        self.obs_dim = env.obs_dim
-        self.act_dim = env.action_spec.shape[-1]
+    @classmethod
+    def actor_for_evaluation(cls, cfg, env):
+        """The policy network for ``env``'s encoding: a squashed Gaussian, or one categorical per
+        component of the discrete schedule."""
         spec = env.action_spec_unbatched
         if cfg.env.action_encoding == "discrete":
             from dcsched.agents.distributions import groups_for
 
-            actor = networks.ppo_discrete_actor(self.obs_dim, groups_for(env.params, env.transfer_chunks),
-                                                cfg.network.hidden_sizes, spec)
-        else:
-            actor = networks.ppo_actor(self.obs_dim, self.act_dim, cfg.network.hidden_sizes, spec)
+            return networks.ppo_discrete_actor(env.obs_dim, groups_for(env.params, env.transfer_chunks),
+                                               cfg.network.hidden_sizes, spec)
+        return networks.ppo_actor(env.obs_dim, env.action_spec.shape[-1], cfg.network.hidden_sizes, spec)
+
+    def build_actor_critic(self, cfg, env):
+        self.obs_dim = env.obs_dim
+        self.act_dim = env.action_spec.shape[-1]
+        actor = self.actor_for_evaluation(cfg, env)
         critic = ValueOperator(MLP(in_features=self.obs_dim, out_features=1, num_cells=list(cfg.network.hidden_sizes),
                                    activation_class=nn.Tanh), in_keys=["observation"])
         return actor, critic
