@@ -185,9 +185,9 @@ def cmd_train(args) -> int:
 
     cfg = load_recipe(args.recipe, args.overrides)
     AGENTS.get(cfg.agent.name)  # an unknown name fails here, before anything is imported or written
-    from dcsched.training.train import train_from_config
+    from dcsched.training.train import train_and_evaluate
 
-    train_from_config(cfg, console=_console())
+    train_and_evaluate(cfg, console=_console())
     return 0
 
 

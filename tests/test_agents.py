@@ -244,7 +244,7 @@ def test_a_checkpoint_from_before_the_config_groups_and_the_algorithm_split_load
     torch.save(finished, finished_path)
     run_cfg = load_recipe(recipe, TINY + ["seed=3", f"trainer.total_frames={64 * 2 * 2}", f"out_dir={tmp_path}",
                                           f"resume={finished_path}", "eval.policies=null"])
-    loaded, _ = train_from_config(run_cfg, evaluate=False, run_dir=tmp_path / "finished")
+    loaded, _ = train_from_config(run_cfg, run_dir=tmp_path / "finished")
     assert int(loaded.frames) == int(full.frames)
     for (k, a), b in zip(loaded.state_dict().items(), full.state_dict().values(), strict=True):
         assert torch.equal(a, b), k

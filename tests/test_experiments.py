@@ -375,7 +375,7 @@ def test_interrupted_learned_cell_resumes_from_its_checkpoint(tiny_run, tmp_path
     folder = run_dir(exp_dir, spec)
     partial = load_recipe(spec.recipe, [*spec.overrides, "trainer.total_frames=1024", f"out_dir={folder}",
                                         "logger.wandb_mode=disabled", "trainer.progress=false", "eval.policies=null"])
-    train_from_config(partial, evaluate=False, run_dir=folder / "train")
+    train_from_config(partial, run_dir=folder / "train")
     (folder / "spec.json").write_text(json.dumps(spec.to_dict()))
     result = execute(spec, exp_dir, RunOptions(wandb_mode="disabled", threads=1))
     assert result["train"]["resumed"] and result["train"]["frames"] == 2048
@@ -708,7 +708,7 @@ def test_status_reports_each_cells_state_and_writes_nothing(tiny_run, tmp_path):
     folder = run_dir(exp_dir, s1)
     half = load_recipe(s1.recipe, [*s1.overrides, "trainer.total_frames=1024", f"out_dir={folder}",
                                    "logger.wandb_mode=disabled", "trainer.progress=false", "eval.policies=null"])
-    train_from_config(half, evaluate=False, run_dir=folder / "train")
+    train_from_config(half, run_dir=folder / "train")
     (folder / "train" / "config.yaml").write_text((folder / "train" / "config.yaml").read_text()
                                                   .replace("total_frames: 1024", "total_frames: 2048"))
     (folder / "spec.json").write_text(json.dumps(s1.to_dict()))

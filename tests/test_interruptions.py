@@ -84,7 +84,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
 def test_a_mistyped_resume_creates_nothing(tmp_path):
     cfg = load_recipe("recipes/sac.yaml", TINY + [f"out_dir={tmp_path}", f"resume={tmp_path}/nope/checkpoints/last.ckpt"])
     with pytest.raises(ConfigError, match="not found"):
-        train_from_config(cfg, evaluate=False)
+        train_from_config(cfg)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -94,17 +94,17 @@ def test_resume_with_another_method_is_refused_and_keeps_the_run(tmp_path):
     before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
     cfg = load_recipe("recipes/sac.yaml", TINY + [f"resume={ckpt}"])
     with pytest.raises(ConfigError, match="shaper.name=dress; the recipe has shaper.name=none"):
-        train_from_config(cfg, evaluate=False)
+        train_from_config(cfg)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before, "a refused resume touches nothing"
 
 
 def test_resume_keeps_config_and_writes_a_versioned_one(tmp_path):
     cfg = load_recipe("recipes/sac.yaml", TINY + ["trainer.total_frames=128", f"out_dir={tmp_path}"])
-    _, run = train_from_config(cfg, evaluate=False)
+    _, run = train_from_config(cfg)
     original = (run / "config.yaml").read_text()
     ckpt = run / "checkpoints" / "last.ckpt"
     cfg2 = load_recipe("recipes/sac.yaml", TINY + ["trainer.total_frames=256", f"resume={ckpt}"])
-    module, run2 = train_from_config(cfg2, evaluate=False)
+    module, run2 = train_from_config(cfg2)
     assert run2 == run and int(module.frames) == 256
     assert (run / "config.yaml").read_text() == original
     assert "total_frames: 256" in (run / "config.resume.yaml").read_text()
@@ -119,7 +119,7 @@ def test_an_error_after_the_run_folder_was_made_removes_it(tmp_path, monkeypatch
     monkeypatch.setattr(train_mod, "build_trainer", broken)
     cfg = load_recipe("recipes/sac.yaml", TINY + [f"out_dir={tmp_path}"])
     with pytest.raises(RuntimeError, match="boom"):
-        train_from_config(cfg, evaluate=False)
+        train_from_config(cfg)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -278,6 +278,6 @@ def test_resuming_a_finished_run_trains_nothing(tmp_path, two_batches):
     before = ckpt.read_bytes()
     cfg = load_recipe("quick/ppo_parallel", TINY + ["trainer.total_frames=256", f"out_dir={tmp_path}",
                                                     f"resume={ckpt}"])
-    module, _ = train_from_config(cfg, evaluate=False, run_dir=tmp_path / "run")
+    module, _ = train_from_config(cfg, run_dir=tmp_path / "run")
     assert int(module.frames) == 256 and ckpt.read_bytes() == before
     assert torch.equal(_weights(module), two_batches[1])

@@ -99,6 +99,6 @@ def test_cuda_hybrid_ppo_trains_on_one_device(tmp_path):
         "env.device=cuda", "trainer.accelerator=gpu", "env.num_envs=8", "trainer.frames_per_batch=2304",
         "trainer.total_frames=4608", "agent.minibatch_size=512", "eval.policies=null", "logger.wandb_mode=disabled",
         "trainer.progress=false", f"out_dir={tmp_path}"])
-    module, _ = train_from_config(cfg, evaluate=False)  # on_train_start checks the placement
+    module, _ = train_from_config(cfg)  # on_train_start checks the placement
     assert module.train_device.type == "cuda" and int(module.frames) == 4608 and int(module.updates) > 0
     assert all(p.isfinite().all() for p in module.algorithm.actor.parameters())

@@ -29,14 +29,14 @@ def test_calibration_recipe_loads(name):
 
 @pytest.mark.parametrize("path", QUICK, ids=lambda p: p.stem)
 def test_quick_recipe_trains_and_evaluates(path, tmp_path):
-    from dcsched.training.train import train_from_config
+    from dcsched.training.train import train_and_evaluate
 
     cfg = load_recipe(path, [
         f"out_dir={tmp_path}", "trainer.total_frames=2048", "trainer.frames_per_batch=512",
         "trainer.checkpoint_every_batches=2", "agent.warmup_frames=512", "trainer.progress=false",
         "logger.wandb_mode=disabled", "eval.max_days=1", "eval.policies=[local_only]",
         "shaper.rs_learning_starts=512", "eval.with_bound=false"])
-    module, run_dir = train_from_config(cfg)
+    module, run_dir = train_and_evaluate(cfg)
     assert int(module.frames) == 2048 and int(module.updates) > 0
     assert (run_dir / "config.yaml").exists() and (run_dir / "checkpoints" / "last.ckpt").exists()
     metrics = (run_dir / "csv" / "version_0" / "metrics.csv").read_text()
@@ -63,12 +63,12 @@ def test_wandb_offline_run_and_resume_keep_one_id(tmp_path, monkeypatch):
     base = [f"out_dir={tmp_path}", "trainer.total_frames=1024", "trainer.frames_per_batch=512",
             "trainer.checkpoint_every_batches=1", "agent.warmup_frames=512", "trainer.progress=false",
             "logger.wandb_mode=offline", "eval.policies=null", "network.hidden_sizes=[32,32]"]
-    module, run_dir = train_from_config(load_recipe(RECIPES_DIR / "quick" / "sac.yaml", base), evaluate=False)
+    module, run_dir = train_from_config(load_recipe(RECIPES_DIR / "quick" / "sac.yaml", base))
     first_id = module.wandb_id
     assert list((run_dir / "wandb").glob(f"offline-run-*-{first_id}"))
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     module2, run_dir2 = train_from_config(load_recipe(RECIPES_DIR / "quick" / "sac.yaml", base + [
-        f"resume={ckpt}", "trainer.total_frames=2048"]), evaluate=False)
+        f"resume={ckpt}", "trainer.total_frames=2048"]))
     assert run_dir2 == run_dir and module2.wandb_id == first_id and int(module2.frames) == 2048
     assert (run_dir / "csv" / "version_0" / "metrics.csv").exists() and (run_dir / "csv" / "version_1" / "metrics.csv").exists()
 
@@ -82,6 +82,6 @@ def test_training_stops_at_the_frame_budget_mid_epoch(tmp_path):
         f"out_dir={tmp_path}", "trainer.total_frames=1536", "trainer.frames_per_batch=512",
         "trainer.checkpoint_every_batches=2", "agent.warmup_frames=512", "trainer.progress=false",
         "logger.wandb_mode=disabled", "eval.policies=null", "network.hidden_sizes=[32,32]"])
-    module, run_dir = train_from_config(cfg, evaluate=False)
+    module, run_dir = train_from_config(cfg)
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     assert int(module.frames) == 1536 and int(ckpt["state_dict"]["frames"]) == 1536

@@ -94,7 +94,7 @@ def _train(recipe: str, device: str, frames: int, out: Path, extra: list[str] = 
                                "eval.policies=null", f"out_dir={out}", *extra])
     from dcsched.training.train import train_from_config
 
-    module, _ = train_from_config(cfg, evaluate=False)
+    module, _ = train_from_config(cfg)
     _sync()
     seconds = time.perf_counter() - module._t0
     return seconds / max(int(module.frames), 1), module

@@ -359,7 +359,7 @@ def _run_train(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
     if resumed:
         cfg.resume = str(ckpt)
     t0 = time.perf_counter()
-    module, _ = train_from_config(cfg, evaluate=False, run_dir=train_dir)
+    module, _ = train_from_config(cfg, run_dir=train_dir)
     train_wall_s = time.perf_counter() - t0
     body = _evaluate(cfg.scenario, str(ckpt), spec, folder, env_cfg=cfg.env)
     body["checkpoint_mb"] = drop_replay_buffer(ckpt)

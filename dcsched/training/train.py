@@ -159,9 +159,38 @@ def _versioned(run_dir: Path, stem: str, suffix: str = "") -> Path:
     return target
 
 
-def train_from_config(cfg, console=None, agent_cls=None, evaluate: bool = True, run_dir: Path | None = None):
+def train_and_evaluate(cfg, console=None) -> tuple:
+    """`dcsched train`: :func:`train_from_config`, then :func:`evaluate_trained_run` (``eval.*``)."""
+    module, run_dir = train_from_config(cfg, console=console)
+    evaluate_trained_run(cfg, run_dir, console=console)
+    return module, run_dir
+
+
+def evaluate_trained_run(cfg, run_dir: Path, console=None) -> Path | None:
+    """Evaluate a finished run's last.ckpt beside ``eval.policies`` on ``eval.days`` (with each
+    day's LP bound when ``eval.with_bound``) into a new ``run_dir/eval`` (``eval-2``, ... when one
+    exists). Returns that folder, or None when ``eval.policies`` is null (no evaluation)."""
+    if cfg.eval.policies is None:
+        return None
+    from dcsched.eval.evaluate import evaluate_policies
+
+    bounds = None
+    if cfg.eval.with_bound:
+        from dcsched.baselines.lp_bound import bounds_by_date
+
+        if console is not None:
+            console.print("solving the LP bound of each evaluation day (a few seconds per day) ...")
+        bounds = bounds_by_date(cfg.scenario, cfg.eval.days, cfg.eval.max_days, progress=console is not None)
+    out = _versioned(run_dir, "eval")
+    evaluate_policies(cfg.scenario, [str(run_dir / "checkpoints" / "last.ckpt"), *cfg.eval.policies], cfg.eval.days, out,
+                      deterministic=True, seed=cfg.seed, max_days=cfg.eval.max_days, bounds=bounds, console=console)
+    return out
+
+
+def train_from_config(cfg, console=None, agent_cls=None, run_dir: Path | None = None):
     """Train per the resolved RunConfig; returns (module, run_dir). Writes runs/<run>/config.yaml,
-    csv/metrics.csv, checkpoints/last.ckpt and, after training, eval/ on the test days.
+    csv/metrics.csv and checkpoints/last.ckpt. Only trains: `dcsched train` evaluates after it
+    (:func:`train_and_evaluate`).
 
     ``run_dir``: a fixed folder (the experiment layer's); default ``out_dir/<name>-s<seed>-<time>``.
     Raises KeyboardInterrupt after a Ctrl-C, once last.ckpt is written."""
@@ -217,16 +246,4 @@ def train_from_config(cfg, console=None, agent_cls=None, evaluate: bool = True, 
         raise KeyboardInterrupt
     if console is not None:
         console.print(f"trained {int(module.frames):,} frames, {int(module.updates):,} updates -> {run_dir}")
-    if evaluate and cfg.eval.policies is not None:
-        from dcsched.eval.evaluate import evaluate_policies
-
-        bounds = None
-        if cfg.eval.with_bound:
-            from dcsched.baselines.lp_bound import bounds_by_date
-
-            if console is not None:
-                console.print("solving the LP bound of each evaluation day (a few seconds per day) ...")
-            bounds = bounds_by_date(cfg.scenario, cfg.eval.days, cfg.eval.max_days, progress=console is not None)
-        evaluate_policies(cfg.scenario, [str(ckpt), *cfg.eval.policies], cfg.eval.days, _versioned(run_dir, "eval"),
-                          deterministic=True, seed=cfg.seed, max_days=cfg.eval.max_days, bounds=bounds, console=console)
     return module, run_dir
