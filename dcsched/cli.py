@@ -101,21 +101,17 @@ def cmd_evaluate(args) -> int:
                           "(a stochastic env draws every day from one generator)", "--workers 1 with --stochastic")
     if args.stress:
         return _evaluate_stress_grid(args, cfg, out, env_cfg)
-    bounds = dispatch_bounds = integer_bounds = None
+    bounds = None
     if args.bounds:
-        from dcsched.baselines.lp_bound import load_bounds, load_dispatch_bounds, load_integer_bounds
-
-        from dcsched.data.exogenous import parse_days
-        from dcsched.data.exogenous import day_dates
+        from dcsched.baselines.lp_bound import load_bounds_by_kind
+        from dcsched.data.exogenous import day_dates, parse_days
 
         days = parse_days(cfg, args.days)[: args.max_days or None]
-        bounds = load_bounds(Path(args.bounds), cfg, day_dates(cfg, days))
-        dispatch_bounds = load_dispatch_bounds(Path(args.bounds))
-        integer_bounds = load_integer_bounds(Path(args.bounds))
+        bounds = load_bounds_by_kind(Path(args.bounds), cfg, day_dates(cfg, days))
     elif args.with_bound:
         from dcsched.baselines.lp_bound import bounds_by_date
 
-        bounds = bounds_by_date(cfg, args.days, args.max_days)
+        bounds = {"lp": bounds_by_date(cfg, args.days, args.max_days)}
     from dcsched.io import fresh_dir
 
     if args.seeds > 1 and not args.stochastic:
@@ -126,15 +122,14 @@ def cmd_evaluate(args) -> int:
     with fresh_dir(out, overwrite=args.overwrite, key="--out") as tmp:
         if args.seeds <= 1:
             evaluate_policies(cfg, args.policy, args.days, tmp, deterministic=not args.stochastic, seed=args.seed,
-                              max_days=args.max_days, env_cfg=env_cfg, bounds=bounds, dispatch_bounds=dispatch_bounds,
-                              integer_bounds=integer_bounds, plots=not args.no_plots, console=_console(),
+                              max_days=args.max_days, env_cfg=env_cfg, bounds=bounds, plots=not args.no_plots,
+                              console=_console(),
                               workers=args.workers)
         else:
             from dcsched.eval.seeds import evaluate_seeds
 
             evaluate_seeds(cfg, args.policy, args.days, tmp, seeds=range(args.seed, args.seed + args.seeds),
-                           max_days=args.max_days, env_cfg=env_cfg, bounds=bounds, dispatch_bounds=dispatch_bounds,
-                           integer_bounds=integer_bounds, console=_console())
+                           max_days=args.max_days, env_cfg=env_cfg, bounds=bounds, console=_console())
     print(f"wrote {out}/")
     return 0
 

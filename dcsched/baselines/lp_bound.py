@@ -214,16 +214,16 @@ def _optional_bounds(path: Path, key: str) -> dict[str, float] | None:
     return {r["day"]: float(r[key]) for r in rows}
 
 
-def load_dispatch_bounds(path: Path) -> dict[str, float] | None:
-    """The dispatch-only bounds of a bounds.json (``dcsched solve --dispatch-only``), None if it has
-    none. Call :func:`load_bounds` first: it checks the file's scenario and days."""
-    return _optional_bounds(path, "dispatch_bound_usd")
-
-
-def load_integer_bounds(path: Path) -> dict[str, float] | None:
-    """The integer-level bounds of a bounds.json (``dcsched solve --integer-levels``), None if it
-    has none. Call :func:`load_bounds` first."""
-    return _optional_bounds(path, "integer_bound_usd")
+def load_bounds_by_kind(path: Path, scenario_cfg=None, dates: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Every bound a ``dcsched solve`` bounds.json holds, as an evaluation takes them: {"lp": {date:
+    $/day}}, plus "dispatch" (``--dispatch-only``) and "integer" (``--integer-levels``) where the
+    file has them for every day. The file's scenario and days are checked as :func:`load_bounds` does."""
+    out = {"lp": load_bounds(path, scenario_cfg, dates)}
+    for kind, key in (("dispatch", "dispatch_bound_usd"), ("integer", "integer_bound_usd")):
+        optional = _optional_bounds(path, key)
+        if optional is not None:
+            out[kind] = optional
+    return out
 
 
 def load_bounds(path: Path, scenario_cfg=None, dates: list[str] | None = None) -> dict[str, float]:

@@ -19,7 +19,7 @@ from dcsched.config import load_config_file
 from dcsched.paths import RECIPES_DIR, shipped_file
 from dcsched.errors import ConfigError
 from dcsched.io import atomic_write, atomic_write_json
-from dcsched.quality.curves import CURVE_FAMILIES, QUALITY_DIR, SCHEMA_VERSION
+from dcsched.quality.curves import CURVE_FAMILIES, SCHEMA_VERSION
 
 
 @dataclass

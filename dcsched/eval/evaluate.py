@@ -48,27 +48,32 @@ def checkpoint_env_config(path: str, base: EnvConfig) -> EnvConfig | None:
     return dataclasses.replace(base, **{k: trained[k] for k in POLICY_ENV_KEYS if k in trained})
 
 
+# The bounds an evaluation may compare with, by kind: (per-day key, share column). ``lp`` is the
+# perfect-foresight LP (`dcsched solve`), ``dispatch`` the LP with the env's battery rule
+# (`--dispatch-only`), ``integer`` the integer-level bound (`--integer-levels`).
+BOUND_KINDS = {"lp": ("lp_bound_usd", "share_of_bound"),
+               "dispatch": ("dispatch_bound_usd", "share_of_dispatch_bound"),
+               "integer": ("integer_bound_usd", "share_of_integer_bound")}
+SHARE_COLUMNS = tuple(share for _, share in BOUND_KINDS.values())
+
+Bounds = dict[str, dict[str, float]]  # {kind of BOUND_KINDS: {date "YYYY-MM-DD": bound $/day}}
+
+
 def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test", out_dir: Path | None = None,
                       deterministic: bool = True, seed: int = 0, max_days: int = 0, env_cfg: EnvConfig | None = None,
-                      bounds: dict[str, float] | None = None, plots: bool = True, console=None,
-                      dispatch_bounds: dict[str, float] | None = None,
-                      integer_bounds: dict[str, float] | None = None, workers: int = 1) -> dict[str, dict]:
-    """Evaluate each policy on the same days. Writes, per policy, trace.csv and summary.json
-    (in ``out_dir`` for one policy, in ``out_dir/<policy>/`` for several) and a comparison table.
+                      bounds: Bounds | None = None, plots: bool = True, console=None, workers: int = 1) -> dict[str, dict]:
+    """Evaluate each policy on the same days: :func:`play_policies`, then :func:`summarise` each
+    policy's outcome, then (with ``out_dir``) :func:`write_evaluation`. Returns {label: summary}.
 
-    ``bounds``: optional LP bound per date ($/day); adds ``share_of_bound`` to every summary.
-    ``dispatch_bounds``: optional dispatch-only bound per date (the LP with the env's battery
-    rule); adds ``share_of_dispatch_bound``. ``integer_bounds``: optional integer-level bound per
-    date (``dcsched solve --integer-levels``); adds ``share_of_integer_bound``.
-    ``workers`` > 1: a day-separable policy (:mod:`dcsched.eval.chunked`) plays chunks of the days in
+    ``bounds``: {kind: {date: $/day}} for kinds of :data:`BOUND_KINDS`; each adds its per-day bound
+    and its share column (``share_of_bound``, ...) to the summaries.
+    ``workers`` > 1: a day-separable policy (:mod:`dcsched.eval.day_pool`) plays chunks of the days in
     that many processes, with the same outcomes as one batch; any other policy plays one batch.
     Deterministic arrivals only (a stochastic env draws every day from one generator).
     """
     if workers < 1 or (workers > 1 and not deterministic):
         raise ValueError(f"workers must be >= 1, and 1 with stochastic arrivals; got {workers}")
-    from dcsched.eval.policies import make_policy
-    from dcsched.eval.day_pool import is_day_separable, outcomes_in_processes
-
+    bounds = check_bounds(bounds)
     days = parse_days(scenario_cfg, days_spec)
     if max_days:
         days = days[:max_days]
@@ -78,115 +83,150 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
         from omegaconf import OmegaConf
 
         env_cfg = EnvConfig(**OmegaConf.to_container(env_cfg, resolve=True))
-    env = make_env(scenario_cfg, env_cfg, days=days, sequential_days=True,
-                   stochastic=not deterministic, seed=seed)
-    checkpoints = [p for p in policies if Path(p).suffix == ".ckpt"]
-    if checkpoints:
-        from dcsched.data.exogenous import split_days
-
-        seen = sorted(set(days) - set(split_days(scenario_cfg, "test")))
-        if seen:
-            import warnings
-
-            msg = (f"{len(seen)} of the {len(days)} evaluated days are not test days (e.g. "
-                   f"{day_dates(scenario_cfg, seen[:1])[0]}): a trained agent may have seen them in training")
-            warnings.warn(msg, stacklevel=2)
-            if console is not None:
-                console.print(f"[yellow]warning:[/yellow] {msg}")
-
-    def env_for(name: str):
-        """A checkpoint is evaluated in the env settings it was trained with (observation
-        normalisation, action decoding); every other policy in ``env``."""
-        own = checkpoint_env_config(name, env_cfg) if Path(name).suffix == ".ckpt" else None
-        if own is None or own == env_cfg:
-            return env
-        return make_env(scenario_cfg, own, days=days, sequential_days=True, stochastic=not deterministic, seed=seed)
-    dc_names = [dc.region for dc in scenario_cfg.dcs]
-    class_names = list(scenario_cfg.classes.names)
+    env = make_env(scenario_cfg, env_cfg, days=days, sequential_days=True, stochastic=not deterministic, seed=seed)
+    _warn_if_checkpoints_see_training_days(scenario_cfg, policies, days, console)
+    played = play_policies(scenario_cfg, env, env_cfg, policies, days, dates, deterministic, seed, workers, console)
     results: dict[str, dict] = {}
+    for name, (out, reward_mode) in played.items():
+        per_day, mean = summarise(out, dates, env.params.slot_h, bounds)
+        label = policy_label(name)
+        results[label] = {
+            "policy": label, "scenario": scenario_cfg.name, "deterministic": deterministic, "seed": seed,
+            "reward_mode": reward_mode,  # the env reward summed into episode_return
+            "days": dates, "mean": mean, "per_day": per_day,
+            "units": {"money": "USD per day", "energy": "kWh per day", "carbon": "kg per day"},
+        }
+    if out_dir is not None:
+        outs = {policy_label(name): out for name, (out, _) in played.items()}
+        write_evaluation(Path(out_dir), scenario_cfg, deterministic, env, outs, results, plots)
+    if console is not None:
+        print_table(results, console, None if out_dir is None else "comparison.md")  # out_dir may be a temp folder
+    return results
+
+
+def check_bounds(bounds: Bounds | None) -> Bounds:
+    """``bounds`` with its kinds checked ({} for None): a mapping keyed by date (the shape before the
+    kinds) or an unknown kind is refused by name."""
+    bounds = dict(bounds or {})
+    unknown = [k for k in bounds if k not in BOUND_KINDS]
+    if unknown:
+        raise ValueError(f"bounds are {{kind: {{date: $/day}}}} with kinds {', '.join(BOUND_KINDS)}; got keys {unknown[:3]}")
+    return {kind: dict(per_date) for kind, per_date in bounds.items() if per_date}
+
+
+def _warn_if_checkpoints_see_training_days(scenario_cfg, policies: list[str], days: list[int], console) -> None:
+    """A warning when a checkpoint is evaluated on days that are not test days."""
+    if not any(Path(p).suffix == ".ckpt" for p in policies):
+        return
+    from dcsched.data.exogenous import split_days
+
+    seen = sorted(set(days) - set(split_days(scenario_cfg, "test")))
+    if seen:
+        import warnings
+
+        msg = (f"{len(seen)} of the {len(days)} evaluated days are not test days (e.g. "
+               f"{day_dates(scenario_cfg, seen[:1])[0]}): a trained agent may have seen them in training")
+        warnings.warn(msg, stacklevel=3)
+        if console is not None:
+            console.print(f"[yellow]warning:[/yellow] {msg}")
+
+
+def play_policies(scenario_cfg, env, env_cfg: EnvConfig, policies: list[str], days: list[int], dates: list[str],
+                  deterministic: bool, seed: int, workers: int = 1, console=None) -> dict[str, tuple[dict, str]]:
+    """Roll out each policy on ``env``'s days: {name: (outcome arrays [D, T, ...], reward mode)}.
+    Every policy sees the same arrival draws (the env's generator reseeded with ``seed``: common
+    random numbers). A checkpoint plays in the env settings it was trained with (observation
+    normalisation, action decoding); a day-separable policy may play in ``workers`` processes."""
     from contextlib import nullcontext
 
     from rich.progress import Progress
 
+    from dcsched.eval.day_pool import is_day_separable, outcomes_in_processes
+    from dcsched.eval.policies import make_policy
+
+    def env_for(name: str):
+        own = checkpoint_env_config(name, env_cfg) if Path(name).suffix == ".ckpt" else None
+        if own is None or own == env_cfg:
+            return env
+        return make_env(scenario_cfg, own, days=days, sequential_days=True, stochastic=not deterministic, seed=seed)
+
+    played: dict[str, tuple[dict, str]] = {}
     bar_ctx = Progress(transient=True, console=console) if console is not None else nullcontext()
     with bar_ctx as bar:
-        outs, reward_modes = {}, {}
         for name in policies:
             task = bar.add_task(f"{policy_label(name)}: {len(days)} day(s)", total=env.T) if bar else None
             if workers > 1 and len(days) > 1 and is_day_separable(name):
-                reward_modes[name] = env.reward_mode
                 advance = (lambda share, task=task: bar.advance(task, share * env.T)) if bar else None
-                outs[name] = outcomes_in_processes(scenario_cfg, env_cfg, name, dates, seed, workers, progress=advance)
+                out = outcomes_in_processes(scenario_cfg, env_cfg, name, dates, seed, workers, progress=advance)
+                played[name] = (out, env.reward_mode)
                 continue
             penv = env_for(name)
             policy = make_policy(name, penv, seed=seed)
             penv.rng.manual_seed(int(seed))  # common random numbers: every policy sees the same arrival draws
-            reward_modes[name] = penv.reward_mode
-            outs[name] = run_days(penv, policy, progress=(lambda: bar.advance(task)) if bar else None)
-    per_dc: dict[str, pd.DataFrame] = {}
-    for name in policies:
-        out = outs[name]
-        per_day = day_summary(out, env.params.slot_h)
-        for date, row in zip(dates, per_day):
-            row["day"] = date
-            if bounds and date in bounds:
-                row["lp_bound_usd"] = bounds[date]
-                row["share_of_bound"] = row["utility_usd"] / bounds[date] if bounds[date] else float("nan")
-            for extra, (key, share) in zip((dispatch_bounds, integer_bounds), EXTRA_BOUNDS):
-                if extra and date in extra:
-                    row[key] = extra[date]
-                    row[share] = row["utility_usd"] / extra[date] if extra[date] else float("nan")
-        mean = mean_summary([{k: v for k, v in r.items() if k != "day"} for r in per_day])
-        if bounds and all("lp_bound_usd" in r for r in per_day):
-            mean["share_of_bound"] = mean["utility_usd"] / mean["lp_bound_usd"]
-        for extra, (key, share) in zip((dispatch_bounds, integer_bounds), EXTRA_BOUNDS):
-            if extra and all(key in r for r in per_day):
-                mean[share] = mean["utility_usd"] / mean[key]
-        summary = {
-            "policy": name, "scenario": scenario_cfg.name, "deterministic": deterministic, "seed": seed,
-            "reward_mode": reward_modes[name],  # the env reward summed into episode_return
-            "days": dates, "mean": mean, "per_day": per_day,
-            "units": {"money": "USD per day", "energy": "kWh per day", "carbon": "kg per day"},
-        }
-        label = policy_label(name)
-        summary["policy"] = label
-        results[label] = summary
-        if out_dir is not None:
-            per_dc[label] = per_dc_frame(out, dc_names, env.params.slot_h)
-            target = Path(out_dir) if len(policies) == 1 else Path(out_dir) / label.replace("/", "_")
-            target.mkdir(parents=True, exist_ok=True)
-            write_trace(target / "trace.csv", trace_frame(out, dates, dc_names, class_names))
-            atomic_write_json(target / "summary.json", summary)
-            if plots:
-                plot_day_behaviour(out, dc_names, dates[0], env.params.slot_h, target / "behaviour.png",
-                                   policy=label)
-    if out_dir is not None:
-        from omegaconf import OmegaConf
+            played[name] = (run_days(penv, policy, progress=(lambda: bar.advance(task)) if bar else None),
+                            penv.reward_mode)
+    return played
 
-        ran = OmegaConf.create(OmegaConf.to_container(scenario_cfg, resolve=True))
-        ran.arrivals.stochastic = not deterministic  # exactly what ran: --deterministic overrides the file
-        atomic_write_text(Path(out_dir) / "scenario.yaml", OmegaConf.to_yaml(ran))
-        table = comparison_table(results)
-        atomic_write_text(Path(out_dir) / "comparison.md", table_markdown(table))
-        _write_csv(Path(out_dir) / "comparison.csv", table)
-        atomic_write_text(Path(out_dir) / "per_dc.md", per_dc_markdown(per_dc))
-        _write_csv(Path(out_dir) / "per_dc.csv", pd.concat(per_dc, names=["policy"]), float_format="%.9g")
+
+def summarise(out: dict, dates: list[str], slot_h: float, bounds: Bounds) -> tuple[list[dict], dict]:
+    """(per-day rows, their mean) of one policy's outcome arrays, each row with its ``day`` and, for
+    each kind of ``bounds``, the day's bound and the utility's share of it; the mean's share is the
+    mean utility over the mean bound. A bound must cover every day of ``dates`` (ValueError)."""
+    for kind, per_date in bounds.items():
+        missing = [d for d in dates if d not in per_date]
+        if missing:
+            raise ValueError(f"the {kind} bound has no value for {missing[0]} ({len(missing)} of {len(dates)} "
+                             "evaluated days): a bound must cover every evaluated day")
+    per_day = day_summary(out, slot_h)
+    for date, row in zip(dates, per_day):
+        row["day"] = date
+        for kind, per_date in bounds.items():
+            key, share = BOUND_KINDS[kind]
+            row[key] = per_date[date]
+            row[share] = row["utility_usd"] / per_date[date] if per_date[date] else float("nan")
+    mean = mean_summary([{k: v for k, v in r.items() if k != "day"} for r in per_day])
+    for kind in bounds:
+        key, share = BOUND_KINDS[kind]
+        mean[share] = mean["utility_usd"] / mean[key]
+    return per_day, mean
+
+
+def write_evaluation(out_dir: Path, scenario_cfg, deterministic: bool, env, outs: dict[str, dict],
+                     results: dict[str, dict], plots: bool = True) -> None:
+    """Per policy (in ``out_dir`` for one, ``out_dir/<label>/`` for several): trace.csv,
+    summary.json and behaviour.png; in ``out_dir``: scenario.yaml (what ran), comparison.{md,csv,png}
+    and per_dc.{md,csv}. ``outs`` and ``results`` are keyed by label."""
+    from omegaconf import OmegaConf
+
+    dc_names = [dc.region for dc in scenario_cfg.dcs]
+    class_names = list(scenario_cfg.classes.names)
+    per_dc: dict[str, pd.DataFrame] = {}
+    for label, summary in results.items():
+        out = outs[label]
+        per_dc[label] = per_dc_frame(out, dc_names, env.params.slot_h)
+        target = out_dir if len(results) == 1 else out_dir / label.replace("/", "_")
+        target.mkdir(parents=True, exist_ok=True)
+        write_trace(target / "trace.csv", trace_frame(out, summary["days"], dc_names, class_names))
+        atomic_write_json(target / "summary.json", summary)
         if plots:
-            plot_comparison(results, Path(out_dir) / "comparison.png")
-    if console is not None:
-        print_table(results, console, None if out_dir is None else "comparison.md")  # out_dir may be a temp folder
-    return results
+            plot_day_behaviour(out, dc_names, summary["days"][0], env.params.slot_h, target / "behaviour.png",
+                               policy=label)
+    ran = OmegaConf.create(OmegaConf.to_container(scenario_cfg, resolve=True))
+    ran.arrivals.stochastic = not deterministic  # exactly what ran: --deterministic overrides the file
+    atomic_write_text(out_dir / "scenario.yaml", OmegaConf.to_yaml(ran))
+    table = comparison_table(results)
+    atomic_write_text(out_dir / "comparison.md", table_markdown(table))
+    _write_csv(out_dir / "comparison.csv", table)
+    atomic_write_text(out_dir / "per_dc.md", per_dc_markdown(per_dc))
+    _write_csv(out_dir / "per_dc.csv", pd.concat(per_dc, names=["policy"]), float_format="%.9g")
+    if plots:
+        plot_comparison(results, out_dir / "comparison.png")
 
 
 def _write_csv(path: Path, frame: pd.DataFrame, float_format: str = "%.6g") -> None:
     from dcsched.io import atomic_write as _aw
 
     _aw(path, lambda p: frame.to_csv(p, float_format=float_format))
-
-
-# the optional tighter bounds of a bounds.json: (per-day key, share column), in evaluate_policies' argument order
-EXTRA_BOUNDS = (("dispatch_bound_usd", "share_of_dispatch_bound"), ("integer_bound_usd", "share_of_integer_bound"))
-SHARE_COLUMNS = ("share_of_bound", "share_of_dispatch_bound", "share_of_integer_bound")
 
 
 def comparison_table(results: dict[str, dict]) -> pd.DataFrame:

@@ -37,7 +37,7 @@ def evaluate_stress_grid(scenario_name: str, overrides: list[str], grid: list[st
         stresses = own if entry == "none" else own + [entry]
         quoted = ",".join(f'"{s}"' for s in stresses)  # keeps a stress's own commas inside it
         cfg = load_scenario(scenario_name, [*overrides, f"stress=[{quoted}]"])
-        bounds = bounds_by_date(cfg, days_spec, kwargs.get("max_days", 0)) if with_bound else None
+        bounds = {"lp": bounds_by_date(cfg, days_spec, kwargs.get("max_days", 0))} if with_bound else None
         results = evaluate_policies(cfg, policies, days_spec, Path(out_dir) / f"stress-{_label(entry)}",
                                     bounds=bounds, plots=False, **kwargs)
         for label, summary in results.items():

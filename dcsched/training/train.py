@@ -180,7 +180,7 @@ def evaluate_trained_run(cfg, run_dir: Path, console=None) -> Path | None:
 
         if console is not None:
             console.print("solving the LP bound of each evaluation day (a few seconds per day) ...")
-        bounds = bounds_by_date(cfg.scenario, cfg.eval.days, cfg.eval.max_days, progress=console is not None)
+        bounds = {"lp": bounds_by_date(cfg.scenario, cfg.eval.days, cfg.eval.max_days, progress=console is not None)}
     out = _versioned(run_dir, "eval")
     evaluate_policies(cfg.scenario, [str(run_dir / "checkpoints" / "last.ckpt"), *cfg.eval.policies], cfg.eval.days, out,
                       deterministic=True, seed=cfg.seed, max_days=cfg.eval.max_days, bounds=bounds, console=console)
