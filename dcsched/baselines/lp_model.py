@@ -160,6 +160,11 @@ def battery_modes(w: Window) -> np.ndarray:
 def build_lp(p: SimParams, w: Window, coef: Coefficients | None = None, battery_rule: bool = False) -> LPModel:
     """LP of one window of H slots. See the module docstring for the variables.
 
+    One function per family of rows, in this order (the order fixes the matrices' layout):
+    :func:`_placement_rows` (a), :func:`_level_link_rows` (b, c), :func:`_capacity_rows` (d),
+    :func:`_backlog_cap_rows` (e), :func:`_power_balance_rows` (f), :func:`_soc_rows` (g) and,
+    with ``battery_rule``, :func:`_battery_rule_rows`.
+
     ``battery_rule``: the *dispatch-only* bound, for scenarios whose env runs the battery by its
     price rule (``energy.control: heuristic``): per slot the rule's mode is fixed by the prices
     (:func:`battery_modes`), so the LP may not charge in a dear slot nor discharge outside one,
@@ -172,50 +177,114 @@ def build_lp(p: SimParams, w: Window, coef: Coefficients | None = None, battery_
     discharge <= renewables x pmax). Every
     trajectory of the env satisfies these rows (tests/test_dispatch_bound.py), so the value still
     bounds every policy, and it is at most the full bound (same LP with more rows)."""
+    x = _window_terms(p, w, coef or level_coefficients(p))
+    b = _Builder()
+    v = _variables(b, p, w, x)
+    _placement_rows(b, w, x, v)
+    _level_link_rows(b, x, v)
+    _capacity_rows(b, x, v)
+    _backlog_cap_rows(b, x, v)
+    pue = _power_balance_rows(b, p, w, x, v)
+    _soc_rows(b, p, x, v)
+    if battery_rule and not p.learned_energy:
+        _battery_rule_rows(b, p, w, x.coef, pue, dict(ch=v.ch, dis=v.dis, buy=v.buy, sell=v.sell, cur=v.cur))
+    return LPModel(
+        c=np.concatenate(b.obj), A_eq=b.matrix("eq"), b_eq=np.concatenate(b.b_eq), A_ub=b.matrix("ub"),
+        b_ub=np.concatenate(b.b_ub), lb=np.concatenate(b.lb), ub=np.concatenate(b.ub), blocks=b.blocks)
+
+
+@dataclass
+class _Terms:
+    """What the row families share: sizes (H slots, N DCs, K classes, C levels), the scenario's
+    parameters as numpy arrays (``pn``), the window's availability and initial state, and the index
+    arrays of the job variables (set by :func:`_variables`)."""
+
+    coef: Coefficients
+    H: int
+    N: int
+    K: int
+    C: int
+    slot_s: float
+    slot_h: float
+    pn: dict
+    allowed_t: np.ndarray  # [H, N, N] a link that may carry jobs in slot t
+    up: np.ndarray  # [H, N] the share of each DC's GPUs up
+    up_next: np.ndarray  # [H, N] the share up in the next slot (the backlog admitted in t is served in t + 1)
+    soc0: np.ndarray  # [N]
+    bw0: np.ndarray  # [N] initial backlog work, GPU-s
+    be0: np.ndarray  # [N] initial backlog energy, J
+    idx: np.ndarray = None  # (t, i, n, k, c) of the served-on-time variables
+    origin_idx: np.ndarray = None  # (t, i, n, k) of the late / backlog / drop origin variables
+    level_idx: np.ndarray = None  # (t, n, k, c) of the late / backlog level variables
+
+    def tn(self, t, n):
+        """The row offset of (slot t, DC n) in a per-(t, n) family."""
+        return t * self.N + n
+
+
+@dataclass
+class _Variables:
+    """The column blocks of :func:`build_lp` (index arrays into the variable vector)."""
+
+    yot: np.ndarray
+    late_o: np.ndarray
+    back_o: np.ndarray
+    drop: np.ndarray
+    late_c: np.ndarray
+    back_c: np.ndarray
+    ch: np.ndarray
+    dis: np.ndarray
+    soc: np.ndarray
+    buy: np.ndarray
+    sell: np.ndarray
+    cur: np.ndarray
+
+
+def _window_terms(p: SimParams, w: Window, coef: Coefficients) -> _Terms:
     import torch
 
-    coef = coef or level_coefficients(p)
     H, N, K = w.arrivals.shape
-    C = coef.exec_s.shape[1]
-    slot_s, slot_h = p.slot_s, p.slot_s / 3600.0
     pn = {k: (v.detach().double().numpy() if isinstance(v, torch.Tensor) else v) for k, v in vars(p).items()}
-    rho, psi, psi_drop = pn["price_usd_per_image"], pn["late_penalty_usd"], pn["drop_penalty_usd"]
-    ctr = pn["transfer_cost_usd_per_job"]
-    cap, bcap = pn["capacity_gpu_s"], pn["backlog_cap_gpu_s"]
-    idle_w, base_w = pn["idle_power_w"], pn["base_power_w"]
     allowed = np.ones((N, N), dtype=bool) if p.allow_transfer else np.eye(N, dtype=bool)
     allowed_t = np.broadcast_to(allowed, (H, N, N))  # [t, i, n]: a down link carries nothing
     if w.link_up is not None:
         allowed_t = allowed_t & ((w.link_up > 0) | np.eye(N, dtype=bool))
     up = np.ones((H, N)) if w.capacity_frac is None else w.capacity_frac  # [t, n]
-    up_next = np.concatenate([up[1:], up[-1:]])  # the backlog admitted in t is served in t + 1
-    soc0 = w.soc0 if w.soc0 is not None else np.full(N, p.soc_init)
-    bw0 = w.backlog_work0_gpu_s if w.backlog_work0_gpu_s is not None else np.zeros(N)
-    be0 = w.backlog_energy0_j if w.backlog_energy0_j is not None else np.zeros(N)
+    return _Terms(coef=coef, H=H, N=N, K=K, C=coef.exec_s.shape[1], slot_s=p.slot_s, slot_h=p.slot_s / 3600.0, pn=pn,
+                  allowed_t=allowed_t, up=up, up_next=np.concatenate([up[1:], up[-1:]]),
+                  soc0=w.soc0 if w.soc0 is not None else np.full(N, p.soc_init),
+                  bw0=w.backlog_work0_gpu_s if w.backlog_work0_gpu_s is not None else np.zeros(N),
+                  be0=w.backlog_energy0_j if w.backlog_energy0_j is not None else np.zeros(N))
 
-    b = _Builder()
-    # ---- variables
-    feas = coef.feasible[None] & allowed_t[:, :, :, None, None]  # [t, i, n, k, c]
-    ti, ii, nn, kk, cc = np.nonzero(feas)
+
+def _variables(b: _Builder, p: SimParams, w: Window, x: _Terms) -> _Variables:
+    """Every column with its objective coefficient and bounds: jobs served on time (per origin,
+    DC, class, level), late / backlogged / dropped jobs (per origin and per level), battery flows
+    and state of charge, grid purchase and sale, curtailment."""
+    H, N, K, C, pn, coef = x.H, x.N, x.K, x.C, x.pn, x.coef
+    rho, psi, psi_drop = pn["price_usd_per_image"], pn["late_penalty_usd"], pn["drop_penalty_usd"]
+    ctr = pn["transfer_cost_usd_per_job"]
+    feas = coef.feasible[None] & x.allowed_t[:, :, :, None, None]  # [t, i, n, k, c]
+    ti, ii, nn, kk, cc = x.idx = np.nonzero(feas)
     yot = b.add_block("Yot", len(ti), rho[ii] * coef.quality[nn, cc] - ctr[ii, nn], meta=(ti, ii, nn, kk, cc))
     grid_o = np.array(np.meshgrid(np.arange(H), np.arange(N), np.arange(N), np.arange(K), indexing="ij")).reshape(4, -1)
-    ok = allowed_t[grid_o[0], grid_o[1], grid_o[2]]
-    to, io, no, ko = grid_o[:, ok]
+    ok = x.allowed_t[grid_o[0], grid_o[1], grid_o[2]]
+    to, io, no, ko = x.origin_idx = grid_o[:, ok]
     late_o = b.add_block("Lo", len(to), -psi[io, ko] - ctr[io, no], meta=(to, io, no, ko))
     back_o = b.add_block("Bo", len(to), -psi[io, ko] - ctr[io, no], meta=(to, io, no, ko))
     drop = b.add_block("D", len(to), -psi_drop[io] - ctr[io, no], meta=(to, io, no, ko))
     grid_c = np.array(np.meshgrid(np.arange(H), np.arange(N), np.arange(K), np.arange(C), indexing="ij")).reshape(4, -1)
-    tc, nc, kc, ccc = grid_c
+    tc, nc, kc, ccc = x.level_idx = grid_c
     late_c = b.add_block("Lc", len(tc), 0.0, meta=(tc, nc, kc, ccc))
     back_c = b.add_block("Bc", len(tc), 0.0, meta=(tc, nc, kc, ccc))
     price = w.price_usd_per_mwh
     has_batt = pn["battery_kwh"] > 0
     pmax = np.where(has_batt, pn["battery_kw"], 0.0)
-    wear_usd_per_kw = physics.degradation_usd(1.0, 0.0, p.degradation_usd_per_kwh, slot_h)  # per kW of either flow
+    wear_usd_per_kw = physics.degradation_usd(1.0, 0.0, p.degradation_usd_per_kwh, x.slot_h)  # per kW of either flow
     ch = b.add_block("charge", H * N, -wear_usd_per_kw, ub=np.tile(pmax, H))
     dis = b.add_block("discharge", H * N, -wear_usd_per_kw, ub=np.tile(pmax, H))
-    soc_lb = np.tile(np.where(has_batt, p.soc_min, soc0), H)
-    soc_ub = np.tile(np.where(has_batt, p.soc_max, soc0), H)
+    soc_lb = np.tile(np.where(has_batt, p.soc_min, x.soc0), H)
+    soc_ub = np.tile(np.where(has_batt, p.soc_max, x.soc0), H)
     soc = b.add_block("soc", H * N, 0.0, lb=soc_lb, ub=soc_ub)
     renew = (w.pv_kw + w.wind_kw).reshape(-1)
     if p.curtail_at_negative_price:
@@ -223,80 +292,109 @@ def build_lp(p: SimParams, w: Window, coef: Coefficients | None = None, battery_
         buy_ub = np.inf
     else:  # selling at a loss is possible in the env: bound buy/sell arbitrage by physical limits
         pue_max = physics.pue(w.temp_c, p.pue_base, p.pue_slope_per_c, p.pue_threshold_c)  # [H, N]
-        full_it_kw = physics.it_power_kw(pn["num_gpus"] * pn["busy_power_w"] * slot_s, 0.0, idle_w, base_w,
-                                         slot_s)  # every GPU busy at f_max
+        full_it_kw = physics.it_power_kw(pn["num_gpus"] * pn["busy_power_w"] * x.slot_s, 0.0, pn["idle_power_w"],
+                                         pn["base_power_w"], x.slot_s)  # every GPU busy at f_max
         buy_ub = (pue_max * full_it_kw[None, :] + pmax[None, :]).reshape(-1)
         sell_ub = renew + np.tile(pmax, H)
     flat_price = price.reshape(-1)
-    buy_usd_per_kw = physics.grid_cost_usd(1.0, 0.0, flat_price, p.sell_price_factor, slot_h)
+    buy_usd_per_kw = physics.grid_cost_usd(1.0, 0.0, flat_price, p.sell_price_factor, x.slot_h)
     if p.carbon_price_usd_per_kg:  # the kernels' carbon charge: kW x h x g/kWh / 1000 = kg
-        buy_usd_per_kw = buy_usd_per_kw + slot_h * w.carbon_g_per_kwh.reshape(-1) / 1000.0 * p.carbon_price_usd_per_kg
+        buy_usd_per_kw = buy_usd_per_kw + x.slot_h * w.carbon_g_per_kwh.reshape(-1) / 1000.0 * p.carbon_price_usd_per_kg
     buy = b.add_block("buy", H * N, -buy_usd_per_kw, ub=buy_ub)
-    sell = b.add_block("sell", H * N, -physics.grid_cost_usd(0.0, 1.0, flat_price, p.sell_price_factor, slot_h),
+    sell = b.add_block("sell", H * N, -physics.grid_cost_usd(0.0, 1.0, flat_price, p.sell_price_factor, x.slot_h),
                        ub=sell_ub)
     cur = b.add_block("curtail", H * N, 0.0, ub=renew)
+    return _Variables(yot, late_o, back_o, drop, late_c, back_c, ch, dis, soc, buy, sell, cur)
 
-    def tn(t, n):
-        return t * N + n
 
-    # ---- (a) every arriving job placed once: per (t, i, k)
+def _placement_rows(b: _Builder, w: Window, x: _Terms, v: _Variables) -> None:
+    """(a) Every arriving job is placed once, per (t, i, k): served on time somewhere, late,
+    backlogged or dropped."""
+    H, N, K = x.H, x.N, x.K
+    ti, ii, nn, kk, cc = x.idx
+    to, io, no, ko = x.origin_idx
     r0 = b.rows("eq", H * N * K, w.arrivals.reshape(-1))
     row_tik = lambda t, i, k: r0 + (t * N + i) * K + k  # noqa: E731
-    b.coef("eq", row_tik(ti, ii, kk), yot, 1.0)
-    for block in (late_o, back_o, drop):
+    b.coef("eq", row_tik(ti, ii, kk), v.yot, 1.0)
+    for block in (v.late_o, v.back_o, v.drop):
         b.coef("eq", row_tik(to, io, ko), block, 1.0)
-    # ---- (b, c) late and backlog links: per (t, n, k): sum_i origin part = sum_c level part
-    for origin_block, level_block in ((late_o, late_c), (back_o, back_c)):
+
+
+def _level_link_rows(b: _Builder, x: _Terms, v: _Variables) -> None:
+    """(b, c) Late and backlog links, per (t, n, k): the jobs sent from every origin equal the jobs
+    over the levels they run at."""
+    H, N, K = x.H, x.N, x.K
+    to, io, no, ko = x.origin_idx
+    tc, nc, kc, ccc = x.level_idx
+    for origin_block, level_block in ((v.late_o, v.late_c), (v.back_o, v.back_c)):
         r = b.rows("eq", H * N * K, 0.0)
         b.coef("eq", r + (to * N + no) * K + ko, origin_block, 1.0)
         b.coef("eq", r + (tc * N + nc) * K + kc, level_block, -1.0)
-    # ---- (d) capacity per (t, n): this slot's served work + the backlog admitted in t-1
-    r_cap = b.rows("ub", H * N, (cap[None, :] * up).reshape(-1) - np.concatenate([bw0, np.zeros((H - 1) * N)]))
-    b.coef("ub", r_cap + tn(ti, nn), yot, coef.exec_s[nn, cc])
-    b.coef("ub", r_cap + tn(tc, nc), late_c, coef.exec_s[nc, ccc])
+
+
+def _capacity_rows(b: _Builder, x: _Terms, v: _Variables) -> None:
+    """(d) Capacity per (t, n): this slot's served work plus the backlog admitted in t - 1."""
+    H, N, coef = x.H, x.N, x.coef
+    ti, ii, nn, kk, cc = x.idx
+    tc, nc, kc, ccc = x.level_idx
+    cap = x.pn["capacity_gpu_s"]
+    r_cap = b.rows("ub", H * N, (cap[None, :] * x.up).reshape(-1) - np.concatenate([x.bw0, np.zeros((H - 1) * N)]))
+    b.coef("ub", r_cap + x.tn(ti, nn), v.yot, coef.exec_s[nn, cc])
+    b.coef("ub", r_cap + x.tn(tc, nc), v.late_c, coef.exec_s[nc, ccc])
     nxt = tc + 1 < H
-    b.coef("ub", r_cap + tn(tc[nxt] + 1, nc[nxt]), back_c[nxt], coef.exec_s[nc[nxt], ccc[nxt]])
-    # ---- (e) backlog cap per (t, n)
-    r_bc = b.rows("ub", H * N, (bcap[None, :] * up_next).reshape(-1))
-    b.coef("ub", r_bc + tn(tc, nc), back_c, coef.exec_s[nc, ccc])
-    # ---- (f) power balance per (t, n)
-    # IT power is linear in (served energy, idle GPU-seconds, base power): split into its parts
+    b.coef("ub", r_cap + x.tn(tc[nxt] + 1, nc[nxt]), v.back_c[nxt], coef.exec_s[nc[nxt], ccc[nxt]])
+
+
+def _backlog_cap_rows(b: _Builder, x: _Terms, v: _Variables) -> None:
+    """(e) The backlog admitted per (t, n) is at most the backlog cap of the GPUs up in t + 1."""
+    tc, nc, kc, ccc = x.level_idx
+    r_bc = b.rows("ub", x.H * x.N, (x.pn["backlog_cap_gpu_s"][None, :] * x.up_next).reshape(-1))
+    b.coef("ub", r_bc + x.tn(tc, nc), v.back_c, x.coef.exec_s[nc, ccc])
+
+
+def _power_balance_rows(b: _Builder, p: SimParams, w: Window, x: _Terms, v: _Variables) -> np.ndarray:
+    """(f) Power balance per (t, n): grid purchase - sale - curtailment - charge + discharge =
+    PUE x IT power - renewables. IT power is linear in (served energy, idle GPU-seconds, base
+    power), split into its parts. Returns the PUE [H, N] (the battery rule's rows use it)."""
+    H, N, coef, pn, slot_s = x.H, x.N, x.coef, x.pn, x.slot_s
+    ti, ii, nn, kk, cc = x.idx
+    tc, nc, kc, ccc = x.level_idx
+    idle_w, base_w = pn["idle_power_w"], pn["base_power_w"]
     pue = physics.pue(w.temp_c, p.pue_base, p.pue_slope_per_c, p.pue_threshold_c)  # [H, N]
-    it_const_kw = physics.it_power_kw(0.0, cap[None, :] * up, idle_w, base_w, slot_s)  # [H, N] all up GPUs idle
-    it_b0_kw = physics.it_power_kw(be0, -bw0, idle_w, 0.0, slot_s)  # initial backlog's energy net of idle
+    it_const_kw = physics.it_power_kw(0.0, pn["capacity_gpu_s"][None, :] * x.up, idle_w, base_w, slot_s)  # all up GPUs idle
+    it_b0_kw = physics.it_power_kw(x.be0, -x.bw0, idle_w, 0.0, slot_s)  # initial backlog's energy net of idle
     rhs = pue * it_const_kw - w.pv_kw - w.wind_kw
     rhs[0] += pue[0] * it_b0_kw
     r_pb = b.rows("eq", H * N, rhs.reshape(-1))
     per_job_kw = physics.it_power_kw(coef.energy_j, -coef.exec_s, idle_w[:, None], 0.0, slot_s)  # [N, C]
-    b.coef("eq", r_pb + tn(ti, nn), yot, -pue[ti, nn] * per_job_kw[nn, cc])
-    b.coef("eq", r_pb + tn(tc, nc), late_c, -pue[tc, nc] * per_job_kw[nc, ccc])
-    b.coef("eq", r_pb + tn(tc[nxt] + 1, nc[nxt]), back_c[nxt],
+    b.coef("eq", r_pb + x.tn(ti, nn), v.yot, -pue[ti, nn] * per_job_kw[nn, cc])
+    b.coef("eq", r_pb + x.tn(tc, nc), v.late_c, -pue[tc, nc] * per_job_kw[nc, ccc])
+    nxt = tc + 1 < H
+    b.coef("eq", r_pb + x.tn(tc[nxt] + 1, nc[nxt]), v.back_c[nxt],
            -pue[tc[nxt] + 1, nc[nxt]] * per_job_kw[nc[nxt], ccc[nxt]])
     idx = np.arange(H * N)
-    b.coef("eq", r_pb + idx, buy, 1.0)
-    b.coef("eq", r_pb + idx, sell, -1.0)
-    b.coef("eq", r_pb + idx, cur, -1.0)
-    b.coef("eq", r_pb + idx, ch, -1.0)
-    b.coef("eq", r_pb + idx, dis, 1.0)
-    # ---- (g) SoC dynamics per (t, n)
-    e_kwh = np.where(has_batt, pn["battery_kwh"], 1.0)
+    b.coef("eq", r_pb + idx, v.buy, 1.0)
+    b.coef("eq", r_pb + idx, v.sell, -1.0)
+    b.coef("eq", r_pb + idx, v.cur, -1.0)
+    b.coef("eq", r_pb + idx, v.ch, -1.0)
+    b.coef("eq", r_pb + idx, v.dis, 1.0)
+    return pue
+
+
+def _soc_rows(b: _Builder, p: SimParams, x: _Terms, v: _Variables) -> None:
+    """(g) State-of-charge dynamics per (t, n), from the initial SoC."""
+    H, N, pn = x.H, x.N, x.pn
+    e_kwh = np.where(pn["battery_kwh"] > 0, pn["battery_kwh"], 1.0)
     rhs = np.zeros((H, N))
-    rhs[0] = soc0
+    rhs[0] = x.soc0
     r_soc = b.rows("eq", H * N, rhs.reshape(-1))
-    b.coef("eq", r_soc + idx, soc, 1.0)
-    t_idx = idx // N
-    prev = t_idx > 0
-    b.coef("eq", r_soc + idx[prev], soc[idx[prev] - N], -1.0)
+    idx = np.arange(H * N)
+    b.coef("eq", r_soc + idx, v.soc, 1.0)
+    prev = idx // N > 0
+    b.coef("eq", r_soc + idx[prev], v.soc[idx[prev] - N], -1.0)
     kwh = np.tile(e_kwh, H)
-    b.coef("eq", r_soc + idx, ch, -physics.soc_next(0.0, 1.0, 0.0, p.eta_charge, p.eta_discharge, slot_h, kwh))
-    b.coef("eq", r_soc + idx, dis, -physics.soc_next(0.0, 0.0, 1.0, p.eta_charge, p.eta_discharge, slot_h, kwh))
-
-    if battery_rule and not p.learned_energy:
-        _battery_rule_rows(b, p, w, coef, pue, dict(ch=ch, dis=dis, buy=buy, sell=sell, cur=cur))
-
-    return LPModel(
-        c=np.concatenate(b.obj), A_eq=b.matrix("eq"), b_eq=np.concatenate(b.b_eq), A_ub=b.matrix("ub"),
-        b_ub=np.concatenate(b.b_ub), lb=np.concatenate(b.lb), ub=np.concatenate(b.ub), blocks=b.blocks)
+    b.coef("eq", r_soc + idx, v.ch, -physics.soc_next(0.0, 1.0, 0.0, p.eta_charge, p.eta_discharge, x.slot_h, kwh))
+    b.coef("eq", r_soc + idx, v.dis, -physics.soc_next(0.0, 0.0, 1.0, p.eta_charge, p.eta_discharge, x.slot_h, kwh))
 
 
 def _battery_rule_rows(b: _Builder, p: SimParams, w: Window, coef: Coefficients, pue: np.ndarray,
