@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import shlex
+import string
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,21 +27,32 @@ TABLE_METRICS = ["utility_usd", "share_of_bound", "violation_rate", "revenue_usd
 TIMING_METRICS = ["train_wall_s", "frames_per_s", "utility_usd", "share_of_bound"]
 
 
+TEXT_FILE = Path(__file__).with_name("report_text.md")  # the report's fixed prose, by section
+
+
+@functools.cache
+def _sections() -> dict[str, str]:
+    """{section: its paragraph} of :data:`TEXT_FILE` (a section's lines joined with spaces)."""
+    parts = re.split(r"^== (\w+) ==$", TEXT_FILE.read_text(), flags=re.M)
+    return {name: " ".join(body.split()) for name, body in zip(parts[1::2], parts[2::2])}
+
+
+def text(section: str, **fields) -> str:
+    """A section of the report's prose with its ``$fields`` filled in (a missing field is a KeyError)."""
+    return string.Template(_sections()[section]).substitute(fields)
+
+
 def _family_text(cfg, families: dict[str, int]) -> str:
     """The paired table's sentence on its multiple-comparison family: the pairs of each scenario."""
     sizes = {n for n in families.values() if n > 0} or {1}
     if max(sizes) == 1:
-        one = "one declared pair" if len(cfg.paired) == 1 else "one pair per scenario"
-        return f" The last column equals the t interval ({one}); 'p, Holm' equals p."
+        return " " + text("family_one", one="one declared pair" if len(cfg.paired) == 1 else "one pair per scenario")
     k = next(iter(sizes)) if len(sizes) == 1 else "k"
-    head = (f" The experiment declares {len(cfg.paired)} pairs: " if k == len(cfg.paired) else
-            f" The experiment declares {len(cfg.paired)} pairs; a scenario's family is those whose two methods "
-            "run on it (" + ", ".join(f"{scen}: {n}" for scen, n in families.items()) + "): ")
+    head = (text("family_declared", pairs=len(cfg.paired)) if k == len(cfg.paired) else
+            text("family_declared_per_scenario", pairs=len(cfg.paired),
+                 families=", ".join(f"{scen}: {n}" for scen, n in families.items())))
     level = f" (equivalently, a p below {0.05 / k:.4f})" if k != "k" else ""
-    return (head + f"the last column is the t interval at 1 − 0.05/{k} (Bonferroni), the one to read when the "
-            f"pairs are read together{level}; 'p, Holm' is Holm's step-down adjusted p over the same pairs (a "
-            "pair without runs counts as p = 1): below 0.05 it rejects with the family-wise error held at 5 %, "
-            "never fewer pairs than Bonferroni, and has no interval.")
+    return " " + head + " " + text("family_bonferroni", k=k, level=level)
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
@@ -84,8 +98,7 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
     done = {k for k, r in by_key.items() if r is not None}
     failed = {k: v for k, v in (outcome or {}).items() if isinstance(v, str)}
     lines = [f"# Experiment `{cfg.name}`", "", cfg.description.strip(), "",
-             f"- tier: **{cfg.tier}**" + (" (quick version: fewer seeds, frames and days than the full one; "
-                                          "not a result to cite)" if cfg.tier == "quick" else ""),
+             f"- tier: **{cfg.tier}**" + (" " + text("quick_tier") if cfg.tier == "quick" else ""),
              f"- scenarios: {', '.join(cfg.scenarios)}; settings: {', '.join(settings)}",
              f"- methods: {', '.join(order)}", f"- days: {cfg.days}" + (f" (first {specs[0].max_days})" if specs and specs[0].max_days else ""),
              f"- runs: {len(done)} of {len(specs)} finished" + (f", {len(failed)} failed" if failed else ""),
@@ -93,20 +106,12 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
              "", "## Command", "", "```bash", command, "```", ""]
     if cfg.kind == "timing":
         lines += [_timing_note(summary, order), ""]
-    lines += ["## Tables", "", "Learned methods: mean over seeds [95 % percentile-bootstrap interval of the mean] (t: the 95 % "
-              "Student t interval of the mean, wider and the one to read at 3-5 seeds; the bootstrap's cannot leave "
-              "the seeds' range), and the interquartile mean (IQM) of the utility over 3 or more seeds; "
-              "baselines are deterministic (one run). % of LP bound = mean utility / mean perfect-foresight "
-              "bound of the same test days."
-              + (f" Stochastic columns: Poisson arrivals, mean over {cfg.stochastic_seeds} evaluation seed(s) "
-                 "(common random numbers: every method sees the same draws per seed), against the same "
-                 "(expected-arrivals) bound." if cfg.get("stochastic_seeds", 0) else ""), ""] + md_parts
+    lines += ["## Tables", "", text("tables")
+              + (" " + text("tables_stochastic", seeds=cfg.stochastic_seeds) if cfg.get("stochastic_seeds", 0) else ""),
+              ""] + md_parts
     diag_cols = [m for m in DIAGNOSTIC_METRICS if m in summary and summary[m].notna().any()] if not summary.empty else []
     if diag_cols:
-        lines += ["## Training diagnostics (last logged value)", "",
-                  "α of both agents; r^A statistics; mean |∂Q_RA/∂r^A| (is the reward agent's critic flat in r^A?); "
-                  "correlations of r^A with r^E and with the policy agent's advantage Q(s, a) − Q(s, mean action) "
-                  "(docs/agents.md).", ""]
+        lines += ["## Training diagnostics (last logged value)", "", text("diagnostics"), ""]
         for scen in cfg.scenarios:
             sub = summary[(summary["scenario"] == scen) & (summary["kind"] == "train")]
             lines += [f"### {scen}", "", markdown_table(sub, diag_cols, by_setting)]
@@ -116,15 +121,7 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
         _write_csv(exp_dir / "paired.csv", paired)
         tables.append(("paired.csv", "paired differences A − B on the same seed, with 95 % bootstrap and t CIs, "
                                      "the paired t test's p, Holm-adjusted p and Bonferroni intervals"))
-        lines += ["## Paired differences (same seed)", "",
-                  "Mean over seeds of A − B run with the same seed (B a baseline: its one deterministic policy "
-                  "run, the same for every seed of A; in the stochastic column both saw the same arrival draws) "
-                  "[95 % percentile-bootstrap interval] "
-                  "(t: the 95 % Student t interval, the paired t test's). With few seeds the bootstrap "
-                  "interval cannot be wider than the pairs' range and is optimistic; read the t interval. "
-                  "An interval that contains 0 shows no effect at this number of seeds. p: the paired t "
-                  "test's two-sided p."
-                  + _family_text(cfg, families), "",
+        lines += ["## Paired differences (same seed)", "", text("paired") + _family_text(cfg, families), "",
                   paired_markdown(paired)]
     lines += ["Files: " + ", ".join(f"[{name}]({name}) ({what})" for name, what in tables), ""]
     if figs:
@@ -155,8 +152,7 @@ def _timing_note(summary: pd.DataFrame, order: list[str]) -> str:
         return ""
     ref = trains.iloc[0]
     parts = [f"{row['method']} {row['train_wall_s'] / ref['train_wall_s']:.2f}x" for _, row in trains.iterrows()]
-    return (f"Wall-clock relative to {ref['method']} (same scenario, same machine, cells run one at a time unless the "
-            f"launcher says otherwise): " + ", ".join(parts) + ". Resumed runs are left out of frames/s.")
+    return text("timing", reference=ref["method"], ratios=", ".join(parts))
 
 
 def _figures(cfg, specs: list[RunSpec], summary: pd.DataFrame, exp_dir: Path, by_key: dict) -> list[str]:
