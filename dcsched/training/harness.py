@@ -29,20 +29,16 @@ import lightning as L
 import torch
 from tensordict import TensorDictBase
 from torch import nn
-from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, IterableDataset
 from torchrl.collectors import Collector
-from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
 
 from dcsched.agents.algorithm import UpdateContext
 from dcsched.agents.checkpoint_format import algorithm_class, migrate_state_dict, typed_config
-from dcsched.agents.configs import OnPolicyConfig
-from dcsched.training.collection import make_collector
-from dcsched.agents.episode_stats import finished_episodes, with_episode_stats
-from dcsched.training.placement import check_placement, resolve_device
+from dcsched.agents.episode_stats import finished_episodes
+from dcsched.training.parts import TrainingParts, build_parts
+from dcsched.training.placement import check_placement
 from dcsched.training.torchrl_adapter import (collector_state, compact_state, expand_state, load_collector_state,
                                             storage_tensors)
-from dcsched.envs.dc_env import make_env
 from dcsched.errors import ConfigError
 
 
@@ -67,50 +63,29 @@ class CollectorStream(IterableDataset):
             yield next(self._batches)
 
 
-def _check(key: str, value: str, allowed: tuple[str, ...], what: str) -> None:
-    """Refuse a recipe value the algorithm does not declare (a ConfigError naming the key and the allowed values)."""
-    if value not in allowed:
-        raise ConfigError("recipe", key, what, " | ".join(allowed))
-
-
 class Agent(L.LightningModule):
-    """The harness around the algorithm of ``cfg.agent.name``. ``cfg``: a run config (a dict)."""
+    """The harness around the algorithm of ``cfg.agent.name``: the training loop, the counters and
+    the checkpoints. ``cfg``: a run config (a dict); ``parts``: its env, replay buffer and collector
+    factory (:func:`dcsched.training.parts.build_parts`, which seeds the run; built here when not
+    handed in)."""
 
-    def __init__(self, cfg: dict):
+    def __init__(self, cfg: dict, parts: TrainingParts | None = None):
         super().__init__()
         self.save_hyperparameters({"cfg": cfg})
         self.automatic_optimization = False
-        self.cfg = c = typed_config(cfg)
-        algo_cls = algorithm_class(c.agent.name)
-        caps = algo_cls.capabilities
+        typed = parts.cfg if parts is not None else typed_config(cfg)
+        algo_cls = algorithm_class(typed.agent.name)
+        parts = parts or build_parts(typed, algo_cls)
+        self.cfg = c = parts.cfg
         self.algo = algo_cls.name
-        self.capabilities = caps
-        self.train_device = resolve_device(c.env.device, c.trainer.accelerator)
-        c.env.device = str(self.train_device)
-        torch.manual_seed(c.seed)
+        self.capabilities = caps = algo_cls.capabilities
+        self.train_device = parts.device
         # not a child module: Lightning must not move the env's tensors (it keeps its own device)
-        central = make_env(c.scenario, c.env, seed=c.seed, report_outcome=True)
-        _check("env.action_encoding", c.env.action_encoding, caps.action_encodings,
-               f"agent {self.algo} cannot act in the '{c.env.action_encoding}' encoding")
-        constraint = c.agent.get("constraint", "none")  # declared by the algorithms that take one (PPOConfig)
-        _check("agent.constraint", constraint, caps.constraints, f"agent {self.algo} has no '{constraint}' constraint")
-        if caps.on_policy and not issubclass(OmegaConf.get_type(c.agent), OnPolicyConfig):
-            raise ConfigError("recipe", "agent.name", f"on-policy algorithm '{self.algo}' registered a config without "
-                              "the on-policy loop's keys (ppo_epochs, minibatch_size, ...)",
-                              "a config derived from dcsched.agents.configs.OnPolicyConfig")
-        _check("collector.backend", c.collector.backend, caps.collector_backends,
-               f"agent {self.algo} cannot collect with the '{c.collector.backend}' backend")
-        make_shaper = self._shaper_factory(c, caps.shaping)
-        if caps.view == "per_provider":
-            from dcsched.envs.multi_agent import MultiAgentDCSchedEnv
-
-            central = MultiAgentDCSchedEnv(central)
-        object.__setattr__(self, "env", central)
-        self.algorithm = algo_cls(c, self.env, self.train_device, make_shaper)
+        object.__setattr__(self, "env", parts.env)
+        object.__setattr__(self, "_collector_for", parts.collector_for)
+        self.algorithm = algo_cls(c, self.env, self.train_device, self._shaper_factory(c, caps.shaping))
         self.obs_dim, self.act_dim = self.algorithm.obs_dim, self.algorithm.act_dim
-        size = 1 if caps.on_policy else c.replay_buffer.size
-        self.rb = TensorDictReplayBuffer(storage=LazyTensorStorage(size, device=self.train_device),
-                                         batch_size=c.replay_buffer.batch_size)
+        self.rb = parts.replay_buffer
         self.register_buffer("frames", torch.zeros((), dtype=torch.long))
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("update_credit", torch.zeros((), dtype=torch.float64))
@@ -170,11 +145,9 @@ class Agent(L.LightningModule):
     # ------------------------------------------------------------------ data
     def train_dataloader(self):
         if self.collector is None:
-            c = self.cfg
             # the collector steps the env with RewardSum and StepCounter (episode statistics)
-            object.__setattr__(self, "collector_env", with_episode_stats(self.env, self.capabilities.reward_key))
-            self.collector = make_collector(c, self.collector_env, self.exploration_module(),
-                                            c.agent.warmup_frames if c.agent.warmup_frames > 0 else None)
+            stepped, self.collector = self._collector_for(self.exploration_module())
+            object.__setattr__(self, "collector_env", stepped)
         # own generator: creating the loader's iterator must not draw from the global RNG
         return DataLoader(CollectorStream(self.collector), batch_size=None, num_workers=0, collate_fn=_identity,
                           generator=torch.Generator())

@@ -194,7 +194,8 @@ def train_from_config(cfg, console=None, agent_cls=None, run_dir: Path | None = 
 
     ``run_dir``: a fixed folder (the experiment layer's); default ``out_dir/<name>-s<seed>-<time>``.
     Raises KeyboardInterrupt after a Ctrl-C, once last.ckpt is written."""
-    from dcsched.agents.checkpoint_format import migrate_state_dict
+    from dcsched.agents.checkpoint_format import algorithm_class, migrate_state_dict, typed_config
+    from dcsched.training.parts import build_parts
     from dcsched.training.harness import Agent
     from dcsched.tracking import effective_wandb_mode, make_loggers, quiet_libraries
 
@@ -211,7 +212,8 @@ def train_from_config(cfg, console=None, agent_cls=None, run_dir: Path | None = 
             save_resolved(cfg, run_dir, _versioned(run_dir, "config.resume", ".yaml").name)
         else:
             save_resolved(cfg, run_dir)
-        module = agent_cls(to_container(cfg))
+        typed = typed_config(to_container(cfg))
+        module = agent_cls(to_container(cfg), build_parts(typed, algorithm_class(typed.agent.name)))  # the run's one seeding
         module.wandb_id = saved.get("wandb_id") or uuid.uuid4().hex[:8]
         mode = effective_wandb_mode(cfg.logger.wandb_mode)
         loggers = make_loggers(cfg, run_dir, run_id=module.wandb_id, config=to_container(cfg))
