@@ -10,6 +10,7 @@ from dcsched.training.train import build_trainer
 from dcsched.config import load_recipe, to_container
 from dcsched.shaping.reward_agent import R_AUX_KEY, DiffusionRewardActor, RewardAgentShaper
 from dcsched.shaping.vp_schedule import DiffusionSchedule, vp_betas
+from dcsched.agents.checkpoint_format import load_checkpoint, safe_globals
 
 TINY = [
     "env.num_envs=4", "network.hidden_sizes=[32,32]", "replay_buffer.batch_size=32", "agent.warmup_frames=128",
@@ -23,7 +24,8 @@ def fit(recipe, overrides, tmp_path, epochs, resume=None):
     cfg = load_recipe(recipe, TINY + [f"trainer.total_frames={64 * 2 * epochs}", f"out_dir={tmp_path}", *overrides])
     module = Agent(to_container(cfg))
     trainer = build_trainer(cfg, tmp_path, [])
-    trainer.fit(module, ckpt_path=resume, weights_only=False)
+    with safe_globals():  # dcsched's one checkpoint allow-list, as `dcsched train` resumes
+        trainer.fit(module, ckpt_path=resume, weights_only=True)
     return module
 
 
@@ -212,7 +214,7 @@ def test_a_checkpoint_from_before_the_config_groups_and_the_algorithm_split_load
     recipe = "recipes/dress_sac.yaml"
     fit(recipe, ["seed=3"], tmp_path / "part", epochs=1)
     new_path = tmp_path / "part" / "checkpoints" / "last.ckpt"
-    ckpt = torch.load(new_path, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(new_path, "cpu")
     stored = copy.deepcopy(ckpt["hyper_parameters"]["cfg"])
     stored = stored if isinstance(stored, dict) else to_container(stored)
     ckpt["hyper_parameters"]["cfg"] = legacy_layout(stored)
@@ -238,7 +240,7 @@ def test_a_checkpoint_from_before_the_config_groups_and_the_algorithm_split_load
         assert torch.equal(a, b)
 
     # a finished old-layout checkpoint: nothing is trained, every weight is the checkpoint's
-    finished = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    finished = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.ckpt", "cpu")
     finished["state_dict"] = {k.removeprefix("algorithm."): v for k, v in finished["state_dict"].items()}
     finished_path = tmp_path / "finished_old.ckpt"
     torch.save(finished, finished_path)

@@ -11,6 +11,7 @@ from dcsched.training.train import build_trainer
 from dcsched.config import load_recipe, to_container
 from dcsched.errors import ConfigError
 from dcsched.registry import AGENTS, PLUGINS_ENV, load_plugins
+from dcsched.agents.checkpoint_format import safe_globals
 
 EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "custom_algorithm" / "a2c.py")
 TINY = ["agent.name=a2c", "env.action_encoding=continuous", "env.num_envs=8", "network.hidden_sizes=[16,16]",
@@ -35,7 +36,8 @@ def a2c(monkeypatch):
 def _fit(tmp_path, batches, resume=None):
     cfg = load_recipe("quick/ppo_parallel", TINY + [f"trainer.total_frames={128 * batches}", f"out_dir={tmp_path}"])
     module = Agent(to_container(cfg))
-    build_trainer(cfg, tmp_path, []).fit(module, ckpt_path=resume, weights_only=False)
+    with safe_globals():  # dcsched's one checkpoint allow-list, as `dcsched train` resumes
+        build_trainer(cfg, tmp_path, []).fit(module, ckpt_path=resume, weights_only=True)
     return module
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from dcsched.agents.checkpoint_format import load_checkpoint
 from dcsched.training.train import train_from_config
 from dcsched.config import load_recipe
 from dcsched.errors import ConfigError
@@ -49,7 +50,7 @@ def wait_for_intervals(proc: subprocess.Popen, out: Path, rewrites: int, timeout
 
 
 def frames_in(ckpt: Path) -> int:
-    return int(torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]["frames"])
+    return int(load_checkpoint(ckpt, "cpu")["state_dict"]["frames"])
 
 
 @pytest.mark.slow  # about 38 s: in `make test-slow` and CI, not the default suite (15-minute line)

@@ -11,6 +11,7 @@ from dcsched.training.harness import Agent
 from dcsched.training.train import build_trainer
 from dcsched.config import load_recipe, to_container
 from dcsched.envs.multi_agent import GROUP
+from dcsched.agents.checkpoint_format import safe_globals
 
 TINY = ["env.num_envs=8", "network.hidden_sizes=[16,16]", "agent.minibatch_size=64", "agent.ppo_epochs=2",
         "trainer.frames_per_batch=128", "trainer.checkpoint_every_batches=2", "trainer.progress=false",
@@ -25,7 +26,8 @@ def _module(algo, extra=()):
 def _fit(tmp_path, batches, algo="mappo", resume=None):
     cfg = load_recipe(f"quick/{algo}", TINY + [f"trainer.total_frames={128 * batches}", f"out_dir={tmp_path}"])
     module = Agent(to_container(cfg))
-    build_trainer(cfg, tmp_path, []).fit(module, ckpt_path=resume, weights_only=False)
+    with safe_globals():  # dcsched's one checkpoint allow-list, as `dcsched train` resumes
+        build_trainer(cfg, tmp_path, []).fit(module, ckpt_path=resume, weights_only=True)
     return module
 
 

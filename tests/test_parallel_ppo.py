@@ -11,6 +11,7 @@ from dcsched.training.harness import Agent
 from dcsched.training.train import build_trainer
 from dcsched.config import load_recipe, to_container
 from dcsched.envs.actions import discrete_nvec
+from dcsched.agents.checkpoint_format import safe_globals
 
 GROUPS = (ComponentGroup(2, 3, False), ComponentGroup(3, 4, True))
 
@@ -85,7 +86,8 @@ def _fit(tmp_path, batches, resume=None, extra=()):
     cfg = load_recipe("quick/ppo_parallel", TINY + [f"trainer.total_frames={128 * batches}", f"out_dir={tmp_path}",
                                                     *extra])
     module = Agent(to_container(cfg))
-    build_trainer(cfg, tmp_path, []).fit(module, ckpt_path=resume, weights_only=False)
+    with safe_globals():  # dcsched's one checkpoint allow-list, as `dcsched train` resumes
+        build_trainer(cfg, tmp_path, []).fit(module, ckpt_path=resume, weights_only=True)
     return module
 
 

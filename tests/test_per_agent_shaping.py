@@ -11,6 +11,7 @@ from dcsched.config import load_recipe, to_container
 from dcsched.envs.multi_agent import GROUP
 from dcsched.errors import ConfigError
 from dcsched.shaping.per_agent import PerAgentShaping
+from dcsched.agents.checkpoint_format import safe_globals
 
 TINY = ["env.num_envs=4", "network.hidden_sizes=[16,16]", "agent.minibatch_size=64", "agent.ppo_epochs=1",
         "trainer.frames_per_batch=96", "trainer.checkpoint_every_batches=1", "trainer.progress=false",
@@ -22,7 +23,8 @@ TINY = ["env.num_envs=4", "network.hidden_sizes=[16,16]", "agent.minibatch_size=
 def _fit(tmp_path, batches, extra=(), resume=None):
     cfg = load_recipe("quick/mappo", TINY + list(extra) + [f"trainer.total_frames={96 * batches}", f"out_dir={tmp_path}"])
     module = Agent(to_container(cfg))
-    build_trainer(cfg, tmp_path, []).fit(module, ckpt_path=resume, weights_only=False)
+    with safe_globals():  # dcsched's one checkpoint allow-list, as `dcsched train` resumes
+        build_trainer(cfg, tmp_path, []).fit(module, ckpt_path=resume, weights_only=True)
     return module
 
 

@@ -74,8 +74,7 @@ def test_wandb_offline_run_and_resume_keep_one_id(tmp_path, monkeypatch):
 
 
 def test_training_stops_at_the_frame_budget_mid_epoch(tmp_path):
-    import torch
-
+    from dcsched.agents.checkpoint_format import load_checkpoint
     from dcsched.training.train import train_from_config
 
     cfg = load_recipe(RECIPES_DIR / "quick" / "sac.yaml", [
@@ -83,5 +82,5 @@ def test_training_stops_at_the_frame_budget_mid_epoch(tmp_path):
         "trainer.checkpoint_every_batches=2", "agent.warmup_frames=512", "trainer.progress=false",
         "logger.wandb_mode=disabled", "eval.policies=null", "network.hidden_sizes=[32,32]"])
     module, run_dir = train_from_config(cfg)
-    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert int(module.frames) == 1536 and int(ckpt["state_dict"]["frames"]) == 1536

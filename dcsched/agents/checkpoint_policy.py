@@ -60,12 +60,10 @@ def load_checkpoint_policy(path: Path, env) -> Policy:
     :meth:`~dcsched.agents.algorithm.Algorithm.actor_for_evaluation`), the actor takes the
     checkpoint's weights, and the policy acts with its deterministic action. The process's random
     streams are untouched."""
-    from dcsched.agents.checkpoint_format import algorithm_class, migrate_state_dict, typed_config
+    from dcsched.agents.checkpoint_format import algorithm_class, load_checkpoint, migrate_state_dict, typed_config
 
     path = Path(path)
-    if not path.exists():
-        raise ConfigError("command line", "--policy", f"checkpoint {path} not found")
-    ckpt = torch.load(path, map_location=env.device, weights_only=False)
+    ckpt = load_checkpoint(path, env.device, "--policy")
     try:
         cfg = typed_config(ckpt["hyper_parameters"]["cfg"])
         prefix = "algorithm.actor."

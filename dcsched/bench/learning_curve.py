@@ -44,9 +44,7 @@ def share_of_bound(utility_by_day, bounds: list[float]) -> float:
 def evaluate_checkpoints(run_dir: Path, bounds_path: Path, days_spec: str, max_days: int,
                          baselines: list[str]) -> tuple[list[dict], dict[str, float]]:
     """Rows (epoch, frames, wall_s, share) per checkpoint, and each baseline's share."""
-    import torch
-
-    from dcsched.training.harness import typed_config
+    from dcsched.agents.checkpoint_format import load_checkpoint, typed_config
     from dcsched.eval.policies import make_policy
     from dcsched.baselines.lp_bound import load_bounds
     from dcsched.config import EnvConfig
@@ -61,7 +59,7 @@ def evaluate_checkpoints(run_dir: Path, bounds_path: Path, days_spec: str, max_d
 
         raise ConfigError(str(run_dir), "checkpoints", "no checkpoints/epochNNN.ckpt in this run folder",
                           "a run trained with trainer.keep_all_checkpoints=true")
-    cfg = typed_config(torch.load(ckpts[0], map_location="cpu", weights_only=False)["hyper_parameters"]["cfg"])
+    cfg = typed_config(load_checkpoint(ckpts[0], "cpu", "run_dir")["hyper_parameters"]["cfg"])
     days = parse_days(cfg.scenario, days_spec)[: max_days or None]
     dates = day_dates(cfg.scenario, days)
     bounds_by_date = load_bounds(bounds_path, cfg.scenario, dates)

@@ -40,11 +40,11 @@ def checkpoint_env_config(path: str, base: EnvConfig) -> EnvConfig | None:
     file is missing: the policy factory reports that)."""
     import dataclasses
 
-    import torch
+    from dcsched.agents.checkpoint_format import load_checkpoint
 
     if not Path(path).exists():
         return None
-    trained = torch.load(path, map_location="cpu", weights_only=False)["hyper_parameters"]["cfg"].get("env", {})
+    trained = load_checkpoint(path, "cpu", "--policy")["hyper_parameters"]["cfg"].get("env", {})
     return dataclasses.replace(base, **{k: trained[k] for k in POLICY_ENV_KEYS if k in trained})
 
 

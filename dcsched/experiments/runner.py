@@ -337,9 +337,10 @@ def drop_replay_buffer(ckpt: Path) -> float:
     counters stay: it still evaluates and loads). Returns the new size in MB."""
     import torch
 
+    from dcsched.agents.checkpoint_format import load_checkpoint
     from dcsched.io import atomic_write
 
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state = load_checkpoint(ckpt, "cpu")
     if state.get("dcsched", {}).pop("rb", None) is not None:
         atomic_write(ckpt, lambda p: torch.save(state, p))
     return ckpt.stat().st_size / 1e6

@@ -25,7 +25,6 @@ import warnings
 from datetime import datetime
 from pathlib import Path
 
-import torch
 from lightning.pytorch.callbacks import Callback
 
 from dcsched.config import save_resolved, to_container
@@ -131,14 +130,11 @@ def deferred_interrupt(module):
 def check_resume(cfg) -> dict:
     """The checkpoint's own dcsched record (plus ``frames``, the frames it had trained); refuses a
     missing file or one of another method."""
+    from dcsched.agents.checkpoint_format import load_checkpoint
+
     path = Path(cfg.resume)
-    if not path.is_file():
-        raise ConfigError("command line", "resume", f"checkpoint {path} not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        saved = ckpt["hyper_parameters"]["cfg"]
-    except Exception as err:  # noqa: BLE001  (any unreadable file: one clear message)
-        raise ConfigError("command line", "resume", f"{path} is not a dcsched training checkpoint ({err})") from err
+    ckpt = load_checkpoint(path, "cpu", "resume")  # refuses a file that would run code when unpickled
+    saved = ckpt["hyper_parameters"]["cfg"]
     for key in ("agent.name", "shaper.name"):
         group, leaf = key.split(".")
         was, now = saved.get(group, {}).get(leaf), cfg[group][leaf]
@@ -194,7 +190,8 @@ def train_from_config(cfg, console=None, agent_cls=None, run_dir: Path | None = 
 
     ``run_dir``: a fixed folder (the experiment layer's); default ``out_dir/<name>-s<seed>-<time>``.
     Raises KeyboardInterrupt after a Ctrl-C, once last.ckpt is written."""
-    from dcsched.agents.checkpoint_format import algorithm_class, migrate_state_dict, typed_config
+    from dcsched.agents.checkpoint_format import (algorithm_class, load_checkpoint, migrate_state_dict, safe_globals,
+                                                  typed_config)
     from dcsched.training.parts import build_parts
     from dcsched.training.harness import Agent
     from dcsched.tracking import effective_wandb_mode, make_loggers, quiet_libraries
@@ -220,14 +217,14 @@ def train_from_config(cfg, console=None, agent_cls=None, run_dir: Path | None = 
         trainer = build_trainer(cfg, run_dir, loggers)
         if cfg.resume and saved["frames"] >= cfg.trainer.total_frames:
             # a finished run: nothing to train (a fit would collect and train one more batch)
-            state = torch.load(cfg.resume, map_location="cpu", weights_only=False)["state_dict"]
+            state = load_checkpoint(cfg.resume, "cpu", "resume")["state_dict"]
             module.load_state_dict(migrate_state_dict(state))
             if console is not None:
                 console.print(f"{cfg.resume} already has {saved['frames']:,} of {cfg.trainer.total_frames:,} frames: "
                               "nothing to train")
         else:
-            with deferred_interrupt(module):
-                trainer.fit(module, ckpt_path=cfg.resume or None, weights_only=False)  # our own checkpoint: trusted
+            with deferred_interrupt(module), safe_globals():  # Lightning's resume load: weights only, TensorDicts allowed
+                trainer.fit(module, ckpt_path=cfg.resume or None, weights_only=True)
     except BaseException as err:
         if created and not (run_dir / "checkpoints" / "last.ckpt").exists():
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth keeping: no empty run folders
