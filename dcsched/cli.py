@@ -1,8 +1,9 @@
 """The `dcsched` command line: train, evaluate, solve, calibrate, experiment, bench, list.
 
 Every user error (bad recipe key, unknown component, bad day list) exits with code 2 and one
-message naming the file, key and allowed values. Ctrl-C exits with 130; artifacts are written
-atomically, so an interrupted command never leaves a half-written file.
+message naming the file, key and allowed values. Ctrl-C exits with 130 and SIGTERM (a scheduler's
+preemption) with 143, training after its batch and last.ckpt; artifacts are written atomically, so
+an interrupted command never leaves a half-written file.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM: what schedulers requeue on
 # An output location that cannot be written (read-only, a file in the way, full disk): a usage error.
 UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.ENOSPC, errno.EDQUOT)
 
@@ -334,13 +336,29 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -
     return args
 
 
+def _terminate(signum, frame):
+    from dcsched.errors import Terminated
+
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
-    from dcsched.errors import DcschedError
+    import signal
+    import threading
+
+    from dcsched.errors import DcschedError, Terminated
 
     parser = build_parser()
     args = parse_args(parser, argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM unwinds like Ctrl-C: temporary outputs removed
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(args.func(args) or 0)
+    except Terminated:
+        print("\ndcsched: terminated (SIGTERM); finished artifacts are intact, nothing half-written was kept "
+              f"(exit {EXIT_TERMINATED}: rerun the command, or resume= the printed checkpoint, to continue)", file=sys.stderr)
+        return EXIT_TERMINATED
     except DcschedError as err:
         print(f"dcsched: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -354,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ndcsched: interrupted; finished artifacts are intact, nothing half-written was kept.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

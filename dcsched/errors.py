@@ -21,6 +21,12 @@ class ConfigError(DcschedError):
         super().__init__(msg)
 
 
+class Terminated(BaseException):
+    """The process was sent SIGTERM (a scheduler's preemption). The CLI exits 143 (128 + 15), a
+    code schedulers requeue on, after a training run has finished its batch and written last.ckpt.
+    A BaseException, so that no ``except Exception`` swallows it."""
+
+
 class UnknownComponentError(DcschedError, KeyError):
     """A registry name that does not exist."""
 

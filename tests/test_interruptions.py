@@ -71,15 +71,55 @@ def test_sigkill_then_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
     assert torch.equal(params(resumed), params(full)), "resuming after SIGKILL must continue exactly"
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_130(tmp_path):
-    proc = start_training(tmp_path / "sigint")
-    ckpt = wait_for_intervals(proc, tmp_path / "sigint", rewrites=0)
-    proc.send_signal(signal.SIGINT)
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl_c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_exits_with_its_code(tmp_path, sig, code):
+    """Ctrl-C exits 130; SIGTERM (a scheduler's preemption) 143, which schedulers requeue on. Both
+    finish the batch and write last.ckpt first (Lightning alone exits 0 on SIGTERM, without one)."""
+    proc = start_training(tmp_path / "stop")
+    ckpt = wait_for_intervals(proc, tmp_path / "stop", rewrites=0)
+    proc.send_signal(sig)
     output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, output
+    assert proc.returncode == code, output
     assert "interrupted at" in output and "resume" in output
     saved = frames_in(ckpt)
     assert 0 < saved < TOTAL and saved % 64 == 0, "the checkpoint is taken at a batch boundary"
+
+
+def test_sigterm_before_the_first_checkpoint_interval_keeps_the_batches_trained(tmp_path):
+    """With no checkpoint interval reached yet, SIGTERM still ends with last.ckpt at a batch boundary
+    (the run folder is kept) and exit 143; the printed resume command continues the run."""
+    proc = start_training(tmp_path / "early", extra=["trainer.checkpoint_every_batches=1000"])
+    deadline = time.time() + 120
+    while not list((tmp_path / "early").glob("victim-*/csv")) and not list((tmp_path / "early").glob("victim-*/config.yaml")):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    time.sleep(3.0)  # into the first batches (the agent and trainer are built by now)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, output
+    ckpt = next((tmp_path / "early").glob("victim-*/checkpoints/last.ckpt"))
+    saved = frames_in(ckpt)
+    assert 0 < saved < TOTAL and saved % 64 == 0, output
+    flat = " ".join(output.split())  # the console wraps long lines
+    assert "interrupted at" in flat and "resume: dcsched train RECIPE resume=" in flat
+
+
+def test_sigterm_during_evaluate_exits_143_and_leaves_nothing(tmp_path):
+    """Outside training SIGTERM unwinds like Ctrl-C: the output folder is never half-made."""
+    out = tmp_path / "eval"
+    args = [sys.executable, "-m", "dcsched.cli", "evaluate", "--policy", "mpc", "--scenario", "paper3", "--max-days", "3",
+            "--out", str(out), "--no-plots"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=dict(os.environ, WANDB_MODE="disabled"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".eval*")):  # the temporary folder evaluate writes into
+        assert proc.poll() is None and time.time() < deadline, proc.stdout.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, output
+    assert "terminated (SIGTERM)" in output
+    assert list(tmp_path.iterdir()) == [], "nothing half-written is left"
 
 
 def test_a_mistyped_resume_creates_nothing(tmp_path):
@@ -180,7 +220,8 @@ methods:
 
 
 @pytest.mark.slow  # about 47 s: in `make test-slow` and CI, not the default suite (15-minute line)
-def test_ctrl_c_during_an_experiment_exits_130_and_the_rerun_resumes_the_cell(tmp_path):
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl_c", "sigterm"])
+def test_ctrl_c_or_sigterm_during_an_experiment_exits_and_the_rerun_resumes_the_cell(tmp_path, sig, code):
     overrides = ", ".join(f"'{o}'" for o in TINY if not o.startswith("logger.")) + f", 'trainer.total_frames={TOTAL}'"
     spec = tmp_path / "victim.yaml"
     spec.write_text(EXPERIMENT.format(overrides=overrides))
@@ -193,9 +234,9 @@ def test_ctrl_c_during_an_experiment_exits_130_and_the_rerun_resumes_the_cell(tm
     while not ckpt.exists():
         assert proc.poll() is None and time.time() < deadline, f"no checkpoint in time:\n{proc.stdout.read()}"
         time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, output
+    assert proc.returncode == code, output
     flat = " ".join(output.split())  # the console wraps long lines
     assert "victim: interrupted" in flat and "Run the same command again to resume" in flat
     assert "GPU available" not in output and "[torchrl][INFO]" not in output, "library chatter is kept out"

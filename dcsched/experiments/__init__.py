@@ -13,6 +13,7 @@ import shlex
 import time
 from pathlib import Path
 
+from dcsched.errors import Terminated
 from dcsched.experiments.plan import adopts_records, cells_to_run, experiment_dir
 from dcsched.experiments.spec import available_experiments, expand, load_experiment
 
@@ -94,7 +95,7 @@ def experiment_command(args, console=None) -> int:
     for name in names:
         try:
             _, outcome = run_experiment(name, args.overrides, console=console)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Terminated):  # Ctrl-C or a scheduler's SIGTERM
             if console is not None:
                 console.print(f"[yellow]{Path(name).stem}: interrupted.[/] Finished cells are kept; a training cell that was "
                               "running saved its last.ckpt at a batch boundary. Run the same command again to "

@@ -28,7 +28,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import Callback
 
 from dcsched.config import save_resolved, to_container
-from dcsched.errors import ConfigError
+from dcsched.errors import ConfigError, Terminated
 
 
 def run_dir_for(cfg) -> Path:
@@ -102,11 +102,20 @@ class TrainingAborted(BaseException):
     """A second Ctrl-C during training (not a KeyboardInterrupt: Lightning turns that into exit 1)."""
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; a scheduler's preemption (SLURM, Kubernetes)
+
+
 @contextlib.contextmanager
 def deferred_interrupt(module):
-    """While training: the first SIGINT only asks the module to stop after the current batch
-    (``module.interrupt_requested``); a second one aborts at once (TrainingAborted)."""
+    """While training: the first SIGINT or SIGTERM only asks the module to stop after the current
+    batch (``module.interrupt_requested``; ``module.stop_signal`` says which), so that last.ckpt is
+    written at a batch boundary; a second one aborts at once (TrainingAborted).
+
+    Lightning handles SIGTERM itself during ``fit`` (its handler runs before ours): at the end of the
+    batch it exits with code 0 and no checkpoint, which a scheduler reads as success. Ours clears
+    Lightning's flag, so SIGTERM stops like Ctrl-C and the caller exits 143 (tests/test_interruptions.py)."""
     module.interrupt_requested = False
+    module.stop_signal = None
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -116,15 +125,21 @@ def deferred_interrupt(module):
 
     def ask_to_stop(signum, frame):
         module.interrupt_requested = True
-        signal.signal(signal.SIGINT, abort)
-        print("\ndcsched: stopping after this batch and saving last.ckpt (Ctrl-C again to abort at once)",
-              flush=True)
+        module.stop_signal = signum
+        connector = getattr(getattr(module, "_trainer", None), "_signal_connector", None)
+        if connector is not None:
+            connector.received_sigterm = False  # Lightning's own SIGTERM stop (exit 0, no checkpoint) is replaced by ours
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, abort)
+        what = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        print(f"\ndcsched: {what}: stopping after this batch and saving last.ckpt (again to abort at once)", flush=True)
 
-    previous = signal.signal(signal.SIGINT, ask_to_stop)
+    previous = {sig: signal.signal(sig, ask_to_stop) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def check_resume(cfg) -> dict:
@@ -242,7 +257,7 @@ def train_from_config(cfg, console=None, agent_cls=None, run_dir: Path | None = 
         if console is not None:
             console.print(f"interrupted at {int(module.frames):,} frames; saved {ckpt}\n"
                           f"resume: dcsched train RECIPE resume={ckpt}")
-        raise KeyboardInterrupt
+        raise Terminated if module.stop_signal == signal.SIGTERM else KeyboardInterrupt
     if console is not None:
         console.print(f"trained {int(module.frames):,} frames, {int(module.updates):,} updates -> {run_dir}")
     return module, run_dir
