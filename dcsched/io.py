@@ -44,7 +44,10 @@ def atomic_write_json(path: Path, obj: Any) -> Path:
 def fresh_dir(target: Path, overwrite: bool = False, key: str = "out_dir"):
     """Yield a temporary sibling folder to fill; on success it becomes ``target``. An existing
     non-empty ``target`` is refused unless ``overwrite``, and is replaced only once the new folder is
-    complete (no stale files mixed in, nothing lost on failure)."""
+    complete (no stale files mixed in, nothing lost on failure). Without ``overwrite`` the final move
+    is one atomic rename: when another process filled ``target`` meanwhile, this one's output goes to
+    the next free ``target-N`` and a ConfigError says so (two processes never replace each other)."""
+    import errno
     import os
     import shutil
 
@@ -63,8 +66,21 @@ def fresh_dir(target: Path, overwrite: bool = False, key: str = "out_dir"):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
+    if overwrite and target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
         target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    try:
+        os.rename(tmp, target)  # atomic; refused when another process filled target while this one ran
+    except OSError as err:
+        if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        kept = next(target.with_name(f"{target.name}-{n}") for n in range(2, 10_000)
+                    if not target.with_name(f"{target.name}-{n}").exists())
+        os.rename(tmp, kept)
+        raise ConfigError("command line", key, f"{target} was written by another process while this one ran; "
+                          f"nothing was overwritten, and this run's output is in {kept}",
+                          "one output folder per process, or --overwrite") from None

@@ -32,11 +32,26 @@ from dcsched.errors import ConfigError, Terminated
 
 
 def run_dir_for(cfg) -> Path:
-    if cfg.resume:
-        ckpt = Path(cfg.resume)
-        return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(cfg.out_dir) / f"{cfg.name}-s{cfg.seed}-{stamp}"
+    """The folder of a resumed run (its checkpoint's run folder); for a new run see :func:`claim_run_dir`."""
+    ckpt = Path(cfg.resume)
+    return ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+
+
+def claim_run_dir(cfg, stamp: str | None = None) -> Path:
+    """A new run's folder ``out_dir/NAME-sSEED-STAMP``, created exclusively: when it exists (two
+    runs of one name and seed started in the same second, as a shell loop over a hyper-parameter
+    does) the next free ``...-2``, ``...-3`` is taken, so two runs never share a folder or a last.ckpt."""
+    stamp = stamp or datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(cfg.out_dir) / f"{cfg.name}-s{cfg.seed}-{stamp}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        candidate = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise ConfigError("recipe", "name", f"no free run folder for {base} (10,000 taken)", "another name= or out_dir=")
 
 
 class LastCheckpoint(Callback):
@@ -217,8 +232,13 @@ def train_from_config(cfg, console=None, agent_cls=None, run_dir: Path | None = 
         warnings.filterwarnings("ignore", message=pattern)
     agent_cls = agent_cls or Agent
     saved = check_resume(cfg) if cfg.resume else {}
-    run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
-    created = not run_dir.exists()
+    if run_dir is not None:  # a fixed folder (the experiment layer's)
+        run_dir = Path(run_dir)
+        created = not run_dir.exists()
+    elif cfg.resume:
+        run_dir, created = run_dir_for(cfg), False
+    else:
+        run_dir, created = claim_run_dir(cfg), True
     try:
         if cfg.resume and (run_dir / "config.yaml").exists():
             save_resolved(cfg, run_dir, _versioned(run_dir, "config.resume", ".yaml").name)
