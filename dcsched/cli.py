@@ -297,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "`evaluate --bounds` then reports its share too")
     p.add_argument("--workers", type=_positive, default=1,
                    help="processes solving days in parallel (one core each; the same values as 1)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a non-empty --out folder (only once the new bounds are complete)")
     p.set_defaults(func=cmd_solve)
 
     p = sub.add_parser("calibrate", help="calibrate a quality-vs-steps curve on a diffusion model")

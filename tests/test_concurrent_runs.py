@@ -70,3 +70,40 @@ def test_two_evaluations_into_one_folder_never_replace_each_other(tmp_path):
     if "written by another process" in loser:  # the loser finished too: its output is kept beside
         assert (tmp_path / "ev-2" / "comparison.md").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary folder is left"
+
+
+def _no_solving(*args, **kwargs):
+    raise AssertionError("a day was solved before the output folder was checked")
+
+
+def test_solve_refuses_a_non_empty_out_before_solving_anything(tmp_path, monkeypatch, capsys):
+    import dcsched.baselines.lp_bound as lp_bound
+    from dcsched.cli import main
+
+    evaluation = tmp_path / "ev"
+    evaluation.mkdir()
+    (evaluation / "scenario.yaml").write_text("an evaluation's own scenario")
+    monkeypatch.setattr(lp_bound, "solve_days", _no_solving)
+    assert main(["solve", "--days", "2023-01-06", "--out", str(evaluation)]) == 2
+    err = capsys.readouterr().err
+    assert "exists and is not empty" in err and "--overwrite" in err
+    assert (evaluation / "scenario.yaml").read_text() == "an evaluation's own scenario"
+    a_file = tmp_path / "bounds"
+    a_file.write_text("not a folder")
+    assert main(["solve", "--days", "2023-01-06", "--out", str(a_file)]) == 2
+    assert a_file.read_text() == "not a folder"
+
+
+def test_solve_overwrite_replaces_only_with_complete_bounds(tmp_path):
+    import json
+
+    from dcsched.cli import main
+
+    out = tmp_path / "b"
+    assert main(["solve", "--days", "2023-01-06", "--out", str(out)]) == 0
+    first = json.loads((out / "bounds.json").read_text())
+    assert main(["solve", "--days", "2023-01-06", "--out", str(out)]) == 2  # refused: already there
+    assert main(["solve", "--days", "2023-01-06", "--out", str(out), "--overwrite", "--max-days", "1"]) == 0
+    again = json.loads((out / "bounds.json").read_text())
+    assert [r["lp_bound_usd"] for r in again["per_day"]] == [r["lp_bound_usd"] for r in first["per_day"]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]

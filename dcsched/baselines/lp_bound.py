@@ -123,12 +123,10 @@ def bounds_by_date(scenario_cfg, days_spec: str, max_days: int = 0, progress: bo
 
 
 def solve_command(args, console=None) -> int:
-    """CLI: dcsched solve --scenario NAME --days ... --out DIR."""
-    from rich.progress import Progress
-
+    """CLI: dcsched solve --scenario NAME --days ... --out DIR (bounds.json and scenario.yaml)."""
     from dcsched.config import load_scenario
-    from dcsched.data.exogenous import day_dates, parse_days
-    from dcsched.io import atomic_write_json
+    from dcsched.data.exogenous import parse_days
+    from dcsched.io import fresh_dir
 
     cfg = load_scenario(args.scenario, args.override)
     days = parse_days(cfg, args.days)
@@ -141,9 +139,37 @@ def solve_command(args, console=None) -> int:
         raise ConfigError("command line", "--dispatch-only", "the env's battery follows the policy here "
                           "(energy.control: learned), so the full bound is the dispatch-only bound", "energy.control=heuristic")
     integer = bool(getattr(args, "integer_levels", False))
+    out = Path(args.out) if args.out else Path("runs") / f"solve-{cfg.name}"
+    # the output is checked and claimed before any day is solved (minutes to hours): a non-empty
+    # folder is refused unless --overwrite, an unwritable one fails now, and it is filled atomically
+    with fresh_dir(out, overwrite=bool(getattr(args, "overwrite", False)), key="--out") as tmp:
+        summary, rows, ruled, levels = _solve_summary(cfg, days, dispatch, integer, int(getattr(args, "workers", 1) or 1))
+        _write_bounds(tmp, cfg, summary)
+    if console is not None:
+        from rich.table import Table
+
+        table = Table(title=f"Perfect-foresight LP bound, {cfg.name}")
+        cols = (("day", "LP bound $") + (("dispatch-only $",) if ruled else ()) + (("integer-level $",) if levels else ())
+                + ("build s", "solve s", "vars", "rows"))
+        for col in cols:
+            table.add_column(col, justify="right")
+        for r in rows:
+            extra = ((f"{r['dispatch_bound_usd']:,.2f}",) if ruled else ()) + ((f"{r['integer_bound_usd']:,.2f}",) if levels else ())
+            table.add_row(r["day"], f"{r['lp_bound_usd']:,.2f}", *extra, f"{r['build_s']:.2f}", f"{r['solve_s']:.2f}",
+                          f"{r['variables']:,}", f"{r['constraints']:,}")
+        console.print(table)
+        console.print(f"mean bound ${summary['mean_lp_bound_usd']:,.2f}/day; wrote {out}/bounds.json")
+    return 0
+
+
+def _solve_summary(cfg, days: list[int], dispatch: bool, integer: bool, workers: int):
+    """(bounds.json's summary, its per-day rows, the dispatch-only and integer-level results) of ``days``."""
+    from rich.progress import Progress
+
+    from dcsched.data.exogenous import day_dates
+
     with Progress(transient=True) as bar:
         task = bar.add_task(f"LP bound, {len(days)} day(s)", total=len(days) * (1 + dispatch + integer))
-        workers = int(getattr(args, "workers", 1) or 1)
         results = solve_days(cfg, days, progress=lambda: bar.advance(task), workers=workers)
         ruled = (solve_days(cfg, days, progress=lambda: bar.advance(task), battery_rule=True, workers=workers)
                  if dispatch else {})
@@ -165,28 +191,17 @@ def solve_command(args, console=None) -> int:
                **({"mean_integer_bound_usd": float(np.mean([r["integer_bound_usd"] for r in rows]))} if levels else {}),
                "mean_build_s": float(np.mean([r["build_s"] for r in rows])),
                "mean_solve_s": float(np.mean([r["solve_s"] for r in rows]))}
-    out = Path(args.out) if args.out else Path("runs") / f"solve-{cfg.name}"
-    atomic_write_json(out / "bounds.json", summary)
+    return summary, rows, ruled, levels
+
+
+def _write_bounds(folder: Path, cfg, summary: dict) -> None:
+    """bounds.json and the scenario.yaml it was solved for, into ``folder``."""
     from omegaconf import OmegaConf
 
-    from dcsched.io import atomic_write_text
+    from dcsched.io import atomic_write_json, atomic_write_text
 
-    atomic_write_text(out / "scenario.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    if console is not None:
-        from rich.table import Table
-
-        table = Table(title=f"Perfect-foresight LP bound, {cfg.name}")
-        cols = (("day", "LP bound $") + (("dispatch-only $",) if ruled else ()) + (("integer-level $",) if levels else ())
-                + ("build s", "solve s", "vars", "rows"))
-        for col in cols:
-            table.add_column(col, justify="right")
-        for r in rows:
-            extra = ((f"{r['dispatch_bound_usd']:,.2f}",) if ruled else ()) + ((f"{r['integer_bound_usd']:,.2f}",) if levels else ())
-            table.add_row(r["day"], f"{r['lp_bound_usd']:,.2f}", *extra, f"{r['build_s']:.2f}", f"{r['solve_s']:.2f}",
-                          f"{r['variables']:,}", f"{r['constraints']:,}")
-        console.print(table)
-        console.print(f"mean bound ${summary['mean_lp_bound_usd']:,.2f}/day; wrote {out}/bounds.json")
-    return 0
+    atomic_write_json(folder / "bounds.json", summary)
+    atomic_write_text(folder / "scenario.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
 
 def bound_scenario_hash(scenario_cfg) -> str:
