@@ -92,8 +92,11 @@ def cmd_evaluate(args) -> int:
     from dcsched.config import EnvConfig, load_scenario
     from dcsched.eval.evaluate import evaluate_policies
 
+    from dcsched.data.exogenous import parse_days
+
     args.override = _scenario_overrides(args)
     cfg = load_scenario(args.scenario, args.override)
+    parse_days(cfg, args.days)  # a bad day list is refused before any folder is made
     out = Path(args.out) if args.out else Path("runs") / f"eval-{cfg.name}"
     env_cfg = EnvConfig(action_encoding=args.encoding)
     if args.workers > 1 and args.stochastic:

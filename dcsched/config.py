@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -320,7 +321,13 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "env.num_envs": (1, None),
     "env.transfer_chunks": (1, None),
     "env.violation_threshold": (0.0, 1.0),
-    "trainer.total_frames": (1, None),
+    "seed": (0, 2**32 - 1),  # numpy's seed range (torch's is wider)
+    # a sanity cap, not a physical one: 10^10 frames is weeks of training at the rates measured here
+    # (docs/performance.md); a larger value is almost always a typo (1e12)
+    "trainer.total_frames": (1, 10**10),
+    "optim.lr_actor": (0.0, None),
+    "optim.lr_critic": (0.0, None),
+    "optim.lr_alpha": (0.0, None),
     "trainer.frames_per_batch": (1, None),
     "trainer.checkpoint_every_batches": (1, None),
     "eval.max_days": (0, None),
@@ -514,6 +521,27 @@ def load_scenario(name_or_path: str, overrides: list[str] | None = None) -> Scen
     return cfg
 
 
+def override_value(node, leaf: str, value: str, key: str) -> Any:
+    """The value of a ``key=value`` override of ``node.leaf``: a string field takes ``value``
+    verbatim (a path such as ``[v3].csv`` or ``runs/a #1`` is not YAML to parse, nor a comment to
+    cut) unless it is quoted whole (``""``, ``'a b'``: YAML unquotes it); any other is parsed as YAML (numbers, booleans, null, lists such as ``[64,64]``), and a
+    value YAML cannot parse is a ConfigError naming ``key``."""
+    import yaml
+    from omegaconf.nodes import StringNode
+
+    if isinstance(node, DictConfig) and leaf in node and isinstance(node._get_node(leaf), StringNode):
+        quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""
+        if not quoted:
+            return value
+
+    try:
+        parsed = OmegaConf.from_dotlist([f"v={value}"])["v"]
+    except yaml.YAMLError as err:
+        raise ConfigError("command line", key, f"cannot parse '{value}' ({str(err).splitlines()[0]})",
+                          "a number, true/false, a string, or a list such as [64,64]") from None
+    return OmegaConf.to_container(parsed) if isinstance(parsed, (DictConfig, ListConfig)) else parsed
+
+
 def _merge_overrides(cfg: DictConfig, overrides: list[str], prefix: str = "") -> DictConfig:
     for item in overrides:
         if "=" not in item:
@@ -522,11 +550,9 @@ def _merge_overrides(cfg: DictConfig, overrides: list[str], prefix: str = "") ->
         if not prefix and key in MOVED_KEYS:
             raise _moved_error("command line", key)
         try:
-            parsed = OmegaConf.from_dotlist([f"v={value}"])["v"]
-            if isinstance(parsed, (DictConfig, ListConfig)):
-                parsed = OmegaConf.to_container(parsed)
             parent, _, leaf = key.rpartition(".")
             node = OmegaConf.select(cfg, parent) if parent else cfg
+            parsed = override_value(node, leaf, value, f"{prefix}.{key}" if prefix else key)
             if node is None or (isinstance(node, DictConfig) and leaf not in node):
                 raise ConfigError("command line", f"{prefix}.{key}" if prefix else key, "unknown key",
                                   _allowed_hint(f"{prefix}.{key}" if prefix else key,
@@ -540,8 +566,24 @@ def _merge_overrides(cfg: DictConfig, overrides: list[str], prefix: str = "") ->
     return cfg
 
 
-def _finish(cfg: DictConfig, source: str, prefix: str = "") -> DictConfig:
-    """Resolve interpolations, check MISSING values and enum-like strings."""
+def _not_finite(node: Any, path: str = "") -> str | None:
+    """The dotted key of the first NaN or infinite number in a config, or None."""
+    import math
+
+    if isinstance(node, dict):
+        return next((bad for k, v in node.items() if (bad := _not_finite(v, f"{path}{k}."))), None)
+    if isinstance(node, list):
+        return next((bad for i, v in enumerate(node) if (bad := _not_finite(v, f"{path}{i}."))), None)
+    return path[:-1] if isinstance(node, float) and not math.isfinite(node) else None
+
+
+def _finish(cfg: DictConfig, source: str, prefix: str = "", overridden: tuple[str, ...] = ()) -> DictConfig:
+    """Resolve interpolations, check MISSING values, NaN and infinite numbers, enum-like strings and
+    ranges. A refused value set by a command-line override (``overridden``: its keys) is blamed on the
+    command line, any other on ``source``."""
+    def blame(key: str) -> str:
+        return "command line" if key in overridden else source
+
     try:
         OmegaConf.resolve(cfg)
         missing = sorted(OmegaConf.missing_keys(cfg))
@@ -550,6 +592,10 @@ def _finish(cfg: DictConfig, source: str, prefix: str = "") -> DictConfig:
     if missing:
         key = f"{prefix}.{missing[0]}" if prefix else missing[0]
         raise ConfigError(source, key, "required value is missing")
+    bad = _not_finite(OmegaConf.to_container(cfg))
+    if bad is not None:
+        key = f"{prefix}.{bad}" if prefix else bad
+        raise ConfigError(blame(key), key, f"{OmegaConf.select(cfg, bad)} is not a finite number", "a finite number")
     for path, allowed in ENUMS.items():
         rel = path
         if prefix:
@@ -558,12 +604,12 @@ def _finish(cfg: DictConfig, source: str, prefix: str = "") -> DictConfig:
             rel = path[len(prefix) + 1 :]
         value = OmegaConf.select(cfg, rel)
         if value is not None and value not in allowed:
-            raise ConfigError(source, path, f"'{value}' is not allowed", ", ".join(allowed))
+            raise ConfigError(blame(path), path, f"'{value}' is not allowed", ", ".join(allowed))
     if not prefix:
         for path, (lo, hi) in RANGES.items():
             value = OmegaConf.select(cfg, path)
             if value is not None and ((lo is not None and value < lo) or (hi is not None and value > hi)):
-                raise ConfigError(source, path, f"{value} is out of range", _range_text(lo, hi))
+                raise ConfigError(blame(path), path, f"{value} is out of range", _range_text(lo, hi))
     return cfg
 
 
@@ -658,7 +704,11 @@ def load_recipe(recipe: str | Path, overrides: list[str] | None = None) -> DictC
     except OmegaConfBaseException as err:
         raise as_config_error(err, str(path)) from err
     cfg = _merge_overrides(cfg, overrides)
-    cfg = _finish(cfg, str(path))
+    cfg = _finish(cfg, str(path), overridden=tuple(o.partition("=")[0] for o in overrides))
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", str(cfg.name)):  # the run folder's name: no path in it
+        raise ConfigError(str(path) if "name" not in {o.partition("=")[0] for o in overrides} else "command line",
+                          "name", f"'{cfg.name}' is not a folder name", "letters, digits, '.', '_' and '-', "
+                          "not starting with '.' or '-' (out_dir= chooses the folder the run goes in)")
     from dcsched.scenarios import validate_scenario
 
     validate_scenario(cfg.scenario, str(path) if scen_extra is not None else str(scenario_path(scenario_name)))

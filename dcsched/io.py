@@ -57,6 +57,7 @@ def fresh_dir(target: Path, overwrite: bool = False, key: str = "out_dir"):
     if target.exists() and any(target.iterdir()) and not overwrite:
         raise ConfigError("command line", key, f"{target} exists and is not empty; nothing was overwritten",
                           "another folder, or --overwrite")
+    made = [p for p in [target.parent, *target.parent.parents] if not p.exists()]  # parents this call creates
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -65,6 +66,9 @@ def fresh_dir(target: Path, overwrite: bool = False, key: str = "out_dir"):
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for folder in made:  # innermost first; a folder another process filled meanwhile stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
     if overwrite and target.exists():
         old = target.with_name(f".{target.name}.old-{os.getpid()}")

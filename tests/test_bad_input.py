@@ -26,3 +26,32 @@ def test_an_unwritable_output_folder_is_a_usage_error(command, tmp_path, capsys)
     err = capsys.readouterr().err
     assert rc == 2 and "cannot write" in err and str(in_the_way) in err
     assert in_the_way.read_text() == "not a folder" and sorted(tmp_path.iterdir()) == [in_the_way]
+
+
+# ---------------------------------------------------------------- issue #44, items 5 and 6
+@pytest.mark.parametrize("argv,key", [
+    (["train", "quick/sac", "network.hidden_sizes=[64,64"], "network.hidden_sizes"),  # YAML that does not parse
+    (["train", "quick/sac", "seed=100000000000000000000"], "seed"),  # overflowed torch.manual_seed
+    (["train", "quick/sac", "optim.lr_actor=nan"], "optim.lr_actor"),  # an IndexError deep in the kernels
+    (["train", "quick/sac", "agent.gamma=inf"], "agent.gamma"),
+    (["train", "quick/sac", "trainer.total_frames=1e12"], "trainer.total_frames"),  # years of training
+    (["train", "quick/sac", "name=../x"], "name"),  # a run folder outside out_dir
+    (["evaluate", "--policy", "local_only", "--days", "2023-01-06,2023-01-06", "--no-plots"], "days"),
+    (["experiment", "sac_temperature", "only=[", "wandb_mode=disabled"], "only"),  # not a regex
+    (["experiment", "sac_temperature", "only=(paper3", "wandb_mode=disabled"], "only"),
+    (["experiment", "sac_temperature", "seeds=[]", "wandb_mode=disabled"], "seeds"),  # a report with no learned row
+])
+def test_bad_values_exit_2_naming_the_key_without_a_traceback(argv, key, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"key '{key}'" in err and "command line" in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir()), "a refused command writes nothing"
+
+
+def test_string_values_are_taken_verbatim_not_as_yaml():
+    """A path that looks like a YAML list or holds ' #' is a path: not a parse error, not cut short."""
+    from dcsched.config import load_recipe
+
+    cfg = load_recipe("quick/sac", ["out_dir=runs/[v3] #1", "logger.project=a #b"])
+    assert cfg.out_dir == "runs/[v3] #1" and cfg.logger.project == "a #b"

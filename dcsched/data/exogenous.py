@@ -118,6 +118,8 @@ def parse_days(cfg, spec: str) -> list[int]:
             raise ConfigError("command line", "days", f"cannot parse date '{item}'", allowed)
         if ts.year != cfg.year:
             raise ConfigError("command line", "days", f"{item} is outside the trace year {cfg.year}")
+        if int(ts.dayofyear) - 1 in out:  # a repeated day would weigh twice in every mean
+            raise ConfigError("command line", "days", f"{item} is given twice", allowed)
         out.append(int(ts.dayofyear) - 1)
     return out
 

@@ -24,7 +24,8 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dcsched.agents.configs import flat_agent_defaults
-from dcsched.config import (as_config_error, legacy_layout, load_recipe, load_scenario, read_yaml, scenario_path,
+from dcsched.config import (as_config_error, legacy_layout, load_recipe, load_scenario, override_value, read_yaml,
+                             scenario_path,
                              to_container)
 from dcsched.data.user_files import data_identity
 from dcsched.errors import ConfigError
@@ -196,7 +197,8 @@ def load_experiment(name: str, overrides: list[str] | None = None) -> DictConfig
         if OmegaConf.select(cfg, key.rpartition(".")[0] or key, default=None) is None and key.split(".")[0] not in cfg:
             raise ConfigError("command line", key, "unknown key", _allowed_keys(key))
         try:
-            parsed = OmegaConf.from_dotlist([f"v={value}"])["v"]
+            parent, _, leaf = key.rpartition(".")
+            parsed = override_value(OmegaConf.select(cfg, parent) if parent else cfg, leaf, value, key)
             OmegaConf.update(cfg, key, parsed, merge=False)
         except OmegaConfBaseException as err:
             raise _experiment_error(err, "command line") from err
@@ -214,6 +216,16 @@ def load_experiment(name: str, overrides: list[str] | None = None) -> DictConfig
                               ", ".join(allowed))
     if not cfg.methods:
         raise ConfigError(source, "methods", "an experiment needs at least one method")
+    for key, seeds in (("seeds", cfg.seeds), ("quick.seeds", cfg.quick.seeds)):
+        if seeds is not None and len(seeds) == 0:
+            raise ConfigError("command line" if key.split(".")[0] in given else source, key,
+                              "no seeds: no learned run would be made", "one or more seeds, e.g. [0,1,2]")
+    if cfg.only:
+        try:
+            re.compile(cfg.only)
+        except re.error as err:
+            raise ConfigError("command line", "only", f"'{cfg.only}' is not a regular expression ({err})",
+                              "a Python regex on cell keys, e.g. '^paper3/.*/s1$'") from None
     if int(cfg.lp_workers) < 1:
         raise ConfigError("command line", "lp_workers", f"{cfg.lp_workers} processes", ">= 1")
     if int(cfg.eval_workers) < 1:
