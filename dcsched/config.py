@@ -468,10 +468,26 @@ def scenario_path(name_or_path: str) -> Path:
     raise ConfigError("scenario", "scenario", f"unknown scenario '{name_or_path}'{hint}", ", ".join(allowed))
 
 
+YAML_MAX_BYTES = 1_000_000  # a recipe, scenario or experiment file is a few kB; a 10 MB one took minutes to parse
+
+
 def read_yaml(path: Path) -> DictConfig:
-    """A YAML file holding a non-empty mapping; a ConfigError naming the file otherwise."""
+    """A YAML file holding a non-empty mapping; a ConfigError naming the file otherwise. Files over
+    :data:`YAML_MAX_BYTES` and anchors / aliases (``&a`` / ``*a``: a few hundred bytes of nested
+    aliases expand to billions of nodes and hang the loader) are refused before parsing."""
+    import yaml
+
     if not path.exists():
         raise ConfigError(str(path), "<file>", "file not found")
+    if path.is_file() and path.stat().st_size > YAML_MAX_BYTES:
+        raise ConfigError(str(path), "<file>", f"{path.stat().st_size:,} bytes: too large for a recipe",
+                          f"at most {YAML_MAX_BYTES:,} bytes")
+    try:
+        if any(isinstance(t, (yaml.AliasToken, yaml.AnchorToken)) for t in yaml.scan(path.read_text())):
+            raise ConfigError(str(path), "<file>", "YAML anchors and aliases (&name, *name) are not supported",
+                              "every value written out")
+    except yaml.YAMLError:
+        pass  # the loader below reports the syntax error
     try:
         cfg = OmegaConf.load(path)
     except Exception as err:  # YAML syntax

@@ -40,6 +40,24 @@ def atomic_write_json(path: Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def _remove_stale(target: Path) -> None:
+    """Remove the hidden ``.NAME.tmp-PID`` / ``.NAME.old-PID`` folders of :func:`fresh_dir` whose
+    process is gone (a command killed with SIGKILL leaves its temporary folder behind)."""
+    import os
+    import shutil
+
+    for stale in Path(target).parent.glob(f".{Path(target).name}.*-*"):
+        kind, _, pid = stale.name.rpartition("-")
+        if not (kind.endswith((".tmp", ".old")) and pid.isdigit()) or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, another user's
+
+
 @contextlib.contextmanager
 def fresh_dir(target: Path, overwrite: bool = False, key: str = "out_dir"):
     """Yield a temporary sibling folder to fill; on success it becomes ``target``. An existing
@@ -57,6 +75,7 @@ def fresh_dir(target: Path, overwrite: bool = False, key: str = "out_dir"):
     if target.exists() and any(target.iterdir()) and not overwrite:
         raise ConfigError("command line", key, f"{target} exists and is not empty; nothing was overwritten",
                           "another folder, or --overwrite")
+    _remove_stale(target)
     made = [p for p in [target.parent, *target.parent.parents] if not p.exists()]  # parents this call creates
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")

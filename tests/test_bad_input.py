@@ -55,3 +55,44 @@ def test_string_values_are_taken_verbatim_not_as_yaml():
 
     cfg = load_recipe("quick/sac", ["out_dir=runs/[v3] #1", "logger.project=a #b"])
     assert cfg.out_dir == "runs/[v3] #1" and cfg.logger.project == "a #b"
+
+
+def test_a_yaml_alias_bomb_and_a_huge_recipe_are_refused_before_parsing(tmp_path):
+    """Nine nested aliases in 300 bytes expand to 9^9 nodes (the loader hung); a 10 MB recipe took minutes."""
+    from dcsched.config import YAML_MAX_BYTES, load_recipe
+    from dcsched.errors import ConfigError
+
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]'] + [
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]" for i in range(8)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("scenario: paper3\n" + "\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="anchors and aliases") as err:
+        load_recipe(bomb)
+    assert err.value.source == str(bomb)
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("scenario: paper3\n" + "# padding\n" * (YAML_MAX_BYTES // 10 + 1))
+    with pytest.raises(ConfigError, match="too large"):
+        load_recipe(huge)
+
+
+def test_stale_temporary_folders_of_killed_commands_are_removed(tmp_path):
+    """A command killed with SIGKILL leaves .OUT.tmp-PID behind; the next command writing OUT removes
+    those whose process is gone, and keeps a running one's."""
+    import subprocess
+
+    from dcsched.io import fresh_dir
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its PID is now free
+    alive = subprocess.Popen(["sleep", "30"])
+    try:
+        (tmp_path / f".ev.tmp-{dead.pid}").mkdir()
+        (tmp_path / f".ev.tmp-{dead.pid}" / "half.csv").write_text("half-written")
+        (tmp_path / f".ev.tmp-{alive.pid}").mkdir()
+        with fresh_dir(tmp_path / "ev") as tmp:
+            (tmp / "done.txt").write_text("complete")
+        names = sorted(p.name for p in tmp_path.iterdir())
+        assert names == [f".ev.tmp-{alive.pid}", "ev"], names
+    finally:
+        alive.kill()
+        alive.wait()

@@ -80,6 +80,16 @@ def test_a_workload_file_replaces_the_arrival_shape(tmp_path):
     torch.testing.assert_close(rate[-1], expected * (2 / 1.5))
 
 
+def test_a_workload_too_large_to_average_is_refused_with_its_row(tmp_path):
+    """Values near 1e308 overflowed the year's mean and gave that DC no arrivals, silently."""
+    hours = hours_of_year(2023)
+    load = np.ones(len(hours))
+    load[5] = 1e308
+    path = _write(tmp_path / "load.csv", hours, relative_load=load)
+    with pytest.raises(DataError, match=r"load.csv.*line 7.*relative_load.*outside the plausible range"):
+        read_series(path, "workload", 2023)
+
+
 def _year_files(tmp_path, year, region):
     """prices, carbon and weather files for ``year`` made from the region's 2023 series (the last
     day repeated for a leap year's extra day)."""

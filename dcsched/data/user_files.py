@@ -70,7 +70,9 @@ SCHEMAS: dict[str, tuple[ValueColumn, ...]] = {
     "carbon": (ValueColumn(("carbon_g_per_kwh", "Carbon Intensity gCO₂eq/kWh (direct)"), 0.0, 1500.0, "g/kWh"),),
     "weather": (ValueColumn(("temp_c",), -60.0, 60.0, "°C"), ValueColumn(("cloud_pct",), 0.0, 100.0, "%"),
                 ValueColumn(("wind_10m_ms",), 0.0, 80.0, "m/s")),
-    "workload": (ValueColumn(("relative_load",), 0.0, np.inf, "relative"),),
+    # relative: the file is scaled to mean 1. The cap keeps a year's sum finite (values near 1e308 made the mean
+    # overflow and silently gave that DC no arrivals).
+    "workload": (ValueColumn(("relative_load",), 0.0, 1e12, "relative"),),
 }
 # columns of the shipped exports that are allowed and ignored
 IGNORED_COLUMNS: dict[str, tuple[str, ...]] = {
