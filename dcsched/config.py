@@ -525,15 +525,29 @@ def _merge_scenario_file(base: DictConfig, name_or_path: str, seen: tuple[str, .
         raise as_config_error(err, str(path), "scenario") from err
 
 
+def _validate_blaming_overrides(scenario: DictConfig, source: str, overrides: list[str]) -> None:
+    """:func:`dcsched.scenarios.validate_scenario`, with a refused key that a command-line override
+    set (``overrides``: ``scenario.KEY=VALUE`` items) blamed on the command line, not on the file."""
+    from dcsched.scenarios import validate_scenario
+
+    try:
+        validate_scenario(scenario, source)
+    except ConfigError as err:
+        given = {o.partition("=")[0] for o in overrides}
+        if err.key in given or any(err.key.startswith(g + ".") for g in given):
+            raise ConfigError("command line", err.key, err.problem, err.allowed) from None
+        raise
+
+
 def load_scenario(name_or_path: str, overrides: list[str] | None = None) -> ScenarioConfig:
     """Load and validate a scenario by name (``recipes/scenario/NAME.yaml``) or path."""
     cfg = _merge_scenario_file(schema(ScenarioConfig), name_or_path)
     if overrides:
         cfg = _merge_overrides(cfg, overrides, prefix="scenario")
-    cfg = _finish(cfg, str(scenario_path(name_or_path)), prefix="scenario")
-    from dcsched.scenarios import validate_scenario
-
-    validate_scenario(cfg, str(scenario_path(name_or_path)))
+    given = [f"scenario.{o}" for o in overrides or []]
+    cfg = _finish(cfg, str(scenario_path(name_or_path)), prefix="scenario",
+                  overridden=tuple(o.partition("=")[0] for o in given))
+    _validate_blaming_overrides(cfg, str(scenario_path(name_or_path)), given)
     return cfg
 
 
@@ -725,9 +739,9 @@ def load_recipe(recipe: str | Path, overrides: list[str] | None = None) -> DictC
         raise ConfigError(str(path) if "name" not in {o.partition("=")[0] for o in overrides} else "command line",
                           "name", f"'{cfg.name}' is not a folder name", "letters, digits, '.', '_' and '-', "
                           "not starting with '.' or '-' (out_dir= chooses the folder the run goes in)")
-    from dcsched.scenarios import validate_scenario
 
-    validate_scenario(cfg.scenario, str(path) if scen_extra is not None else str(scenario_path(scenario_name)))
+    _validate_blaming_overrides(cfg.scenario, str(path) if scen_extra is not None else str(scenario_path(scenario_name)),
+                                overrides)
     return cfg
 
 

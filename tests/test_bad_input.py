@@ -96,3 +96,14 @@ def test_stale_temporary_folders_of_killed_commands_are_removed(tmp_path):
     finally:
         alive.kill()
         alive.wait()
+
+
+@pytest.mark.parametrize("argv", [
+    ["evaluate", "--policy", "local_only", "--days", "2023-01-06", "--no-plots", "scenario.dcs.0.data.prices=nope.csv"],
+    ["train", "quick/sac", "scenario.dcs.0.data.prices=nope.csv"],
+])
+def test_a_missing_data_file_named_by_an_override_blames_the_command_line(argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "command line: key 'scenario.dcs.0.data.prices'" in err and "nope.csv" in err and "paper3.yaml" not in err
