@@ -18,7 +18,6 @@ import zipfile
 from pathlib import Path
 
 import torch
-
 from omegaconf import DictConfig, OmegaConf
 from tensordict import TensorDict
 from tensordict._reductions import _make_td
@@ -74,7 +73,6 @@ def load_checkpoint(path: Path | str, map_location="cpu", key: str = "checkpoint
 HARNESS_STATE = ("frames", "updates", "update_credit")  # the harness's own buffers in a checkpoint's state_dict
 
 
-
 def typed_config(cfg) -> DictConfig:
     """A run config (a DictConfig or a checkpoint's stored one) on the current schema: keys of older
     layouts moved (:data:`~dcsched.config.MOVED_KEYS`), and the ``agent`` group typed by its
@@ -89,14 +87,12 @@ def typed_config(cfg) -> DictConfig:
     return OmegaConf.merge(run_schema(name, "checkpoint"), OmegaConf.create(data))
 
 
-
 def algorithm_class(name: str) -> type[Algorithm]:
     """The Algorithm class registered as ``name`` in AGENTS (lazy entries are imported here)."""
     from dcsched.registry import AGENTS
 
     entry = AGENTS.get(name)
     return entry.resolve() if hasattr(entry, "resolve") else entry
-
 
 
 def migrate_state_dict(state: dict) -> dict:

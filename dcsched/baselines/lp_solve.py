@@ -20,7 +20,6 @@ class LPSolveError(DcschedError):
     """An LP that is infeasible or unbounded (names the day and scenario)."""
 
 
-
 @dataclass
 class LPResult:
     value_usd: float
@@ -31,7 +30,6 @@ class LPResult:
     num_variables: int = 0
     num_constraints: int = 0
     integer: object = None  # integer_bound.IntegerBoundResult when solved with integer_levels (value_usd is its bound)
-
 
 
 def window_from_exo(p: SimParams, exo, day: int, start: int = 0, horizon: int | None = None,
@@ -56,11 +54,9 @@ def window_from_exo(p: SimParams, exo, day: int, start: int = 0, horizon: int | 
                   **faults)
 
 
-
 def highs_bounds(lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
     """[n, 2] variable bounds for ``linprog`` (an infinite upper bound as None)."""
     return np.column_stack([lb, np.where(np.isinf(ub), None, ub)])
-
 
 
 def solve_model_result(model: LPModel):
@@ -69,14 +65,12 @@ def solve_model_result(model: LPModel):
                    bounds=highs_bounds(model.lb, model.ub), method="highs")
 
 
-
 def solve_model(model: LPModel, what: str) -> tuple[np.ndarray, float]:
     res = solve_model_result(model)
     if res.status != 0:
         kind = {2: "infeasible", 3: "unbounded"}.get(res.status, f"not solved (status {res.status})")
         raise LPSolveError(f"LP for {what} is {kind}: {res.message}")
     return res.x, float(-res.fun)
-
 
 
 def solve_window(p: SimParams, w: Window, what: str, coef: Coefficients | None = None,
@@ -88,7 +82,6 @@ def solve_window(p: SimParams, w: Window, what: str, coef: Coefficients | None =
     x, value = solve_model(model, what)
     return LPResult(value, x, model, t1 - t0, time.perf_counter() - t1, int(model.c.size),
                     int(model.A_eq.shape[0] + model.A_ub.shape[0]))
-
 
 
 def block(result: LPResult, name: str) -> tuple[np.ndarray, tuple]:

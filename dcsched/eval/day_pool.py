@@ -18,7 +18,6 @@ from pathlib import Path
 CHUNK_DAYS_MAX = 4  # days per chunk at most: what an interruption can cost, in days of planning
 
 
-
 def is_day_separable(policy: str) -> bool:
     """Whether ``policy`` (a registered name with options, or a checkpoint path) plays each day
     independently of the others in the batch."""
@@ -29,7 +28,6 @@ def is_day_separable(policy: str) -> bool:
     return bool(getattr(POLICIES.get(policy.partition(":")[0]), "day_separable", False))
 
 
-
 def day_chunks(dates: list[str], workers: int = 1, chunk_days: int = 0) -> list[list[str]]:
     """``dates`` cut into consecutive chunks of ``chunk_days`` (0: as many days as keeps
     ``workers`` processes busy, at most :data:`CHUNK_DAYS_MAX`)."""
@@ -37,7 +35,6 @@ def day_chunks(dates: list[str], workers: int = 1, chunk_days: int = 0) -> list[
         raise ValueError(f"workers must be >= 1 and chunk_days >= 0, got {workers} and {chunk_days}")
     size = chunk_days or max(1, min(CHUNK_DAYS_MAX, math.ceil(len(dates) / workers)))
     return [dates[i : i + size] for i in range(0, len(dates), size)]
-
 
 
 def outcomes_in_processes(scenario_cfg, env_cfg, policy: str, dates: list[str], seed: int, workers: int,
@@ -60,7 +57,6 @@ def outcomes_in_processes(scenario_cfg, env_cfg, policy: str, dates: list[str], 
     return {key: np.concatenate([outs[i][key] for i in range(len(chunks))], axis=0) for key in outs[0]}
 
 
-
 def _outcome_in_worker(scenario: dict, env_cfg, policy: str, seed: int, dates: list[str]) -> dict:
     """One chunk's rollout arrays in a worker process."""
     from dcsched.eval.policies import make_policy
@@ -76,7 +72,6 @@ def _outcome_in_worker(scenario: dict, env_cfg, policy: str, seed: int, dates: l
     return run_days(env, agent)
 
 
-
 def worker_scenario(scenario: dict):
     """The scenario config back from its plain dict (what crosses the process boundary), and one
     torch thread for this worker."""
@@ -87,7 +82,6 @@ def worker_scenario(scenario: dict):
 
     torch.set_num_threads(1)
     return OmegaConf.merge(OmegaConf.structured(ScenarioConfig), scenario)
-
 
 
 def in_processes(work, scenario_cfg, args: tuple, chunks: list[list[str]], workers: int, finished) -> None:

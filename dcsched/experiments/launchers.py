@@ -99,7 +99,6 @@ def run_ray(specs: list[RunSpec], exp_dir: Path, options: RunOptions, address: s
             ray.shutdown()
 
 
-
 def _ray_execute(spec: dict, exp_dir: str, options: dict) -> dict:
     import os
 

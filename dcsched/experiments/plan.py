@@ -15,11 +15,9 @@ def experiment_dir(cfg) -> tuple[Path, Path]:
     return out_root, out_root / cfg.name
 
 
-
 def adopts_records(cfg) -> bool:
     """Whether an invocation with this config adopts recorded cells (full tier, reuse, a records_dir)."""
     return cfg.tier == "full" and cfg.reuse and bool(cfg.records_dir)
-
 
 
 def cells_to_run(cfg, unfinished: list) -> list:
