@@ -187,6 +187,20 @@ def test_malformed_files_are_refused_one_rule_each(tmp_path, case):
         assert f"line {line}:" in text
 
 
+@pytest.mark.parametrize("rows", ["every", "one"])
+def test_an_unquoted_decimal_comma_is_named_not_blamed_on_the_timestamps(tmp_path, rows):
+    """`12,5` unquoted is two fields: in every row pandas took the timestamps for an index (the error
+    blamed the timestamp column); in one row it stopped tokenising. Both now name the decimal comma."""
+    lines = _good().to_csv(index=False).splitlines()
+    body = [line.rsplit(",", 1)[0] + ",12,5" if rows == "every" or n == 5 else line for n, line in enumerate(lines[1:])]
+    path = tmp_path / "comma.csv"
+    path.write_text("\n".join([lines[0], *body]) + "\n")
+    with pytest.raises(DataError, match=r"decimal comma \(12,5\)") as err:
+        read_series(path, "prices", 2023)
+    assert str(path) in str(err.value) and "is not a timestamp" not in str(err.value)
+    assert ("line 2:" in str(err.value)) if rows == "every" else ("line 7" in str(err.value))
+
+
 @pytest.mark.parametrize("kind, columns, rule", [
     ("carbon", {"carbon_g_per_kwh": 0.3}, "looks like kg/kWh"),
     ("weather", {"temp_c": 70.0, "cloud_pct": 50.0, "wind_10m_ms": 3.0}, "looks like °F or K"),

@@ -94,6 +94,9 @@ def days_of_year(year: int) -> int:
     return len(hours_of_year(year)) // 24
 
 
+DECIMAL_COMMA_HINT = "a decimal comma (12,5) splits a value in two: the decimal mark is a point (12.5)"
+
+
 def _fail(path: Path, line: int | None, rule: str) -> DataError:
     where = f"{path}: line {line}" if line is not None else f"{path}"
     return DataError(f"{where}: {rule} (schema: docs/data-format.md)")
@@ -190,7 +193,11 @@ def _read_series_cached(path: Path, kind: str, year: int, size: int, mtime_ns: i
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
-        raise _fail(path, None, f"not a readable CSV file ({type(err).__name__}: {err})") from err
+        hint = f"; {DECIMAL_COMMA_HINT}" if "fields in line" in str(err) else ""
+        raise _fail(path, None, f"not a readable CSV file ({type(err).__name__}: {str(err).strip()}){hint}") from err
+    if not isinstance(df.index, pd.RangeIndex):  # every row had more fields than the header: pandas made an index
+        header = len(df.columns)
+        raise _fail(path, 2, f"{header + df.index.nlevels} fields under a header of {header}; {DECIMAL_COMMA_HINT}")
     columns = _columns(df, kind, path)
     if df.empty:
         raise _fail(path, None, "no data rows (header only)")
