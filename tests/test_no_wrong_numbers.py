@@ -206,8 +206,43 @@ def test_loading_a_checkpoint_builds_the_policy_only_and_acts_like_the_trained_a
     td = env.reset()
     torch.testing.assert_close(policy.act(td), module.act(td))
     other = load_scenario("global8")
-    with pytest.raises(ConfigError, match="trained on 'paper3'"):
+    with pytest.raises(ConfigError, match="trained on 'paper3'.*3 data centres, this env has 8: evaluate it with "
+                                          "--scenario paper3"):
         load_checkpoint_policy(ckpt, make_env(other, EnvConfig(num_envs=2), days=split_days(other, "test")[:1]))
+
+
+def test_another_worlds_checkpoint_is_refused_naming_the_keys_or_noted(tmp_path):
+    """A checkpoint trained in a scenario of other sizes (the learned battery adds actions) is refused
+    naming the differing key and the override that plays its world; one whose sizes fit plays, with
+    a console note naming the keys that differ (a transfer evaluation)."""
+    import io
+
+    from rich.console import Console
+
+    from dcsched.agents.checkpoint_policy import load_checkpoint_policy
+    from dcsched.config import EnvConfig
+    from dcsched.data.exogenous import split_days
+    from dcsched.envs import make_env
+    from dcsched.eval.evaluate import evaluate_policies
+
+    fit("recipes/sac.yaml", ["scenario=paper3_energy", "scenario.energy.control=learned"], tmp_path, epochs=1)
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    plain = load_scenario("paper3_energy")
+    with pytest.raises(ConfigError, match=r"differ in scenario.energy.control \(checkpoint: learned, this env: "
+                                          r"heuristic\); to play the checkpoint's world add: scenario.energy.control=learned"):
+        load_checkpoint_policy(ckpt, make_env(plain, EnvConfig(num_envs=2), days=split_days(plain, "test")[:1]))
+    learned = load_scenario("paper3_energy", ["energy.control=learned"])
+    load_checkpoint_policy(ckpt, make_env(learned, EnvConfig(num_envs=2), days=split_days(learned, "test")[:1]))
+
+    out = io.StringIO()
+    transfer = load_scenario("paper3_energy", ["energy.control=learned", "revenue_scale=2.0"])
+    evaluate_policies(transfer, [str(ckpt)], "test", None, max_days=1, plots=False,
+                      console=Console(file=out, width=300))
+    assert f"note: {ckpt} was trained on 'paper3_energy', a scenario that differs from the evaluated one in " \
+           "scenario.revenue_scale (a transfer evaluation)" in out.getvalue()
+    out = io.StringIO()
+    evaluate_policies(learned, [str(ckpt)], "test", None, max_days=1, plots=False, console=Console(file=out, width=300))
+    assert "note:" not in out.getvalue()
 
 
 def test_stochastic_evaluation_uses_common_random_numbers():

@@ -82,11 +82,55 @@ def load_checkpoint_policy(path: Path, env) -> Policy:
         detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line or "Missing" in line),
                       str(err).splitlines()[0])
         raise ConfigError(str(path), "scenario", f"checkpoint was trained on '{cfg.scenario.name}'; its actor's sizes "
-                          f"(observations, action scores) do not fit this env ({detail})") from None
+                          f"(observations, action scores) do not fit this env ({detail})"
+                          + _differences_hint(cfg.scenario, getattr(env, "scenario_cfg", None))) from None
     actor = actor.to(env.device)
     if view is not env:
         return MultiAgentPolicy(actor, cfg, path).bind(env)
     return CheckpointPolicy(TrainedPolicy(actor, env.obs_dim, env.action_spec.shape[-1], cfg), path).bind(env)
+
+
+LABEL_KEYS = ("name", "description", "base")  # a scenario's labels, not its world
+
+
+def scenario_differences(trained, played, limit: int = 6) -> list[tuple[str, object, object]]:
+    """The scenario keys whose values differ between a checkpoint's scenario and the evaluation
+    env's: [(dotted key, the checkpoint's value, the env's value)], at most ``limit``; the keys that
+    only label a scenario (:data:`LABEL_KEYS`) left out: two scenario files may hold one world."""
+    from omegaconf import OmegaConf
+
+    def flat(node, prefix=""):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from flat(value, f"{prefix}{key}.")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                yield from flat(value, f"{prefix}{i}.")
+        else:
+            yield prefix[:-1], node
+
+    def plain(cfg):
+        return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+
+    a, b = dict(flat(plain(trained))), dict(flat(plain(played)))
+    keys = [k for k in sorted(a.keys() | b.keys()) if k not in LABEL_KEYS and a.get(k) != b.get(k)]
+    return [(k, a.get(k), b.get(k)) for k in keys[:limit]]
+
+
+def _differences_hint(trained, played) -> str:
+    """'; the scenarios differ in scenario.K (checkpoint: x, this env: y), ...: evaluate with
+    scenario.K=x' for a size mismatch, or '' when the env has no scenario to compare."""
+    if played is None:
+        return ""
+    if len(trained.get("dcs", [])) != len(played.get("dcs", [])):
+        return (f"; it was trained with {len(trained.dcs)} data centres, this env has {len(played.dcs)}: evaluate it "
+                f"with --scenario {trained.name}")
+    diffs = scenario_differences(trained, played)
+    if not diffs:
+        return "; the scenarios agree: the env settings (env.*) the checkpoint was trained with differ"
+    named = ", ".join(f"scenario.{k} (checkpoint: {a}, this env: {b})" for k, a, b in diffs)
+    fix = " ".join(f"scenario.{k}={a}" for k, a, _ in diffs if a is not None)
+    return f"; the scenarios differ in {named}" + (f"; to play the checkpoint's world add: {fix}" if fix else "")
 
 
 def _view_for(algo_cls, cfg, env, path: Path):

@@ -85,6 +85,7 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
         env_cfg = EnvConfig(**OmegaConf.to_container(env_cfg, resolve=True))
     env = make_env(scenario_cfg, env_cfg, days=days, sequential_days=True, stochastic=not deterministic, seed=seed)
     _warn_if_checkpoints_see_training_days(scenario_cfg, policies, days, console)
+    _note_checkpoints_trained_in_another_world(scenario_cfg, policies, console)
     played = play_policies(scenario_cfg, env, env_cfg, policies, days, dates, deterministic, seed, workers, console)
     results: dict[str, dict] = {}
     for name, (out, reward_mode) in played.items():
@@ -129,6 +130,28 @@ def _warn_if_checkpoints_see_training_days(scenario_cfg, policies: list[str], da
         warnings.warn(msg, stacklevel=3)
         if console is not None:
             console.print(f"[yellow]warning:[/yellow] {msg}")
+
+
+def _note_checkpoints_trained_in_another_world(scenario_cfg, policies: list[str], console) -> None:
+    """A console note for each checkpoint whose training scenario differs from the evaluated one
+    (a transfer evaluation: allowed, but said); one whose sizes do not fit is refused when it loads."""
+    if console is None:
+        return
+    from dcsched.agents.checkpoint_format import load_checkpoint
+    from dcsched.agents.checkpoint_policy import scenario_differences
+
+    for policy in policies:
+        if Path(policy).suffix != ".ckpt" or not Path(policy).is_file():
+            continue
+        try:
+            trained = load_checkpoint(Path(policy), "cpu", "--policy")["hyper_parameters"]["cfg"]["scenario"]
+        except (KeyError, TypeError):
+            continue  # not a training checkpoint: loading it names the problem
+        diffs = scenario_differences(trained, scenario_cfg)
+        if diffs:
+            keys = ", ".join(f"scenario.{k}" for k, _, _ in diffs)
+            console.print(f"note: {policy} was trained on '{trained.get('name')}', a scenario that differs "
+                          f"from the evaluated one in {keys}{' ...' if len(diffs) == 6 else ''} (a transfer evaluation)")
 
 
 def play_policies(scenario_cfg, env, env_cfg: EnvConfig, policies: list[str], days: list[int], dates: list[str],
