@@ -106,6 +106,36 @@ def test_sigterm_before_the_first_checkpoint_interval_keeps_the_batches_trained(
     assert "interrupted at" in flat and "resume: dcsched train RECIPE resume=" in flat
 
 
+def _limit_file_size(limit_bytes: int):
+    """A child's file-size limit: a write beyond it fails with EFBIG, as a full disk fails with ENOSPC
+    (SIGXFSZ ignored, so the write returns the error instead of killing the process)."""
+    def apply():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    return apply
+
+
+def test_a_full_disk_during_a_checkpoint_rewrite_exits_2_and_keeps_the_last_checkpoint(tmp_path):
+    """A real process whose writes fail past 500 kB: the tiny SAC checkpoint (its replay buffer grows
+    with the frames) is written at 128 and 256 frames and fails at 384. The run exits 2 with one line
+    naming the file and the resume command; the 256-frame last.ckpt is whole, no temporary file is left."""
+    out = tmp_path / "full"
+    args = [sys.executable, "-m", "dcsched.cli", "train", "recipes/sac.yaml", *TINY, f"trainer.total_frames={TOTAL}",
+            f"out_dir={out}", "name=victim", "seed=4", "eval.policies=null"]
+    proc = subprocess.run(args, cwd=ROOT, env=dict(os.environ, WANDB_MODE="disabled"), capture_output=True, text=True,
+                          timeout=300, preexec_fn=_limit_file_size(500_000))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    error = [line for line in proc.stderr.splitlines() if line.startswith("dcsched: error:")]
+    assert len(error) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    ckpt = next(out.glob("victim-*/checkpoints/last.ckpt"))
+    assert f"cannot write {ckpt}: File too large" in error[0]
+    assert f"the previous {ckpt} (256 frames) is intact" in error[0] and f"resume={ckpt}" in error[0]
+    assert frames_in(ckpt) == 256
+    assert [p.name for p in ckpt.parent.iterdir()] == ["last.ckpt"], "no half-written temporary file is left"
+
+
 def test_sigterm_during_evaluate_exits_143_and_leaves_nothing(tmp_path):
     """Outside training SIGTERM unwinds like Ctrl-C: the output folder is never half-made."""
     out = tmp_path / "eval"

@@ -16,6 +16,7 @@ Work is never lost and never overwritten:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -28,7 +29,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import Callback
 
 from dcsched.config import save_resolved, to_container
-from dcsched.errors import ConfigError, Terminated
+from dcsched.errors import ConfigError, DcschedError, Terminated
 
 
 def run_dir_for(cfg) -> Path:
@@ -157,6 +158,24 @@ def deferred_interrupt(module):
             signal.signal(sig, handler)
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over quota, over the file-size limit
+
+
+def _out_of_space(err: OSError, run_dir: Path) -> DcschedError:
+    """The error for a write that ran out of space during training, saying what was kept: the
+    previous last.ckpt (atomic writes: a failed rewrite leaves it whole) and how to resume from it."""
+    from dcsched.agents.checkpoint_format import load_checkpoint
+
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    where = f"cannot write {err.filename or run_dir}: {err.strerror}"
+    if not ckpt.exists():
+        return DcschedError(f"{where}; no checkpoint had been written, so nothing was kept (free space or choose "
+                            "another out_dir=, then train again)")
+    frames = int(load_checkpoint(ckpt, "cpu")["state_dict"]["frames"])
+    return DcschedError(f"{where}; the previous {ckpt} ({frames:,} frames) is intact: free space, then resume: "
+                        f"dcsched train RECIPE resume={ckpt}")
+
+
 def check_resume(cfg) -> dict:
     """The checkpoint's own dcsched record (plus ``frames``, the frames it had trained); refuses a
     missing file or one of another method."""
@@ -265,6 +284,8 @@ def train_from_config(cfg, console=None, agent_cls=None, run_dir: Path | None = 
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing worth keeping: no empty run folders
         if isinstance(err, TrainingAborted):
             raise KeyboardInterrupt from None
+        if isinstance(err, OSError) and err.errno in DISK_FULL:
+            raise _out_of_space(err, run_dir) from err
         raise
     for lg in loggers:
         if hasattr(lg, "experiment") and type(lg).__name__ == "WandbLogger":
