@@ -107,3 +107,11 @@ def test_a_missing_data_file_named_by_an_override_blames_the_command_line(argv, 
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "command line: key 'scenario.dcs.0.data.prices'" in err and "nope.csv" in err and "paper3.yaml" not in err
+
+
+def test_a_folder_given_as_a_data_file_is_named_a_folder(tmp_path, capsys):
+    argv = ["evaluate", "--policy", "local_only", "--days", "2023-01-06", "--no-plots", "--out", str(tmp_path / "ev"),
+            f"scenario.dcs.0.data.prices={tmp_path}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"command line: key 'scenario.dcs.0.data.prices': file '{tmp_path}' is a folder, not a file" in err

@@ -219,8 +219,9 @@ def check_data_keys(cfg, source: str) -> None:
             if key not in DATA_KINDS:
                 raise ConfigError(source, f"scenario.dcs.{n}.data.{key}", "unknown data kind", ", ".join(DATA_KINDS))
             if value and not Path(value).is_file():
+                what = "is a folder, not a file" if Path(value).is_dir() else "not found"
                 raise ConfigError(source, f"scenario.dcs.{n}.data.{key}",
-                                  f"file '{value}' not found (relative paths are from the current directory)")
+                                  f"file '{value}' {what} (relative paths are from the current directory)")
         if cfg.year != shipped_year:
             missing = [k for k in ("prices", "carbon", "weather") if not data.get(k)]
             if missing:
