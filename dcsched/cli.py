@@ -322,11 +322,44 @@ def build_parser() -> argparse.ArgumentParser:
                         "to run) and whether these overrides would run it now; runs and writes nothing")
     p.set_defaults(func=cmd_experiment)
 
+    p = sub.add_parser("results", help="the results tables from the recorded cells (results/) alone, and the "
+                                       "algorithm table from the registry",
+                       description="Print the results-at-a-glance table built from results/*/runs/*/ alone (one row per "
+                                   "scenario and method: %% of the LP bound with a 95 %% t interval over seeds, p', "
+                                   "late+dropped, seeds, days, training time); --write fills the generated blocks "
+                                   "of Markdown files, --check fails (exit 1) when one differs from the records.")
+    p.add_argument("--records", default=None, help="the records folder (default: ./results, else the checkout's results/)")
+    p.add_argument("--write", nargs="+", metavar="FILE", default=None,
+                   help="replace the <!-- results:NAME --> blocks of these Markdown files (e.g. README.md docs/results.md)")
+    p.add_argument("--check", nargs="+", metavar="FILE", default=None,
+                   help="exit 1 naming each block of these files that differs from what the records give")
+    p.add_argument("--table", choices=("glance", "algorithms"), default="glance", help="the table to print")
+    p.set_defaults(func=cmd_results)
+
     p = sub.add_parser("bench", help="benchmarks: env or train throughput, a learning curve in %% of the bound (curve), compiled vs eager updates (compile), parallel evaluation (eval), or the GPU check (gpu)")
     p.add_argument("what", choices=tuple(BENCHMARKS))
     p.add_argument("extra", nargs=argparse.REMAINDER, help="arguments passed to the benchmark (see its --help)")
     p.set_defaults(func=cmd_bench)
     return parser
+
+
+def cmd_results(args) -> int:
+    from dcsched.experiments.results_tables import render_tables, write_or_check
+    from dcsched.paths import REPO_ROOT
+
+    records = Path(args.records) if args.records else next(
+        (p for p in (Path("results"), REPO_ROOT / "results") if p.is_dir()), Path("results"))
+    if args.write or args.check:
+        files = args.write or args.check
+        stale = write_or_check(records, files, write=bool(args.write))
+        if args.write:
+            print(f"updated {len(stale)} block(s)" + "".join(f"\n  {s}" for s in stale))
+            return 0
+        for line in stale:
+            print(f"stale: {line} (regenerate: dcsched results --write {' '.join(map(str, files))})")
+        return 1 if stale else 0
+    print(render_tables(records)[args.table], end="")
+    return 0
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:

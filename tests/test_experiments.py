@@ -763,3 +763,20 @@ def test_overrides_may_follow_a_flag_on_the_command_line():
         parse_args(parser, ["experiment", "shaping_controls", "--status", "--bogus"])
     with pytest.raises(SystemExit):
         parse_args(parser, ["list", "agent", "seed=1"])  # a command without overrides
+
+
+def test_record_into_the_shipped_results_is_refused_from_a_dirty_checkout(tmp_path, monkeypatch):
+    """A record in the checkout's results/ names the code that made it: with uncommitted changes
+    record=true is refused before anything runs; a scratch records_dir is allowed (the record carries
+    the -dirty mark)."""
+    import dcsched.provenance
+    from dcsched.paths import REPO_ROOT
+
+    monkeypatch.setattr(dcsched.provenance, "git_commit", lambda: "abc1234-dirty")
+    before = sorted(p.name for p in (REPO_ROOT / "results").iterdir())
+    with pytest.raises(ConfigError, match=r"uncommitted changes \(abc1234-dirty\)"):
+        run_experiment("shaping_controls", ["wandb_mode=disabled", "record=true", f"records_dir={REPO_ROOT / 'results'}",
+                                            f"out_dir={tmp_path}", "only=^nothing$"])
+    assert sorted(p.name for p in (REPO_ROOT / "results").iterdir()) == before and list(tmp_path.iterdir()) == []
+    run_experiment("shaping_controls", ["wandb_mode=disabled", "record=true", f"records_dir={tmp_path / 'scratch'}",
+                                        f"out_dir={tmp_path / 'out'}", "only=^nothing$", "reuse=false"])

@@ -20,6 +20,24 @@ from dcsched.experiments.spec import available_experiments, expand, load_experim
 __all__ = ["experiment_command", "run_experiment", "experiment_dir", "cells_to_run"]
 
 
+def _refuse_records_from_a_dirty_checkout(records_dir: Path) -> None:
+    """The records the checkout ships (its results/) must name the code that made them: refused
+    while tracked files have uncommitted changes (``git_commit`` ends in ``-dirty``). Records
+    written elsewhere (a scratch folder) carry the mark instead."""
+    from dcsched.errors import ConfigError
+    from dcsched.paths import REPO_ROOT
+    from dcsched.provenance import git_commit
+
+    shipped = (REPO_ROOT / "results").resolve()
+    if records_dir.resolve() != shipped:
+        return
+    commit = git_commit()
+    if commit.endswith("-dirty"):
+        raise ConfigError("command line", "record", f"the checkout has uncommitted changes ({commit}): a record in "
+                          f"{shipped} must name the code that made it; commit first (git status shows what changed)",
+                          "record=true from a clean checkout, or records_dir= a scratch folder")
+
+
 def run_experiment(name: str, overrides: list[str] | None = None, console=None) -> tuple[Path, dict]:
     """Expand, launch (skipping finished cells), aggregate. Returns (report path, outcome by cell key)."""
     from dcsched.experiments.launchers import run_ray, run_sequential
@@ -35,6 +53,8 @@ def run_experiment(name: str, overrides: list[str] | None = None, console=None) 
     if cfg.record and not cfg.records_dir:
         raise ConfigError("command line", "records_dir", "record=true needs a folder to write the records to",
                           "a path, e.g. records_dir=results")
+    if cfg.record:
+        _refuse_records_from_a_dirty_checkout(Path(cfg.records_dir))
     specs = expand(cfg)
     out_root, exp_dir = experiment_dir(cfg)
     exp_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,269 @@
+"""The results tables of the docs, built from the recorded cells under ``results/`` alone.
+
+``dcsched results`` reads every ``results/EXPERIMENT/runs/CELL/{spec,result}.json`` and prints one
+row per (scenario, method): the share of the LP bound of the same days with a 95 % Student t
+interval over training seeds, the normalised score p' = (policy − local_only) / (bound − local_only)
+(0 = the no-transfer rule, 1 = perfect foresight), late+dropped, the share on Poisson arrivals
+where recorded, seeds, days, training minutes and the experiment(s) holding the records.
+``--write FILE`` replaces the generated blocks of a Markdown file; ``--check FILE`` fails when a
+block differs from what the records give (tests/test_results_tables.py checks README.md and
+docs/results.md so).
+
+A method is its cell configuration without the seed (recipe or policy, overrides, scenario
+overrides, days): the same configuration recorded by several experiments is one method (a seed
+counted once), two configurations under one name are two rows, the second named with its
+experiment. A record written from a checkout with uncommitted changes (``git_commit`` ending in
+``-dirty``) is marked †.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dcsched.errors import ConfigError
+from dcsched.stats import t_ci
+
+BASELINE = "local_only"  # p' = 0
+BOUND = "LP bound"  # p' = 1
+BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
+
+
+@dataclass
+class Cell:
+    """One recorded cell: ``experiment``, its spec and result dicts."""
+
+    experiment: str
+    spec: dict
+    result: dict
+
+    @property
+    def dirty(self) -> bool:
+        return str(self.result.get("git_commit") or "").endswith("-dirty")
+
+
+def read_records(records_dir: Path) -> list[Cell]:
+    """Every recorded cell under ``records_dir/*/runs/*/`` (sorted by experiment and folder)."""
+    records_dir = Path(records_dir)
+    if not records_dir.is_dir():
+        raise ConfigError("command line", "--records", f"'{records_dir}' is not a folder of recorded cells",
+                          "a folder like results/ (EXPERIMENT/runs/CELL/result.json)")
+    cells = []
+    for result_path in sorted(records_dir.glob("*/runs/*/result.json")):
+        try:
+            result = json.loads(result_path.read_text())
+        except ValueError as err:
+            raise ConfigError(str(result_path), "result.json", f"not readable JSON ({err})") from None
+        cells.append(Cell(result_path.parents[2].name, result["spec"], result))
+    return cells
+
+
+def method_identity(spec: dict) -> tuple:
+    """A cell's configuration without its seed: what makes two cells the same method."""
+    overrides = tuple(o for o in spec.get("overrides", []) if not o.startswith("seed="))
+    return (spec["scenario"], spec["kind"], spec.get("recipe", ""), spec.get("policy", ""), overrides,
+            tuple(spec.get("scenario_overrides", [])), spec.get("days", "test"), int(spec.get("max_days", 0)))
+
+
+def _bounds(cells: list[Cell]) -> dict[tuple, dict[str, float]]:
+    """{(scenario, scenario overrides): {date: LP bound $/day}} from every recorded bound cell."""
+    out: dict[tuple, dict[str, float]] = {}
+    for c in cells:
+        if c.spec["kind"] == "bound":
+            out.setdefault((c.spec["scenario"], tuple(c.spec.get("scenario_overrides", []))), {}).update(c.result["bounds_usd"])
+    return out
+
+
+def seed_rows(cells: list[Cell]) -> list[dict]:
+    """One row per (method, seed): utility, its LP bound over the same days, late+dropped, the
+    Poisson utility where recorded, training seconds. A seed recorded by several experiments counts
+    once: the identical cell (same config hash) is one record; two runs of one configuration and
+    seed (e.g. evaluated with and without Poisson seeds) keep the one of the experiment that holds
+    the most seeds of the method. Bound cells give no row (they are the denominators)."""
+    bounds = _bounds(cells)
+    candidates: dict[tuple, list[Cell]] = {}
+    for c in cells:
+        if c.spec["kind"] != "bound":
+            candidates.setdefault((method_identity(c.spec), c.spec["method"], int(c.spec["seed"])), []).append(c)
+    seeds_in: dict[tuple, int] = {}
+    for (ident, method, _), cs in candidates.items():
+        for experiment in {c.experiment for c in cs}:
+            seeds_in[(ident, method, experiment)] = seeds_in.get((ident, method, experiment), 0) + 1
+    rows = []
+    for (ident, method, seed), cs in candidates.items():
+        chosen = max(cs, key=lambda c: (seeds_in[(ident, method, c.experiment)], "stochastic" in c.result))
+        copies = [c for c in cs if c.spec["config_hash"] == chosen.spec["config_hash"]]
+        bound = bounds.get((chosen.spec["scenario"], tuple(chosen.spec.get("scenario_overrides", []))), {})
+        days = list(chosen.result["days"])
+        if not days or any(d not in bound for d in days):
+            continue  # no bound of these days recorded: no share to report
+        summary = chosen.result["summary"]
+        rows.append({
+            "identity": ident, "scenario": chosen.spec["scenario"], "method": method, "kind": chosen.spec["kind"],
+            "seed": seed, "days": len(days), "day_list": tuple(days),
+            "experiments": {c.experiment for c in copies}, "dirty": any(c.dirty for c in copies),
+            "utility_usd": float(summary["utility_usd"]), "bound_usd": float(np.mean([bound[d] for d in days])),
+            "violation_rate": float(summary["violation_rate"]),
+            "stochastic_utility_usd": (float(chosen.result["stochastic"]["utility_usd"])
+                                       if "stochastic" in chosen.result else None),
+            "train_s": float(chosen.result["train"]["wall_s"]) if chosen.spec["kind"] == "train" else None,
+            "threads": chosen.result.get("torch_threads"),
+            "poisson_draws": len(chosen.result["stochastic"]["seeds"]) if "stochastic" in chosen.result else None,
+        })
+    return rows
+
+
+def _mean_ci(values: list[float]) -> tuple[float, float, float]:
+    lo, hi = t_ci(values) if len(values) > 1 else (np.nan, np.nan)
+    return float(np.mean(values)), float(lo), float(hi)
+
+
+def method_summaries(cells: list[Cell]) -> list[dict]:
+    """Per (scenario, method configuration): n seeds, share of the LP bound and p' (mean and 95 %
+    t interval over seeds), late+dropped, Poisson share, training minutes, experiments. p' needs the
+    deterministic ``local_only`` of the same scenario and days; it is None without one."""
+    rows = seed_rows(cells)
+    baseline = {(r["scenario"], r["identity"][5], r["day_list"]): r["utility_usd"] for r in rows
+                if r["method"] == BASELINE and r["kind"] == "policy"}
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["identity"], r["method"]), []).append(r)
+    names: dict[tuple, int] = {}
+    for ident, method in groups:
+        names[(ident[0], method)] = names.get((ident[0], method), 0) + 1
+    out = []
+    for (ident, method), seeds in groups.items():
+        seeds = sorted(seeds, key=lambda r: r["seed"])
+        first = seeds[0]
+        experiments = sorted(set().union(*(r["experiments"] for r in seeds)))
+        label = method if names[(ident[0], method)] == 1 else f"{method} ({experiments[0]})"
+        share = [r["utility_usd"] / r["bound_usd"] for r in seeds]
+        local = baseline.get((first["scenario"], ident[5], first["day_list"]))
+        p_prime = None if local is None else [(r["utility_usd"] - local) / (r["bound_usd"] - local) for r in seeds]
+        stochastic = [r["stochastic_utility_usd"] / r["bound_usd"] for r in seeds if r["stochastic_utility_usd"] is not None]
+        out.append({
+            "scenario": first["scenario"], "method": label, "kind": first["kind"], "seeds": [r["seed"] for r in seeds],
+            "days": first["days"], "share": _mean_ci(share), "p_prime": None if p_prime is None else _mean_ci(p_prime),
+            "violation_rate": float(np.mean([r["violation_rate"] for r in seeds])),
+            "stochastic_share": _mean_ci(stochastic) if len(stochastic) == len(seeds) else None,
+            "train_min": float(np.mean([r["train_s"] for r in seeds])) / 60.0 if first["kind"] == "train" else None,
+            "threads": sorted({r["threads"] for r in seeds if r["threads"] is not None}),
+            "poisson_draws": sorted({r["poisson_draws"] for r in seeds if r["poisson_draws"] is not None}),
+            "experiments": experiments, "dirty": any(r["dirty"] for r in seeds),
+        })
+    scenario_rank = {"paper3": 0, "paper3_energy": 1, "global8": 2}
+    return sorted(out, key=lambda r: (scenario_rank.get(r["scenario"], 9), r["scenario"], -r["share"][0], r["method"]))
+
+
+def _pct(triple: tuple[float, float, float] | None, digits: int = 1) -> str:
+    if triple is None:
+        return "—"
+    mean, lo, hi = (100.0 * v for v in triple)
+    text = f"{mean:.{digits}f}"
+    return text if np.isnan(lo) else f"{text} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _ratio(triple: tuple[float, float, float] | None) -> str:
+    if triple is None:
+        return "—"
+    mean, lo, hi = triple
+    return f"{mean:.3f}" if np.isnan(lo) else f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def glance_table(summaries: list[dict]) -> str:
+    """The "results at a glance" Markdown table: one row per (scenario, method), best first."""
+    draws = sorted({d for s in summaries for d in s["poisson_draws"]})
+    poisson = f"% of bound, Poisson ({draws[0]} draws)" if len(draws) == 1 else "% of bound, Poisson"
+    lines = [f"| scenario | method | kind | % of LP bound [95 % t] | p' [95 % t] | late+dropped | {poisson} "
+             "| seeds | days | train min (torch threads) | experiment |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s in summaries:
+        kind = {"train": "learned", "policy": "baseline"}[s["kind"]]
+        seeds = str(len(s["seeds"])) if s["kind"] == "train" else "—"
+        threads = "–".join(str(t) for t in (s["threads"][0], s["threads"][-1])) if len(s["threads"]) > 1 else \
+            "".join(map(str, s["threads"])) or "?"
+        train = "—" if s["train_min"] is None else f"{s['train_min']:.1f} ({threads})"
+        mark = " †" if s["dirty"] else ""
+        own_draws = f" ({s['poisson_draws'][0]} draws)" if len(draws) > 1 and s["poisson_draws"] else ""
+        lines.append(f"| {s['scenario']} | {s['method']}{mark} | {kind} | {_pct(s['share'])} | {_ratio(s['p_prime'])} | "
+                     f"{100.0 * s['violation_rate']:.2f} % | {_pct(s['stochastic_share'])}{own_draws} | {seeds} | "
+                     f"{s['days']} | "
+                     f"{train} | {', '.join(s['experiments'])} |")
+    return "\n".join(lines) + "\n"
+
+
+SHAPING_TEXT = {"off_policy": "any shaper (on replayed batches)", "per_agent": "per-provider reward agents",
+                "none": "—"}
+
+
+def algorithms_table(builtin_only: bool = True) -> str:
+    """The registered algorithms and what each implements (their Capabilities), as Markdown; the
+    built-in ones only unless ``builtin_only`` is False (a plugin is not part of the docs)."""
+    from dcsched.agents.checkpoint_format import algorithm_class
+    from dcsched.registry import AGENTS
+
+    lines = ["| `agent.name` | learns | action encodings | acts on | reward shaping | constraints | what it is |",
+             "|---|---|---|---|---|---|---|"]
+    for entry in AGENTS.entries():
+        cls = algorithm_class(entry.name)
+        if builtin_only and not cls.__module__.startswith("dcsched."):
+            continue
+        caps = cls.capabilities
+        view = {"central": "the central env", "per_provider": "one agent per data centre"}.get(caps.view, caps.view)
+        constraints = ", ".join(c for c in caps.constraints if c != "none") or "—"
+        lines.append(f"| `{entry.name}` | {'on-policy' if caps.on_policy else 'off-policy (replay)'} | "
+                     f"{', '.join(caps.action_encodings)} | {view} | {SHAPING_TEXT.get(caps.shaping, caps.shaping)} | "
+                     f"{constraints} | {entry.description} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_tables(records_dir: Path) -> dict[str, str]:
+    """{block name: Markdown} of every generated table: the results from the records alone, the
+    algorithms from the registry."""
+    summaries = method_summaries(read_records(records_dir))
+    return {"glance": glance_table(summaries), "algorithms": algorithms_table()}
+
+
+def write_or_check(records_dir: Path, files: list[Path], write: bool) -> list[str]:
+    """Bring the generated blocks of ``files`` up to date (``write``) or list the stale ones
+    (``FILE: block``). A file without any block is a ConfigError: the command would do nothing."""
+    from dcsched.io import atomic_write_text
+
+    tables = render_tables(records_dir)
+    stale = []
+    for path in map(Path, files):
+        if not path.is_file():
+            raise ConfigError("command line", "--write/--check", f"'{path}' is not a file")
+        text = path.read_text()
+        if not blocks_in(text):
+            raise ConfigError(str(path), "results block", "no generated block to fill",
+                              ", ".join(f"<!-- results:{n} --> ... <!-- /results:{n} -->" for n in sorted(tables)))
+        new, changed = replace_blocks(text, tables, str(path))
+        stale += [f"{path}: {name}" for name in changed]
+        if write and changed:
+            atomic_write_text(path, new)
+    return stale
+
+
+def replace_blocks(text: str, tables: dict[str, str], source: str = "text") -> tuple[str, list[str]]:
+    """``text`` with each ``<!-- results:NAME -->`` ... ``<!-- /results:NAME -->`` block's body
+    replaced by ``tables[NAME]``; also the names of the blocks whose body changed. An unknown
+    block name is a ConfigError naming ``source``."""
+    changed: list[str] = []
+
+    def swap(match: re.Match) -> str:
+        name = match.group("name")
+        if name not in tables:
+            raise ConfigError(source, f"results:{name}", "no such generated table", ", ".join(sorted(tables)))
+        if match.group("body") != tables[name]:
+            changed.append(name)
+        return match.group(1) + tables[name] + match.group(4)
+
+    return BLOCK.sub(swap, text), changed
+
+
+def blocks_in(text: str) -> list[str]:
+    return [m.group("name") for m in BLOCK.finditer(text)]

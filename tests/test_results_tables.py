@@ -1,0 +1,116 @@
+"""`dcsched results`: the docs' results tables come from the records under results/ alone, and a
+table that differs from what the records give fails this test."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from dcsched.cli import main
+from dcsched.errors import ConfigError
+from dcsched.experiments.results_tables import (blocks_in, method_summaries, read_records, render_tables,
+                                                replace_blocks, write_or_check)
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS_WITH_TABLES = [ROOT / "README.md", ROOT / "docs" / "results.md"]
+DAYS = ["2023-01-06", "2023-01-13"]
+
+
+@pytest.mark.parametrize("path", DOCS_WITH_TABLES, ids=lambda p: p.name)
+def test_the_docs_tables_are_what_the_records_give(path):
+    assert blocks_in(path.read_text()), f"{path} has no generated results block"
+    stale = write_or_check(ROOT / "results", [path], write=False)
+    assert stale == [], f"regenerate with: dcsched results --write {path.relative_to(ROOT)}"
+
+
+def test_a_changed_record_makes_the_check_fail_naming_the_block(tmp_path, capsys):
+    records = tmp_path / "results"
+    shutil.copytree(ROOT / "results", records)
+    readme = tmp_path / "README.md"
+    shutil.copy(ROOT / "README.md", readme)
+    assert main(["results", "--records", str(records), "--check", str(readme)]) == 0
+    cell = next(records.glob("hybrid_stochastic/runs/paper3__default__hybrid__s0/result.json"))
+    result = json.loads(cell.read_text())
+    result["summary"]["utility_usd"] -= 50.0
+    cell.write_text(json.dumps(result))
+    capsys.readouterr()
+    assert main(["results", "--records", str(records), "--check", str(readme)]) == 1
+    assert f"stale: {readme}: glance" in capsys.readouterr().out
+    assert main(["results", "--records", str(records), "--write", str(readme)]) == 0
+    assert main(["results", "--records", str(records), "--check", str(readme)]) == 0
+
+
+def _cell(root: Path, experiment: str, name: str, spec: dict, result: dict) -> None:
+    folder = root / experiment / "runs" / name
+    folder.mkdir(parents=True)
+    spec = {"scenario": "paper3", "setting": "default", "recipe": "", "policy": "", "overrides": [],
+            "scenario_overrides": [], "days": "test", "max_days": 0, "seed": 0, **spec}
+    (folder / "spec.json").write_text(json.dumps(spec))
+    (folder / "result.json").write_text(json.dumps({"spec": spec, "days": DAYS, **result}))
+
+
+def _summary(utility: float, violation: float = 0.0) -> dict:
+    return {"summary": {"utility_usd": utility, "violation_rate": violation}}
+
+
+@pytest.fixture
+def records(tmp_path):
+    """Two experiments: both record the bound, local_only and seeds 0-1 of a method (the same cells);
+    one adds seed 2 (from a dirty checkout) and another configuration under the same name."""
+    root = tmp_path / "results"
+    bound = {"bounds_usd": dict(zip(DAYS, [1000.0, 1200.0]))}  # mean 1100
+    for exp in ("exp_a", "exp_b"):
+        _cell(root, exp, "bound", {"kind": "bound", "method": "LP bound", "config_hash": "b"}, bound)
+        _cell(root, exp, "local", {"kind": "policy", "method": "local_only", "policy": "local_only", "config_hash": "l"},
+              _summary(600.0, 0.25))
+        for seed, utility in [(0, 900.0), (1, 950.0)]:
+            _cell(root, exp, f"m{seed}", {"kind": "train", "method": "m", "recipe": "sac", "seed": seed,
+                                           "overrides": [f"seed={seed}"], "config_hash": f"h{seed}"},
+                  {**_summary(utility, 0.01), "train": {"wall_s": 600.0}, "torch_threads": 1, "git_commit": "abc"})
+    _cell(root, "exp_b", "m2", {"kind": "train", "method": "m", "recipe": "sac", "seed": 2, "overrides": ["seed=2"],
+                                "config_hash": "h2"},
+          {**_summary(1000.0, 0.01), "train": {"wall_s": 900.0}, "torch_threads": 2, "git_commit": "abc-dirty"})
+    _cell(root, "exp_b", "other", {"kind": "train", "method": "m", "recipe": "sac", "seed": 0,
+                                   "overrides": ["seed=0", "optim.lr_actor=1e-3"], "config_hash": "o0"},
+          {**_summary(500.0), "train": {"wall_s": 60.0}, "torch_threads": 1})
+    return root
+
+
+def test_shares_p_prime_and_intervals_follow_their_definitions(records):
+    rows = {r["method"]: r for r in method_summaries(read_records(records))}
+    assert set(rows) == {"local_only", "m (exp_a)", "m (exp_b)"}, "one configuration, one row; two share no name"
+    m = rows["m (exp_a)"]
+    assert m["seeds"] == [0, 1, 2], "a seed recorded by two experiments counts once"
+    utilities = np.array([900.0, 950.0, 1000.0])
+    share = utilities / 1100.0
+    lo, hi = stats.t.interval(0.95, 2, loc=share.mean(), scale=stats.sem(share))
+    np.testing.assert_allclose(m["share"], (share.mean(), lo, hi), rtol=1e-12)
+    np.testing.assert_allclose(m["p_prime"][0], np.mean((utilities - 600.0) / (1100.0 - 600.0)), rtol=1e-12)
+    assert rows["local_only"]["p_prime"][0] == 0.0 and rows["local_only"]["share"][0] == 600.0 / 1100.0
+    assert m["dirty"] and not rows["local_only"]["dirty"], "the dirty seed marks its method only"
+    assert m["threads"] == [1, 2] and m["train_min"] == pytest.approx(700.0 / 60.0)
+    assert m["experiments"] == ["exp_a", "exp_b"]
+    table = render_tables(records)["glance"]
+    assert "| paper3 | m (exp_a) † | learned | 86.4 [" in table and "| 3 | 2 | 11.7 (1–2) | exp_a, exp_b |" in table
+    assert "| paper3 | local_only | baseline | 54.5 | 0.000 | 25.00 % |" in table
+
+
+def test_a_cell_without_a_bound_of_its_days_is_left_out(records):
+    for bound in records.glob("*/runs/bound/result.json"):
+        result = json.loads(bound.read_text())
+        result["bounds_usd"].pop(DAYS[1])
+        bound.write_text(json.dumps(result))
+    assert method_summaries(read_records(records)) == []
+
+
+def test_unknown_blocks_and_files_without_blocks_are_refused(tmp_path, records):
+    with pytest.raises(ConfigError, match="no such generated table"):
+        replace_blocks("<!-- results:nope -->\n<!-- /results:nope -->", {"glance": "x\n"}, "F.md")
+    plain = tmp_path / "plain.md"
+    plain.write_text("no blocks here\n")
+    with pytest.raises(ConfigError, match="no generated block to fill"):
+        write_or_check(records, [plain], write=True)
+    assert main(["results", "--records", str(tmp_path / "missing")]) == 2
