@@ -333,7 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace the <!-- results:NAME --> blocks of these Markdown files (e.g. README.md docs/results.md)")
     p.add_argument("--check", nargs="+", metavar="FILE", default=None,
                    help="exit 1 naming each block of these files that differs from what the records give")
-    p.add_argument("--table", choices=("glance", "algorithms"), default="glance", help="the table to print")
+    p.add_argument("--table", choices=("glance", "robust", "algorithms"), default="glance",
+                   help="the table to print: glance (per method), robust (rliable's IQM, optimality gap and "
+                        "probability of improvement over runs x test days), algorithms (the registry)")
+    p.add_argument("--export", metavar="DIR", default=None,
+                   help="write glance.md, robust.md, marl_eval.json (marl-eval's raw-data layout) and "
+                        "performance_profiles.png into DIR")
     p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("bench", help="benchmarks: env or train throughput, a learning curve in %% of the bound (curve), compiled vs eager updates (compile), parallel evaluation (eval), or the GPU check (gpu)")
@@ -358,6 +363,12 @@ def cmd_results(args) -> int:
         for line in stale:
             print(f"stale: {line} (regenerate: dcsched results --write {' '.join(map(str, files))})")
         return 1 if stale else 0
+    if args.export:
+        from dcsched.experiments.results_tables import export_results
+
+        for path in export_results(records, Path(args.export)):
+            print(f"wrote {path}")
+        return 0
     print(render_tables(records)[args.table], end="")
     return 0
 

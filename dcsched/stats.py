@@ -95,3 +95,90 @@ def band_over_seeds(curves: np.ndarray, n_boot: int = 2000, confidence: float = 
     boot = curves[idx].mean(1)  # [n_boot, points]
     alpha = (1.0 - confidence) / 2.0
     return mean, np.quantile(boot, alpha, axis=0), np.quantile(boot, 1.0 - alpha, axis=0)
+
+
+# Aggregates over runs x tasks, as rliable defines them (Agarwal et al., "Deep RL at the Edge of the
+# Statistical Precipice", NeurIPS 2021; google-research/rliable): ``scores`` is [runs, tasks] (here
+# training seeds x (scenario, test day)), or [..., runs, tasks] for a batch of bootstrap samples.
+
+
+def aggregate_iqm(scores) -> np.ndarray:
+    """Interquartile mean over all runs and tasks together: scipy's trim_mean(0.25) of the flattened
+    [runs, tasks] (rliable's ``aggregate_iqm``). [..., runs, tasks] -> [...]."""
+    from scipy.stats import trim_mean
+
+    x = np.asarray(scores, dtype=float)
+    return trim_mean(x.reshape(*x.shape[:-2], -1), 0.25, axis=-1)
+
+
+def aggregate_mean(scores) -> np.ndarray:
+    """Mean over tasks of the per-task mean over runs. [..., runs, tasks] -> [...]."""
+    return np.asarray(scores, dtype=float).mean(axis=(-2, -1))
+
+
+def aggregate_median(scores) -> np.ndarray:
+    """Median over tasks of the per-task mean over runs. [..., runs, tasks] -> [...]."""
+    return np.median(np.asarray(scores, dtype=float).mean(axis=-2), axis=-1)
+
+
+def optimality_gap(scores, gamma: float = 1.0) -> np.ndarray:
+    """gamma minus the mean of the scores clipped above at gamma: how far below the target (1: the
+    perfect-foresight bound on a normalised score) the runs stay. [..., runs, tasks] -> [...]."""
+    x = np.asarray(scores, dtype=float)
+    return gamma - np.minimum(x, gamma).mean(axis=(-2, -1))
+
+
+def probability_of_improvement(scores_x, scores_y) -> float:
+    """P(X > Y) averaged over tasks, ties counting one half: per task, the Mann-Whitney U of X's runs
+    against Y's divided by n_x n_y (rliable's ``probability_of_improvement``). [n_x, tasks], [n_y, tasks]."""
+    x, y = np.asarray(scores_x, dtype=float), np.asarray(scores_y, dtype=float)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"both score matrices need the same tasks; got {x.shape} and {y.shape}")
+    greater = (x[:, None, :] > y[None, :, :]).mean(axis=(0, 1))
+    ties = (x[:, None, :] == y[None, :, :]).mean(axis=(0, 1))
+    return float(np.mean(greater + 0.5 * ties))
+
+
+def performance_profile(scores, taus) -> np.ndarray:
+    """The fraction of all runs x tasks whose score exceeds each threshold (rliable's run-score
+    distribution). [runs, tasks], [K] -> [K]."""
+    x = np.asarray(scores, dtype=float).reshape(-1)
+    return (x[None, :] > np.asarray(taus, dtype=float)[:, None]).mean(axis=1)
+
+
+def stratified_resample(scores, reps: int, rng: np.random.Generator) -> np.ndarray:
+    """``reps`` stratified bootstrap samples of [runs, tasks]: within each task (stratum) its runs are
+    drawn with replacement, independently of the other tasks (rliable's StratifiedBootstrap), so every
+    sample keeps the number of runs per task. -> [reps, runs, tasks]."""
+    x = np.asarray(scores, dtype=float)
+    runs, tasks = x.shape
+    idx = rng.integers(0, runs, size=(reps, runs, tasks))
+    return x[idx, np.arange(tasks)[None, None, :]]
+
+
+def stratified_bootstrap_ci(scores, aggregate=aggregate_iqm, reps: int = 2_000, confidence: float = CONFIDENCE,
+                            seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of ``aggregate`` over stratified bootstrap samples of ``scores`` [runs,
+    tasks]; (nan, nan) with one run (nothing to resample within a task)."""
+    x = np.asarray(scores, dtype=float)
+    if x.ndim != 2 or x.shape[0] < 2:
+        return float("nan"), float("nan")
+    values = aggregate(stratified_resample(x, reps, np.random.default_rng(seed)))
+    alpha = (1.0 - confidence) / 2.0
+    return float(np.quantile(values, alpha)), float(np.quantile(values, 1.0 - alpha))
+
+
+def probability_of_improvement_ci(scores_x, scores_y, reps: int = 2_000, confidence: float = CONFIDENCE,
+                                  seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of :func:`probability_of_improvement` with X's and Y's runs resampled
+    independently within each task (rliable's StratifiedIndependentBootstrap); a one-run side is held
+    fixed. (nan, nan) when both sides have one run."""
+    x, y = np.asarray(scores_x, dtype=float), np.asarray(scores_y, dtype=float)
+    if x.shape[0] < 2 and y.shape[0] < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    xs = stratified_resample(x, reps, rng) if x.shape[0] > 1 else np.broadcast_to(x, (reps, *x.shape))
+    ys = stratified_resample(y, reps, rng) if y.shape[0] > 1 else np.broadcast_to(y, (reps, *y.shape))
+    values = np.array([probability_of_improvement(a, b) for a, b in zip(xs, ys)])
+    alpha = (1.0 - confidence) / 2.0
+    return float(np.quantile(values, alpha)), float(np.quantile(values, 1.0 - alpha))

@@ -111,6 +111,9 @@ def seed_rows(cells: list[Cell]) -> list[dict]:
             "stochastic_utility_usd": (float(chosen.result["stochastic"]["utility_usd"])
                                        if "stochastic" in chosen.result else None),
             "train_s": float(chosen.result["train"]["wall_s"]) if chosen.spec["kind"] == "train" else None,
+            "per_day_usd": {row["day"]: float(row["utility_usd"]) for row in chosen.result.get("per_day", [])},
+            "day_bound_usd": {d: float(bound[d]) for d in days},
+            "frames": int(chosen.result["train"].get("frames", 0)) if chosen.spec["kind"] == "train" else 0,
             "threads": chosen.result.get("torch_threads"),
             "poisson_draws": len(chosen.result["stochastic"]["seeds"]) if "stochastic" in chosen.result else None,
         })
@@ -122,12 +125,25 @@ def _mean_ci(values: list[float]) -> tuple[float, float, float]:
     return float(np.mean(values)), float(lo), float(hi)
 
 
+def _day_scores(seeds: list[dict], local_row: dict | None) -> np.ndarray | None:
+    """The normalised score of every seed on every day: (U_d - local_only_d) / (bound_d - local_only_d),
+    [seeds, days]; None without local_only's days or a seed's per-day record."""
+    if local_row is None or not local_row["per_day_usd"]:
+        return None
+    days = seeds[0]["day_list"]
+    local = local_row["per_day_usd"]
+    if any(d not in local or d not in r["per_day_usd"] for r in seeds for d in days):
+        return None
+    return np.array([[(r["per_day_usd"][d] - local[d]) / (r["day_bound_usd"][d] - local[d]) for d in days]
+                     for r in seeds])
+
+
 def method_summaries(cells: list[Cell]) -> list[dict]:
     """Per (scenario, method configuration): n seeds, share of the LP bound and p' (mean and 95 %
     t interval over seeds), late+dropped, Poisson share, training minutes, experiments. p' needs the
     deterministic ``local_only`` of the same scenario and days; it is None without one."""
     rows = seed_rows(cells)
-    baseline = {(r["scenario"], r["identity"][5], r["day_list"]): r["utility_usd"] for r in rows
+    baseline = {(r["scenario"], r["identity"][5], r["day_list"]): r for r in rows
                 if r["method"] == BASELINE and r["kind"] == "policy"}
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -142,7 +158,8 @@ def method_summaries(cells: list[Cell]) -> list[dict]:
         experiments = sorted(set().union(*(r["experiments"] for r in seeds)))
         label = method if names[(ident[0], method)] == 1 else f"{method} ({experiments[0]})"
         share = [r["utility_usd"] / r["bound_usd"] for r in seeds]
-        local = baseline.get((first["scenario"], ident[5], first["day_list"]))
+        local_row = baseline.get((first["scenario"], ident[5], first["day_list"]))
+        local = None if local_row is None else local_row["utility_usd"]
         p_prime = None if local is None else [(r["utility_usd"] - local) / (r["bound_usd"] - local) for r in seeds]
         stochastic = [r["stochastic_utility_usd"] / r["bound_usd"] for r in seeds if r["stochastic_utility_usd"] is not None]
         out.append({
@@ -154,6 +171,11 @@ def method_summaries(cells: list[Cell]) -> list[dict]:
             "threads": sorted({r["threads"] for r in seeds if r["threads"] is not None}),
             "poisson_draws": sorted({r["poisson_draws"] for r in seeds if r["poisson_draws"] is not None}),
             "experiments": experiments, "dirty": any(r["dirty"] for r in seeds),
+            "dates": list(first["day_list"]), "day_scores": _day_scores(seeds, local_row),
+            "day_utility_usd": np.array([[r["per_day_usd"].get(d, np.nan) for d in first["day_list"]] for r in seeds]),
+            "day_share": np.array([[r["per_day_usd"].get(d, np.nan) / r["day_bound_usd"][d] for d in first["day_list"]]
+                                   for r in seeds]),
+            "frames": [r["frames"] for r in seeds],
         })
     scenario_rank = {"paper3": 0, "paper3_energy": 1, "global8": 2}
     return sorted(out, key=lambda r: (scenario_rank.get(r["scenario"], 9), r["scenario"], -r["share"][0], r["method"]))
@@ -195,6 +217,97 @@ def glance_table(summaries: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def robust_table(summaries: list[dict]) -> str:
+    """rliable's aggregates of the normalised score p' over runs (training seeds) x tasks (test days),
+    per scenario: IQM with a 95 % stratified-bootstrap interval, median, optimality gap (1 - mean of
+    min(p', 1)), and the probability of improvement over the scenario's best baseline (the
+    deterministic policy of highest mean p'), with its interval. Methods without per-day scores
+    (no local_only of their days recorded) are left out."""
+    from dcsched.stats import (aggregate_iqm, aggregate_median, optimality_gap, probability_of_improvement,
+                               probability_of_improvement_ci, stratified_bootstrap_ci)
+
+    lines = ["| scenario | method | runs x tasks | IQM p' [95 % stratified bootstrap] | median p' | optimality gap "
+             "| P(> best baseline) [95 %] | best baseline |", "|---|---|---|---|---|---|---|---|"]
+    scored = [s for s in summaries if s["day_scores"] is not None]
+    for scenario in dict.fromkeys(s["scenario"] for s in scored):
+        rows = [s for s in scored if s["scenario"] == scenario]
+        baselines = [s for s in rows if s["kind"] == "policy" and s["method"] != BASELINE]
+        best = max(baselines, key=lambda s: float(np.mean(s["day_scores"])), default=None)
+        for s in sorted(rows, key=lambda s: -float(aggregate_iqm(s["day_scores"]))):
+            scores = s["day_scores"]
+            iqm_lo, iqm_hi = stratified_bootstrap_ci(scores)
+            iqm = f"{float(aggregate_iqm(scores)):.3f}" + ("" if np.isnan(iqm_lo) else f" [{iqm_lo:.3f}, {iqm_hi:.3f}]")
+            if best is None or s is best:
+                improvement = "—"
+            else:
+                lo, hi = probability_of_improvement_ci(scores, best["day_scores"])
+                improvement = f"{probability_of_improvement(scores, best['day_scores']):.2f}" + (
+                    "" if np.isnan(lo) else f" [{lo:.2f}, {hi:.2f}]")
+            lines.append(f"| {scenario} | {s['method']} | {scores.shape[0]} x {scores.shape[1]} | {iqm} | "
+                         f"{float(aggregate_median(scores)):.3f} | {float(optimality_gap(scores)):.3f} | {improvement} | "
+                         f"{'—' if best is None or s is best else best['method']} |")
+    return "\n".join(lines) + "\n"
+
+
+def marl_eval_json(summaries: list[dict]) -> dict:
+    """The records in marl-eval's raw-data layout (instadeepai/marl-eval): environment "dcsched" ->
+    task "SCENARIO/DATE" (a test day) -> algorithm (the method) -> "run_SEED" -> {"step_0":
+    {"step_count": training frames, metrics}, "absolute_metrics": {metrics}}, each metric a one-item
+    list (one deterministic evaluation of the day): normalised_score (p' of the day, where local_only
+    is recorded), share_of_bound, utility_usd."""
+    out: dict = {"dcsched": {}}
+    for s in summaries:
+        for j, date in enumerate(s["dates"]):
+            task = out["dcsched"].setdefault(f"{s['scenario']}/{date}", {})
+            runs = task.setdefault(s["method"], {})
+            for i, seed in enumerate(s["seeds"]):
+                metrics = {"share_of_bound": [float(s["day_share"][i, j])],
+                           "utility_usd": [float(s["day_utility_usd"][i, j])]}
+                if s["day_scores"] is not None:
+                    metrics["normalised_score"] = [float(s["day_scores"][i, j])]
+                runs[f"run_{seed}"] = {"step_0": {"step_count": int(s["frames"][i]), **metrics},
+                                       "absolute_metrics": metrics}
+    return out
+
+
+def plot_performance_profiles(summaries: list[dict], path: Path) -> Path:
+    """One panel per scenario: for each method with per-day scores, the fraction of its runs x test
+    days whose normalised score p' exceeds tau, against tau (rliable's performance profile; a curve
+    above another is better at every threshold). Learned methods solid, baselines dashed."""
+    from dcsched.eval.plots import _save, plt
+    from dcsched.stats import performance_profile
+
+    scored = [s for s in summaries if s["day_scores"] is not None]
+    scenarios = list(dict.fromkeys(s["scenario"] for s in scored))
+    taus = np.linspace(-1.0, 1.0, 201)
+    fig, axes = plt.subplots(1, max(1, len(scenarios)), figsize=(5.5 * max(1, len(scenarios)), 4.2), squeeze=False)
+    for ax, scenario in zip(axes[0], scenarios):
+        methods = [s for s in scored if s["scenario"] == scenario]
+        colours = plt.cm.tab20(np.linspace(0.0, 1.0, max(len(methods), 2)))
+        for s, colour in zip(methods, colours):
+            ax.plot(taus, performance_profile(s["day_scores"], taus), "-" if s["kind"] == "train" else "--",
+                    label=s["method"], linewidth=1.2, color=colour)
+        ax.set(title=f"{scenario}: runs x test days", xlabel="normalised score p' (0 local_only, 1 LP bound)",
+               ylabel="fraction with p' > tau", ylim=(-0.02, 1.02))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+    return _save(fig, Path(path))
+
+
+def export_results(records_dir: Path, out_dir: Path) -> list[Path]:
+    """Write every generated table (``glance.md``, ``robust.md``), ``marl_eval.json`` and
+    ``performance_profiles.png`` into ``out_dir``, from the records alone."""
+    from dcsched.io import atomic_write_json, atomic_write_text
+
+    summaries = method_summaries(read_records(records_dir))
+    out_dir = Path(out_dir)
+    written = [atomic_write_text(out_dir / "glance.md", glance_table(summaries)),
+               atomic_write_text(out_dir / "robust.md", robust_table(summaries)),
+               atomic_write_json(out_dir / "marl_eval.json", marl_eval_json(summaries))]
+    written.append(plot_performance_profiles(summaries, out_dir / "performance_profiles.png"))
+    return written
+
+
 SHAPING_TEXT = {"off_policy": "any shaper (on replayed batches)", "per_agent": "per-provider reward agents",
                 "none": "—"}
 
@@ -224,7 +337,7 @@ def render_tables(records_dir: Path) -> dict[str, str]:
     """{block name: Markdown} of every generated table: the results from the records alone, the
     algorithms from the registry."""
     summaries = method_summaries(read_records(records_dir))
-    return {"glance": glance_table(summaries), "algorithms": algorithms_table()}
+    return {"glance": glance_table(summaries), "robust": robust_table(summaries), "algorithms": algorithms_table()}
 
 
 def write_or_check(records_dir: Path, files: list[Path], write: bool) -> list[str]:
