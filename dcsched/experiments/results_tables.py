@@ -6,8 +6,8 @@ interval over training seeds, the normalised score p' = (policy − local_only) 
 (0 = the no-transfer rule, 1 = perfect foresight), late+dropped, the share on Poisson arrivals
 where recorded, seeds, days, training minutes and the experiment(s) holding the records.
 ``--write FILE`` replaces the generated blocks of a Markdown file; ``--check FILE`` fails when a
-block differs from what the records give (tests/test_results_tables.py checks README.md and
-docs/results.md so).
+block differs from what the records give (tests/test_results_tables.py checks README.md,
+docs/results.md and docs/results/run-log.md so).
 
 A method is its cell configuration without the seed (recipe or policy, overrides, scenario
 overrides, days): the same configuration recorded by several experiments is one method (a seed
@@ -249,6 +249,22 @@ def robust_table(summaries: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_log_table(cells: list[Cell]) -> str:
+    """Which code, machine and threads produced each recorded cell: one row per record (experiment,
+    cell, kind, commit, host, torch threads, wall time, finished), in the order of the records."""
+    lines = ["| experiment | cell | kind | code | host | torch threads | wall s | finished (UTC) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c in cells:
+        r = c.result
+        commit = r.get("git_commit") or "not recorded"
+        if r.get("git_commit_at_end"):
+            commit += f" (checkout at end: {r['git_commit_at_end']})"
+        lines.append(f"| {c.experiment} | {c.spec.get('key', '')} | {c.spec['kind']} | {commit} | {r.get('host', '?')} | "
+                     f"{r.get('torch_threads', '?')} | {float(r.get('wall_s', float('nan'))):,.0f} | "
+                     f"{str(r.get('finished_at', '?'))[:16].replace('T', ' ')} |")
+    return "\n".join(lines) + "\n"
+
+
 def marl_eval_json(summaries: list[dict]) -> dict:
     """The records in marl-eval's raw-data layout (instadeepai/marl-eval): environment "dcsched" ->
     task "SCENARIO/DATE" (a test day) -> algorithm (the method) -> "run_SEED" -> {"step_0":
@@ -336,8 +352,10 @@ def algorithms_table(builtin_only: bool = True) -> str:
 def render_tables(records_dir: Path) -> dict[str, str]:
     """{block name: Markdown} of every generated table: the results from the records alone, the
     algorithms from the registry."""
-    summaries = method_summaries(read_records(records_dir))
-    return {"glance": glance_table(summaries), "robust": robust_table(summaries), "algorithms": algorithms_table()}
+    cells = read_records(records_dir)
+    summaries = method_summaries(cells)
+    return {"glance": glance_table(summaries), "robust": robust_table(summaries), "runlog": run_log_table(cells),
+            "algorithms": algorithms_table()}
 
 
 def write_or_check(records_dir: Path, files: list[Path], write: bool) -> list[str]:
