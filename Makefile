@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.dcsched-installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install install-gpu demo test test-slow experiments-quick bench gpu-check clean
+.PHONY: install install-gpu demo test test-slow experiments-quick bench gpu-check docs clean
 
 install: $(STAMP)
 
@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q "torch==2.13.0"
-	$(BIN)/pip install --disable-pip-version-check -q -e ".[test,ray]"
+	$(BIN)/pip install --disable-pip-version-check -q -e ".[test,ray,docs]"
 	$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 'wrong torch ' + torch.__version__)"
 	touch $(STAMP)
 
@@ -35,6 +35,10 @@ test-slow: install
 QUICK_OUT ?= runs/experiments-quick
 experiments-quick: install
 	WANDB_MODE=disabled $(BIN)/dcsched experiment all tier=quick wandb_mode=disabled out_dir=$(QUICK_OUT)
+
+# The documentation site into site/ (strict: a broken link or a page missing from the nav fails).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: install
 	$(BIN)/python benchmarks/env_throughput.py

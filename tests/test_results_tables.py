@@ -15,7 +15,8 @@ from dcsched.experiments.results_tables import (blocks_in, method_summaries, rea
                                                 replace_blocks, write_or_check)
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS_WITH_TABLES = [ROOT / "README.md", ROOT / "docs" / "results.md", ROOT / "docs" / "results" / "run-log.md"]
+DOCS_WITH_TABLES = [ROOT / "README.md", ROOT / "docs" / "results.md", ROOT / "docs" / "results" / "run-log.md",
+                    ROOT / "docs" / "registries.md"]
 DAYS = ["2023-01-06", "2023-01-13"]
 
 

@@ -349,13 +349,42 @@ def algorithms_table(builtin_only: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _builtin(obj) -> bool:
+    """A component shipped with dcsched (not a plugin's): defined in a dcsched module, or a file of the package."""
+    from dcsched.paths import PACKAGE_DIR
+
+    if isinstance(obj, Path):
+        return PACKAGE_DIR.resolve() in obj.resolve().parents
+    return str(getattr(obj, "__module__", "")).startswith("dcsched")
+
+
+def registries_page() -> str:
+    """Every built-in component of every registry, and the declared experiments, as Markdown
+    sections (what `dcsched list` prints): the name a recipe or command line uses and its description."""
+    from omegaconf import OmegaConf
+
+    from dcsched.experiments.spec import EXPERIMENTS_DIR, available_experiments
+    from dcsched.registry import ALL_REGISTRIES
+
+    parts = []
+    for kind, registry in ALL_REGISTRIES.items():
+        rows = [f"| `{e.name}` | {e.description} |" for e in registry.entries() if _builtin(e.obj)]
+        parts.append(f"### {kind}\n\n| name | what it is |\n|---|---|\n" + "\n".join(rows) + "\n")
+    rows = []
+    for name in available_experiments():
+        text = " ".join(str(OmegaConf.load(EXPERIMENTS_DIR / f"{name}.yaml").get("description", "")).split())
+        rows.append(f"| `{name}` | {text} |")
+    parts.append("### experiment\n\n| name | what it is |\n|---|---|\n" + "\n".join(rows) + "\n")
+    return "\n".join(parts)
+
+
 def render_tables(records_dir: Path) -> dict[str, str]:
     """{block name: Markdown} of every generated table: the results from the records alone, the
     algorithms from the registry."""
     cells = read_records(records_dir)
     summaries = method_summaries(cells)
     return {"glance": glance_table(summaries), "robust": robust_table(summaries), "runlog": run_log_table(cells),
-            "algorithms": algorithms_table()}
+            "algorithms": algorithms_table(), "registries": registries_page()}
 
 
 def write_or_check(records_dir: Path, files: list[Path], write: bool) -> list[str]:
