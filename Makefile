@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 'wrong torch ' + torch.__version__)"
 	touch $(STAMP)
 
-# Train the hybrid agent for 40 batches (recipes/demo.yaml, about 3 minutes), evaluate it on 7 paper3
+# Train the hybrid agent for 40 batches (recipes/demo.yaml: 194 s with the LP bound and the evaluation), evaluate it on 7 paper3
 # test days against the rules, the planners and the LP bound, print the table and write the plots
 # under runs/demo-*/eval/; then the paper's DRESS-SAC is one command (printed at the end).
 demo: install
