@@ -36,6 +36,11 @@ class DCDataConfig:
     workload: str = ""  # CSV: Datetime (UTC), relative_load (replaces the arrival shape and daily level)
 
 
+# A run's folder name (``name=``): no path separator, no leading '.' or '-'. '=' and '+' are allowed: the
+# experiment layer names a cell's run after its folder (RunSpec.dirname: "paper3__eta=0.2__DRESS-SAC__s0").
+RUN_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._=+-]*"
+
+
 @dataclass
 class DCConfig:
     """One data centre / AIGC service provider (MODEL.md section 2)."""
@@ -735,10 +740,10 @@ def load_recipe(recipe: str | Path, overrides: list[str] | None = None) -> DictC
         raise as_config_error(err, str(path)) from err
     cfg = _merge_overrides(cfg, overrides)
     cfg = _finish(cfg, str(path), overridden=tuple(o.partition("=")[0] for o in overrides))
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", str(cfg.name)):  # the run folder's name: no path in it
+    if not re.fullmatch(RUN_NAME_PATTERN, str(cfg.name)):  # the run folder's name: no path in it
         raise ConfigError(str(path) if "name" not in {o.partition("=")[0] for o in overrides} else "command line",
-                          "name", f"'{cfg.name}' is not a folder name", "letters, digits, '.', '_' and '-', "
-                          "not starting with '.' or '-' (out_dir= chooses the folder the run goes in)")
+                          "name", f"'{cfg.name}' is not a folder name", "letters, digits, '.', '_', '-', '=' and "
+                          "'+', not starting with '.' or '-' (out_dir= chooses the folder the run goes in)")
 
     _validate_blaming_overrides(cfg.scenario, str(path) if scen_extra is not None else str(scenario_path(scenario_name)),
                                 overrides)

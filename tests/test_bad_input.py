@@ -115,3 +115,25 @@ def test_a_folder_given_as_a_data_file_is_named_a_folder(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"command line: key 'scenario.dcs.0.data.prices': file '{tmp_path}' is a folder, not a file" in err
+
+
+def test_every_experiment_cell_name_is_an_accepted_run_name():
+    """The experiment layer trains each cell with name=<its folder> ("paper3__eta=0.2__DRESS-SAC__s0"):
+    the folder-name rule that refuses name=../x must accept all of them (it once refused '=' and
+    broke the quick tier of every sweep; CI caught it)."""
+    import re
+
+    from dcsched.config import RUN_NAME_PATTERN, load_recipe
+    from dcsched.errors import ConfigError
+    from dcsched.experiments.spec import available_experiments, expand, load_experiment
+
+    names = {spec.dirname for exp in available_experiments() for tier in ("quick", "full")
+             for spec in expand(load_experiment(exp, [f"tier={tier}"])) if spec.kind == "train"}
+    assert any("=" in n for n in names), "the sweeps' cells carry their setting in the name"
+    refused = sorted(n for n in names if not re.fullmatch(RUN_NAME_PATTERN, n))
+    assert refused == []
+    cfg = load_recipe("recipes/dress_sac.yaml", ["name=paper3__eta=0.2__DRESS-SAC__s0"])
+    assert cfg.name == "paper3__eta=0.2__DRESS-SAC__s0"
+    for bad in ("../x", "a/b", ".hidden", "-x", "a b"):
+        with pytest.raises(ConfigError, match="is not a folder name"):
+            load_recipe("recipes/sac.yaml", [f"name={bad}"])
