@@ -121,7 +121,8 @@ def seed_rows(cells: list[Cell]) -> list[dict]:
 
 
 def _mean_ci(values: list[float]) -> tuple[float, float, float]:
-    lo, hi = t_ci(values) if len(values) > 1 else (np.nan, np.nan)
+    """(mean, 95 % t interval) of ``values``; the interval is NaN for one value."""
+    lo, hi = t_ci(values)
     return float(np.mean(values)), float(lo), float(hi)
 
 
