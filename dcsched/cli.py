@@ -60,16 +60,13 @@ def cmd_list(args) -> int:
             table.add_row("(none yet)", "")
         console.print(table)
     if not args.kind or args.kind == "experiment":
-        from omegaconf import OmegaConf
-
-        from dcsched.experiments.spec import EXPERIMENTS_DIR, available_experiments
+        from dcsched.experiments.spec import experiment_descriptions
 
         table = Table(title="experiment (recipes/experiments/)", title_justify="left", show_header=False)
         table.add_column("name", style="bold")
         table.add_column("description")
-        for name in available_experiments():
-            text = OmegaConf.load(EXPERIMENTS_DIR / f"{name}.yaml").get("description", "")
-            table.add_row(name, " ".join(str(text).split()))
+        for name, text in experiment_descriptions().items():
+            table.add_row(name, text)
         console.print(table)
     return 0
 

@@ -15,6 +15,14 @@ N_BOOT = 10_000
 CONFIDENCE = 0.95
 
 
+def percentile_interval(samples, confidence: float = CONFIDENCE, axis=None):
+    """The central ``confidence`` interval of bootstrap ``samples``: their (1 - c)/2 and (1 + c)/2
+    quantiles (floats, or arrays along ``axis``)."""
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(samples, alpha, axis=axis), np.quantile(samples, 1.0 - alpha, axis=axis)
+    return (float(lo), float(hi)) if axis is None else (lo, hi)
+
+
 def bootstrap_ci(values, n_boot: int = N_BOOT, confidence: float = CONFIDENCE, seed: int = 0,
                  stat=np.mean) -> tuple[float, float]:
     """Percentile-bootstrap interval of ``stat`` over ``values`` (1-D); (nan, nan) below 2 values."""
@@ -24,9 +32,7 @@ def bootstrap_ci(values, n_boot: int = N_BOOT, confidence: float = CONFIDENCE, s
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, x.size, size=(n_boot, x.size))
-    stats = stat(x[idx], axis=1)
-    alpha = (1.0 - confidence) / 2.0
-    return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1.0 - alpha))
+    return percentile_interval(stat(x[idx], axis=1), confidence)
 
 
 def t_ci(values, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -93,8 +99,8 @@ def band_over_seeds(curves: np.ndarray, n_boot: int = 2000, confidence: float = 
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, curves.shape[0], size=(n_boot, curves.shape[0]))
     boot = curves[idx].mean(1)  # [n_boot, points]
-    alpha = (1.0 - confidence) / 2.0
-    return mean, np.quantile(boot, alpha, axis=0), np.quantile(boot, 1.0 - alpha, axis=0)
+    lo, hi = percentile_interval(boot, confidence, axis=0)
+    return mean, lo, hi
 
 
 # Aggregates over runs x tasks, as rliable defines them (Agarwal et al., "Deep RL at the Edge of the
@@ -163,9 +169,7 @@ def stratified_bootstrap_ci(scores, aggregate=aggregate_iqm, reps: int = 2_000, 
     x = np.asarray(scores, dtype=float)
     if x.ndim != 2 or x.shape[0] < 2:
         return float("nan"), float("nan")
-    values = aggregate(stratified_resample(x, reps, np.random.default_rng(seed)))
-    alpha = (1.0 - confidence) / 2.0
-    return float(np.quantile(values, alpha)), float(np.quantile(values, 1.0 - alpha))
+    return percentile_interval(aggregate(stratified_resample(x, reps, np.random.default_rng(seed))), confidence)
 
 
 def probability_of_improvement_ci(scores_x, scores_y, reps: int = 2_000, confidence: float = CONFIDENCE,
@@ -179,6 +183,4 @@ def probability_of_improvement_ci(scores_x, scores_y, reps: int = 2_000, confide
     rng = np.random.default_rng(seed)
     xs = stratified_resample(x, reps, rng) if x.shape[0] > 1 else np.broadcast_to(x, (reps, *x.shape))
     ys = stratified_resample(y, reps, rng) if y.shape[0] > 1 else np.broadcast_to(y, (reps, *y.shape))
-    values = np.array([probability_of_improvement(a, b) for a, b in zip(xs, ys)])
-    alpha = (1.0 - confidence) / 2.0
-    return float(np.quantile(values, alpha)), float(np.quantile(values, 1.0 - alpha))
+    return percentile_interval(np.array([probability_of_improvement(a, b) for a, b in zip(xs, ys)]), confidence)

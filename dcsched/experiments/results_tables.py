@@ -362,19 +362,14 @@ def _builtin(obj) -> bool:
 def registries_page() -> str:
     """Every built-in component of every registry, and the declared experiments, as Markdown
     sections (what `dcsched list` prints): the name a recipe or command line uses and its description."""
-    from omegaconf import OmegaConf
-
-    from dcsched.experiments.spec import EXPERIMENTS_DIR, available_experiments
+    from dcsched.experiments.spec import experiment_descriptions
     from dcsched.registry import ALL_REGISTRIES
 
     parts = []
     for kind, registry in ALL_REGISTRIES.items():
         rows = [f"| `{e.name}` | {e.description} |" for e in registry.entries() if _builtin(e.obj)]
         parts.append(f"### {kind}\n\n| name | what it is |\n|---|---|\n" + "\n".join(rows) + "\n")
-    rows = []
-    for name in available_experiments():
-        text = " ".join(str(OmegaConf.load(EXPERIMENTS_DIR / f"{name}.yaml").get("description", "")).split())
-        rows.append(f"| `{name}` | {text} |")
+    rows = [f"| `{name}` | {text} |" for name, text in experiment_descriptions().items()]
     parts.append("### experiment\n\n| name | what it is |\n|---|---|\n" + "\n".join(rows) + "\n")
     return "\n".join(parts)
 

@@ -182,6 +182,12 @@ def available_experiments() -> list[str]:
     return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
 
 
+def experiment_descriptions() -> dict[str, str]:
+    """{name: one-line description} of every declared experiment (what `dcsched list` prints)."""
+    return {name: " ".join(str(OmegaConf.load(EXPERIMENTS_DIR / f"{name}.yaml").get("description", "")).split())
+            for name in available_experiments()}
+
+
 def load_experiment(name: str, overrides: list[str] | None = None) -> DictConfig:
     """Load, apply ``tier`` and command-line ``key=value`` overrides, validate."""
     path = experiment_path(name)
