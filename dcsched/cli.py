@@ -254,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", action="append", required=True,
                    help="registered policy name (options as NAME:key=value,...) or a .ckpt path; repeat to compare")
     p.add_argument("--scenario", default="paper3", help="scenario name (recipes/scenario/) or YAML path")
-    p.add_argument("--days", default="test", help="test | train | all | YYYY-MM-DD,YYYY-MM-DD,...")
+    p.add_argument("--days", default="test", help="test | train | fit | val | all | YYYY-MM-DD,YYYY-MM-DD,... (docs/guide.md#day-splits)")
     p.add_argument("--out", default=None, help="output folder (default runs/eval-SCENARIO)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-days", type=_non_negative, default=0, help="only the first N selected days (0 = all)")
@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("solve", help="perfect-foresight LP bound per day")
     p.add_argument("--scenario", default="paper3")
-    p.add_argument("--days", default="test")
+    p.add_argument("--days", default="test", help="test | train | fit | val | all | YYYY-MM-DD,... (docs/guide.md#day-splits)")
     p.add_argument("--out", default=None)
     p.add_argument("--max-days", type=_non_negative, default=0)
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")

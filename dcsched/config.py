@@ -158,7 +158,7 @@ class EnvConfig:
     observe_faults: bool = False  # add the fault state (share of GPUs up now and next slot, links up) to the observation
     dtype: str = "float32"  # float32 | float64 (tests use float64 for 1e-6 checks)
     normalize_obs: bool = True  # scale observations to about unit range
-    split: str = "train"  # train | test | all
+    split: str = "train"  # days trained on: train (every non-test day) | fit (train minus the val days: a validated study) | test | all; docs/guide.md#day-splits
     device: str = "cpu"  # cpu | cuda | cuda:N: the env, networks, replay buffer and shaper all live here
 
 
@@ -306,7 +306,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "env.reward_mode": ("dense", "sparse", "episodic"),
     "env.action_encoding": ("continuous", "discrete"),
     "env.steps_mode": ("absolute", "headroom"),
-    "env.split": ("train", "test", "all"),
+    "env.split": ("train", "fit", "test", "all"),  # never val: the validation days stay unseen
     "env.dtype": ("float32", "float64"),
     "agent.critic_loss": ("l2", "smooth_l1", "l1"),
     "agent.constraint": ("none", "violation"),

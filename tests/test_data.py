@@ -6,10 +6,10 @@ import pytest
 
 from dcsched.data import traces
 from dcsched.data.arrivals import hour_of_day_shape
-from dcsched.data.exogenous import load_exogenous, split_days
+from dcsched.data.exogenous import load_exogenous, parse_days, split_days
 from dcsched.data.regions import REGIONS
 from dcsched.data.renewables import pv_kw_per_kwp, wind_kw_per_kw, wind_power_curve
-from dcsched.errors import DataError
+from dcsched.errors import ConfigError, DataError
 
 ALL = sorted(REGIONS)
 
@@ -81,6 +81,34 @@ def test_gap_nan_and_range_are_reported(tmp_path):
         traces.validate_series(bad, idx, tmp_path, "x", 0, 2)
     with pytest.raises(DataError, match="plausible"):
         traces.validate_series(vals * 5, idx, tmp_path, "x", 0, 2)
+
+
+@pytest.mark.parametrize("year", [2023, 2024])
+def test_the_splits_partition_the_year_and_val_is_disjoint_from_fit_and_test(paper3, year):
+    """test, val and fit partition the year; train is fit plus val (the default training split
+    keeps its days); every val day lies half a cycle after a test day."""
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(name="x", year=year, test_day_modulus=paper3.test_day_modulus,
+                          test_day_remainder=paper3.test_day_remainder)
+    test, val, fit, train = (set(split_days(cfg, s)) for s in ("test", "val", "fit", "train"))
+    n_days = 366 if year == 2024 else 365
+    assert not test & val and not test & fit and not val & fit
+    assert len(test) + len(val) + len(fit) == n_days and train == fit | val
+    assert len(val) == 52 + (year == 2024) and len(test) == 52 and all((d + 1) % 7 == 2 for d in val)
+    assert parse_days(cfg, "val") == sorted(val) and parse_days(cfg, "fit") == sorted(fit)
+
+
+def test_a_modulus_without_room_for_validation_days_is_refused_by_key(paper3):
+    from types import SimpleNamespace
+
+    two = SimpleNamespace(name="two", year=2023, test_day_modulus=2, test_day_remainder=0)
+    assert len(split_days(two, "train")) > 0
+    for split in ("val", "fit"):
+        with pytest.raises(ConfigError, match=r"key 'test_day_modulus': 2 leaves no training day.*allowed: >= 3"):
+            split_days(two, split)
+    with pytest.raises(ConfigError, match="allowed: test, train, fit, val, all"):
+        parse_days(paper3, "validation")
 
 
 def test_exogenous_tensor_shapes_and_split(paper3):

@@ -150,11 +150,14 @@ def test_batched_rollout_equals_single_rollouts(paper3):
         assert total == pytest.approx(batched["utility_usd"][j].sum(), rel=1e-12)
 
 
-def test_random_start_days_come_from_split(paper3):
-    env = env64(paper3, num_envs=256, split="train")
+@pytest.mark.parametrize("split", ["train", "fit"])
+def test_random_start_days_come_from_split(paper3, split):
+    env = env64(paper3, num_envs=256, split=split)
     td = env.reset()
     days = set(env.exo.days[td["day_idx"]].tolist())
-    assert days <= set(split_days(paper3, "train")) and len(days) > 50
+    assert days <= set(split_days(paper3, split)) and len(days) > 50
+    if split == "fit":  # a validated study's training never starts a validation day
+        assert not days & set(split_days(paper3, "val"))
 
 
 def test_episode_ends_after_one_day(paper3):

@@ -92,12 +92,22 @@ def test_models_from_moves_model_and_hardware_not_the_site():
 
 
 @pytest.mark.parametrize("overrides, key", [
-    (["tier=fast"], "tier"), (["launcher=slurm"], "launcher"), (["seedz=[1]"], "seedz"),
+    (["tier=fast"], "tier"), (["launcher=slurm"], "launcher"), (["seedz=[1]"], "seedz"), (["days=vall"], "days"),
 ])
 def test_bad_experiment_overrides_name_key_and_allowed_values(overrides, key):
     with pytest.raises(ConfigError) as err:
         load_experiment("eta_sweep", overrides)
     assert err.value.key == key and err.value.allowed
+
+
+def test_an_experiment_on_the_validation_days_evaluates_there():
+    """days=val: every cell (learned, baseline, bound) is evaluated on the 52 validation days and is
+    hashed apart from its test-day twin."""
+    val = load_experiment("eta_sweep", ["tier=quick", "days=val", "scenarios=[paper3]"])
+    test = load_experiment("eta_sweep", ["tier=quick", "scenarios=[paper3]"])
+    val_specs, test_specs = expand(val), expand(test)
+    assert {s.days for s in val_specs} == {"val"}
+    assert not {s.config_hash for s in val_specs} & {s.config_hash for s in test_specs}
 
 
 def test_unknown_experiment_lists_the_declared_ones():

@@ -3,6 +3,8 @@ out-of-range values, a checkpoint evaluated in other env settings than it was tr
 
 import json
 
+import warnings
+
 import pytest
 import torch
 
@@ -79,16 +81,36 @@ def test_quick_tier_honours_seeds_and_max_days_overrides():
 def test_a_checkpoint_is_evaluated_in_its_own_env_settings(tmp_path):
     from dcsched.config import EnvConfig
 
-    fit("recipes/sac.yaml", ["env.normalize_obs=false"], tmp_path, epochs=1)
+    fit("recipes/sac.yaml", ["env.normalize_obs=false", "env.split=fit"], tmp_path, epochs=1)
     ckpt = tmp_path / "checkpoints" / "last.ckpt"
     own = checkpoint_env_config(str(ckpt), EnvConfig())
     assert own.normalize_obs is False and own.num_envs == EnvConfig().num_envs
     from dcsched.eval.evaluate import evaluate_policies
 
     cfg = load_scenario("paper3")
-    with pytest.warns(UserWarning, match="not test days"):
-        res = evaluate_policies(cfg, [str(ckpt)], "2023-01-02", None, max_days=1, plots=False)
+    with pytest.warns(UserWarning, match=r"1 of the 1 evaluated days \(e.g. 2023-01-03\) are days .* trained on "
+                                         r"\(env.split=fit\): not a held-out score"):
+        res = evaluate_policies(cfg, [str(ckpt)], "2023-01-03", None, max_days=1, plots=False)
     assert len(res) == 1
+    with warnings.catch_warnings():  # 2023-01-02 is a validation day: held out from the fit split
+        warnings.simplefilter("error")
+        evaluate_policies(cfg, [str(ckpt)], "val", None, max_days=1, plots=False)
+
+
+def test_a_checkpoint_trained_on_the_train_split_has_seen_the_validation_days():
+    """env.split=train (every non-test day) includes the val days, fit does not; test days are
+    held out from both."""
+    from dcsched.data.exogenous import parse_days
+    from dcsched.eval.evaluate import _warn_if_checkpoints_see_training_days
+
+    cfg = load_scenario("paper3")
+    val, test = parse_days(cfg, "val"), parse_days(cfg, "test")
+    with pytest.warns(UserWarning, match=r"52 of the 52 evaluated days .* are days a.ckpt trained on \(env.split=train\)"):
+        _warn_if_checkpoints_see_training_days(cfg, {"a.ckpt": {"env": {"split": "train"}}}, val, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_if_checkpoints_see_training_days(cfg, {"b.ckpt": {"env": {"split": "fit"}}}, val, None)
+        _warn_if_checkpoints_see_training_days(cfg, {"a.ckpt": {"env": {"split": "train"}}}, test, None)
 
 
 def test_tables_use_fixed_notation_and_percentages():

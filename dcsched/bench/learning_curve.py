@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="dcsched bench curve", description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("--bounds", type=Path, required=True, help="bounds.json of `dcsched solve` for these days")
-    ap.add_argument("--days", default="test", help="test | train | all | YYYY-MM-DD,...")
+    ap.add_argument("--days", default="test", help="test | train | fit | val | all | YYYY-MM-DD,... (docs/guide.md#day-splits)")
     ap.add_argument("--max-days", type=int, default=7, help="the first N days (0 = all)")
     ap.add_argument("--baseline", action="append", default=None, help="policies drawn as lines (repeat)")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default RUN_DIR/curve)")

@@ -83,28 +83,52 @@ class Exogenous:
                     or (self.link_up is not None and (self.link_up != 1).any()))
 
 
+SPLITS = ("test", "train", "fit", "val", "all")  # the day splits a --days or env.split may name
+SPLITS_ALLOWED = "test, train, fit, val, all, or YYYY-MM-DD,YYYY-MM-DD,..."
+
+
+def val_day_remainder(cfg) -> int:
+    """Validation days: day_of_year % test_day_modulus == this remainder, half a cycle after the
+    test days' (with the default modulus 7 and remainder 6: remainder 2, 52 days, one per week)."""
+    if cfg.test_day_modulus < 3:
+        raise ConfigError(f"scenario '{cfg.name}'", "test_day_modulus",
+                          f"{cfg.test_day_modulus} leaves no training day beside the test and validation days "
+                          "(the val and fit splits need a modulus of at least 3)", ">= 3")
+    return (cfg.test_day_remainder + cfg.test_day_modulus // 2) % cfg.test_day_modulus
+
+
 def split_days(cfg, split: str) -> list[int]:
-    """0-based day indexes of a split of the scenario's year. Test days: (day_of_year from 1) %
-    modulus == remainder."""
+    """0-based day indexes of a split of the scenario's year (day_of_year counts from 1):
+
+    - ``test``: day_of_year % test_day_modulus == test_day_remainder (52 days by default);
+    - ``val``: the validation days, one remainder half a cycle away (:func:`val_day_remainder`);
+    - ``fit``: the training days of a validated study: neither test nor val days (261 by default);
+    - ``train``: every day that is not a test day (fit and val; the default training split, kept
+      so that every recorded run keeps its days);
+    - ``all``: every day.
+    """
     num_days = days_of_year(cfg.year)
     doy = np.arange(1, num_days + 1)
     test = doy % cfg.test_day_modulus == cfg.test_day_remainder
     if split == "test":
-        idx = np.nonzero(test)[0]
+        mask = test
     elif split == "train":
-        idx = np.nonzero(~test)[0]
+        mask = ~test
+    elif split in ("val", "fit"):
+        val = doy % cfg.test_day_modulus == val_day_remainder(cfg)
+        mask = val if split == "val" else ~test & ~val
     elif split == "all":
-        idx = np.arange(num_days)
+        mask = np.ones(num_days, dtype=bool)
     else:
-        raise ConfigError("command line", "days", f"unknown split '{split}'", "test, train, all, or YYYY-MM-DD,...")
-    return idx.tolist()
+        raise ConfigError("command line", "days", f"unknown split '{split}'", SPLITS_ALLOWED)
+    return np.nonzero(mask)[0].tolist()
 
 
 def parse_days(cfg, spec: str) -> list[int]:
-    """'test' | 'train' | 'all' | 'YYYY-MM-DD,YYYY-MM-DD' -> 0-based day indexes."""
-    if spec in ("test", "train", "all"):
+    """A split name (:data:`SPLITS`) or 'YYYY-MM-DD,YYYY-MM-DD,...' -> 0-based day indexes."""
+    if spec in SPLITS:
         return split_days(cfg, spec)
-    allowed = "test, train, all, YYYY-MM-DD,YYYY-MM-DD,..."
+    allowed = SPLITS_ALLOWED
     items = [item.strip() for item in spec.split(",")]
     if not spec.strip() or any(not item for item in items):
         raise ConfigError("command line", "days", f"'{spec}' has an empty entry (no day, or a stray comma)", allowed)

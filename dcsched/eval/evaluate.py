@@ -9,6 +9,7 @@ import pandas as pd
 from dcsched.config import EnvConfig
 from dcsched.data.exogenous import day_dates, parse_days
 from dcsched.envs.dc_env import make_env
+from dcsched.errors import ConfigError
 from dcsched.eval.per_dc import per_dc_frame, per_dc_markdown
 from dcsched.eval.plots import plot_comparison, plot_day_behaviour
 from dcsched.eval.rollout import run_days
@@ -84,8 +85,9 @@ def evaluate_policies(scenario_cfg, policies: list[str], days_spec: str = "test"
 
         env_cfg = EnvConfig(**OmegaConf.to_container(env_cfg, resolve=True))
     env = make_env(scenario_cfg, env_cfg, days=days, sequential_days=True, stochastic=not deterministic, seed=seed)
-    _warn_if_checkpoints_see_training_days(scenario_cfg, policies, days, console)
-    _note_checkpoints_trained_in_another_world(scenario_cfg, policies, console)
+    trained = _training_configs(policies)
+    _warn_if_checkpoints_see_training_days(scenario_cfg, trained, days, console)
+    _note_checkpoints_trained_in_another_world(scenario_cfg, trained, console)
     played = play_policies(scenario_cfg, env, env_cfg, policies, days, dates, deterministic, seed, workers, console)
     results: dict[str, dict] = {}
     for name, (out, reward_mode) in played.items():
@@ -115,42 +117,55 @@ def check_bounds(bounds: Bounds | None) -> Bounds:
     return {kind: dict(per_date) for kind, per_date in bounds.items() if per_date}
 
 
-def _warn_if_checkpoints_see_training_days(scenario_cfg, policies: list[str], days: list[int], console) -> None:
-    """A warning when a checkpoint is evaluated on days that are not test days."""
-    if not any(Path(p).suffix == ".ckpt" for p in policies):
-        return
+def _training_configs(policies: list[str]) -> dict[str, dict]:
+    """{checkpoint path: the run config it was trained with} for each readable training checkpoint
+    among ``policies`` (loaded once here; one that does not load is reported when it plays)."""
+    from dcsched.agents.checkpoint_format import load_checkpoint
+
+    out = {}
+    for policy in policies:
+        if Path(policy).suffix != ".ckpt" or not Path(policy).is_file():
+            continue
+        try:
+            out[policy] = dict(load_checkpoint(Path(policy), "cpu", "--policy")["hyper_parameters"]["cfg"])
+        except (KeyError, TypeError, ConfigError):
+            continue
+    return out
+
+
+def _warn_if_checkpoints_see_training_days(scenario_cfg, trained: dict[str, dict], days: list[int], console) -> None:
+    """A warning for each checkpoint evaluated on days of the split it trained on (its
+    ``env.split``: ``train`` covers the val days too, ``fit`` does not; docs/guide.md, "Day splits")."""
+    import warnings
+
     from dcsched.data.exogenous import split_days
 
-    seen = sorted(set(days) - set(split_days(scenario_cfg, "test")))
-    if seen:
-        import warnings
-
-        msg = (f"{len(seen)} of the {len(days)} evaluated days are not test days (e.g. "
-               f"{day_dates(scenario_cfg, seen[:1])[0]}): a trained agent may have seen them in training")
+    for policy, cfg in trained.items():
+        split = (cfg.get("env") or {}).get("split", "train")
+        seen = sorted(set(days) & set(split_days(scenario_cfg, split)))
+        if not seen:
+            continue
+        msg = (f"{len(seen)} of the {len(days)} evaluated days (e.g. {day_dates(scenario_cfg, seen[:1])[0]}) are days "
+               f"{policy} trained on (env.split={split}): not a held-out score")
         warnings.warn(msg, stacklevel=3)
         if console is not None:
             console.print(f"[yellow]warning:[/yellow] {msg}")
 
 
-def _note_checkpoints_trained_in_another_world(scenario_cfg, policies: list[str], console) -> None:
+def _note_checkpoints_trained_in_another_world(scenario_cfg, trained: dict[str, dict], console) -> None:
     """A console note for each checkpoint whose training scenario differs from the evaluated one
     (a transfer evaluation: allowed, but said); one whose sizes do not fit is refused when it loads."""
     if console is None:
         return
-    from dcsched.agents.checkpoint_format import load_checkpoint
     from dcsched.agents.checkpoint_policy import scenario_differences
 
-    for policy in policies:
-        if Path(policy).suffix != ".ckpt" or not Path(policy).is_file():
+    for policy, cfg in trained.items():
+        if "scenario" not in cfg:
             continue
-        try:
-            trained = load_checkpoint(Path(policy), "cpu", "--policy")["hyper_parameters"]["cfg"]["scenario"]
-        except (KeyError, TypeError):
-            continue  # not a training checkpoint: loading it names the problem
-        diffs = scenario_differences(trained, scenario_cfg)
+        diffs = scenario_differences(cfg["scenario"], scenario_cfg)
         if diffs:
             keys = ", ".join(f"scenario.{k}" for k, _, _ in diffs)
-            console.print(f"note: {policy} was trained on '{trained.get('name')}', a scenario that differs "
+            console.print(f"note: {policy} was trained on '{cfg['scenario'].get('name')}', a scenario that differs "
                           f"from the evaluated one in {keys}{' ...' if len(diffs) == 6 else ''} (a transfer evaluation)")
 
 

@@ -253,6 +253,7 @@ def load_experiment(name: str, overrides: list[str] | None = None) -> DictConfig
 
                 raise ConfigError(source, f"methods.{i}.scenarios", f"method '{m.label}': unknown scenario '{scen}'",
                                   ", ".join(SCENARIOS.names())) from None
+    _check_days(cfg, "command line" if "days" in given else source)
     learned = [m.label for m in cfg.methods if m.recipe]
     baselines = [m.label for m in cfg.methods if m.policy]
     for i, pair in enumerate(cfg.paired):
@@ -260,6 +261,17 @@ def load_experiment(name: str, overrides: list[str] | None = None) -> DictConfig
             raise ConfigError(source, f"paired.{i}", f"{list(pair)} must name a learned method, then a learned "
                               "method or a baseline", f"learned: {', '.join(learned)}; baselines: {', '.join(baselines)}")
     return cfg
+
+
+def _check_days(cfg: DictConfig, source: str) -> None:
+    """``days`` names a split or dates of every scenario's year (refused by key before any cell runs)."""
+    from dcsched.data.exogenous import parse_days
+
+    for scen in cfg.scenarios:
+        try:
+            parse_days(load_scenario(scen), str(cfg.days))
+        except ConfigError as err:
+            raise ConfigError(source, "days", f"scenario '{scen}': {err.problem}", err.allowed) from None
 
 
 def _allowed_keys(key: str) -> str:
