@@ -330,9 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace the <!-- results:NAME --> blocks of these Markdown files (e.g. README.md docs/results.md)")
     p.add_argument("--check", nargs="+", metavar="FILE", default=None,
                    help="exit 1 naming each block of these files that differs from what the records give")
-    p.add_argument("--table", choices=("glance", "robust", "algorithms"), default="glance",
+    p.add_argument("--table", choices=("glance", "robust", "integer", "algorithms"), default="glance",
                    help="the table to print: glance (per method), robust (rliable's IQM, optimality gap and "
-                        "probability of improvement over runs x test days), algorithms (the registry)")
+                        "probability of improvement over runs x test days), integer (policies on the first test days of the "
+                        "recorded integer-level bounds, against both bounds), algorithms (the registry)")
     p.add_argument("--export", metavar="DIR", default=None,
                    help="write glance.md, robust.md, marl_eval.json (marl-eval's raw-data layout) and "
                         "performance_profiles.png into DIR")

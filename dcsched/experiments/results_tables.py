@@ -108,6 +108,7 @@ def seed_rows(cells: list[Cell]) -> list[dict]:
             "experiments": {c.experiment for c in copies}, "dirty": any(c.dirty for c in copies),
             "utility_usd": float(summary["utility_usd"]), "bound_usd": float(np.mean([bound[d] for d in days])),
             "violation_rate": float(summary["violation_rate"]),
+            "mean_steps": float(summary.get("mean_steps", float("nan"))),
             "stochastic_utility_usd": (float(chosen.result["stochastic"]["utility_usd"])
                                        if "stochastic" in chosen.result else None),
             "train_s": float(chosen.result["train"]["wall_s"]) if chosen.spec["kind"] == "train" else None,
@@ -164,9 +165,14 @@ def method_summaries(cells: list[Cell]) -> list[dict]:
         p_prime = None if local is None else [(r["utility_usd"] - local) / (r["bound_usd"] - local) for r in seeds]
         stochastic = [r["stochastic_utility_usd"] / r["bound_usd"] for r in seeds if r["stochastic_utility_usd"] is not None]
         out.append({
-            "scenario": first["scenario"], "method": label, "kind": first["kind"], "seeds": [r["seed"] for r in seeds],
-            "days": first["days"], "share": _mean_ci(share), "p_prime": None if p_prime is None else _mean_ci(p_prime),
+            "scenario": first["scenario"], "method": label, "name": method, "kind": first["kind"], "seeds": [r["seed"] for r in seeds],
+            "days": first["days"], "whole_split": ident[7] == 0, "days_spec": ident[6],
+            "share": _mean_ci(share), "p_prime": None if p_prime is None else _mean_ci(p_prime),
             "violation_rate": float(np.mean([r["violation_rate"] for r in seeds])),
+            "utility_usd": float(np.mean([r["utility_usd"] for r in seeds])),
+            "bound_usd": float(np.mean([r["bound_usd"] for r in seeds])),
+            "mean_steps": float(np.mean([r["mean_steps"] for r in seeds])),
+            "scenario_overrides": ident[5],
             "stochastic_share": _mean_ci(stochastic) if len(stochastic) == len(seeds) else None,
             "train_min": float(np.mean([r["train_s"] for r in seeds])) / 60.0 if first["kind"] == "train" else None,
             "threads": sorted({r["threads"] for r in seeds if r["threads"] is not None}),
@@ -195,6 +201,12 @@ def _ratio(triple: tuple[float, float, float] | None) -> str:
         return "—"
     mean, lo, hi = triple
     return f"{mean:.3f}" if np.isnan(lo) else f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def headline(summaries: list[dict]) -> list[dict]:
+    """The summaries of the headline tables: methods evaluated on every test day (cells of the first
+    N days only, e.g. ``integer_levels``' 7, have their own table: :func:`integer_table`)."""
+    return [s for s in summaries if s["whole_split"] and s["days_spec"] == "test"]
 
 
 def glance_table(summaries: list[dict]) -> str:
@@ -247,6 +259,56 @@ def robust_table(summaries: list[dict]) -> str:
             lines.append(f"| {scenario} | {s['method']} | {scores.shape[0]} x {scores.shape[1]} | {iqm} | "
                          f"{float(aggregate_median(scores)):.3f} | {float(optimality_gap(scores)):.3f} | {improvement} | "
                          f"{'—' if best is None or s is best else best['method']} |")
+    return "\n".join(lines) + "\n"
+
+
+def integer_bounds(records_dir: Path) -> dict[str, dict[str, float]]:
+    """{scenario: {date: integer-level bound $/day}} from the ``dcsched solve --integer-levels``
+    bounds files under ``records_dir/bounds/`` that were solved for the scenario as shipped (its
+    bound hash); a file of another configuration is left out."""
+    from dcsched.baselines.lp_bound import bound_scenario_hash
+    from dcsched.config import load_scenario
+
+    out: dict[str, dict[str, float]] = {}
+    for path in sorted(Path(records_dir).glob("bounds/*.json")):
+        try:
+            data = json.loads(path.read_text())
+            per_day = {r["day"]: float(r["integer_bound_usd"]) for r in data["per_day"] if "integer_bound_usd" in r}
+            scenario = str(data["scenario"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise ConfigError(str(path), "bounds.json", f"not a bounds file of `dcsched solve` ({err})") from None
+        try:
+            shipped = bound_scenario_hash(load_scenario(scenario))
+        except ConfigError:
+            continue  # a scenario this checkout does not ship
+        if per_day and data.get("scenario_hash") == shipped:
+            out.setdefault(scenario, {}).update(per_day)
+    return out
+
+
+def integer_table(summaries: list[dict], integer: dict[str, dict[str, float]]) -> str:
+    """Per scenario, every policy evaluated on the first N test days whose integer-level bound is
+    recorded (the ``integer_levels`` experiment): $/day, % of the LP bound and % of the
+    integer-level bound of the same days, late+dropped and mean denoising steps; the two bounds as
+    the first rows. Learned methods and whole-split cells are in the glance table."""
+    lines = ["| scenario | method | days | $/day | % of LP bound | % of integer-level bound | late+dropped "
+             "| mean steps | experiment |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = [s for s in summaries if not s["whole_split"] and s["days_spec"] == "test" and s["kind"] == "policy"
+            and not s["scenario_overrides"] and all(d in integer.get(s["scenario"], {}) for d in s["dates"])]
+    by_days: dict[tuple, list[dict]] = {}
+    for s in rows:
+        by_days.setdefault((s["scenario"], tuple(s["dates"])), []).append(s)
+    for (scenario, dates), group in by_days.items():
+        lp = group[0]["bound_usd"]
+        integer_usd = float(np.mean([integer[scenario][d] for d in dates]))
+        lines.append(f"| {scenario} | **LP bound** | {len(dates)} | {lp:,.2f} | 100 % | — | | | |")
+        lines.append(f"| {scenario} | **integer-level bound** | {len(dates)} | {integer_usd:,.2f} | "
+                     f"{100.0 * integer_usd / lp:.2f} % | 100 % | | | results/bounds |")
+        for s in sorted(group, key=lambda s: -s["utility_usd"]):
+            mark = " †" if s["dirty"] else ""
+            lines.append(f"| {scenario} | {s['name']}{mark} | {len(dates)} | {s['utility_usd']:,.2f} | "
+                         f"{100.0 * s['utility_usd'] / lp:.2f} % | {100.0 * s['utility_usd'] / integer_usd:.2f} % | "
+                         f"{100.0 * s['violation_rate']:.2f} % | {s['mean_steps']:.1f} | {', '.join(s['experiments'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -316,7 +378,7 @@ def export_results(records_dir: Path, out_dir: Path) -> list[Path]:
     ``performance_profiles.png`` into ``out_dir``, from the records alone."""
     from dcsched.io import atomic_write_json, atomic_write_text
 
-    summaries = method_summaries(read_records(records_dir))
+    summaries = headline(method_summaries(read_records(records_dir)))
     out_dir = Path(out_dir)
     written = [atomic_write_text(out_dir / "glance.md", glance_table(summaries)),
                atomic_write_text(out_dir / "robust.md", robust_table(summaries)),
@@ -378,8 +440,10 @@ def render_tables(records_dir: Path) -> dict[str, str]:
     """{block name: Markdown} of every generated table: the results from the records alone, the
     algorithms from the registry."""
     cells = read_records(records_dir)
-    summaries = method_summaries(cells)
+    everything = method_summaries(cells)
+    summaries = headline(everything)
     return {"glance": glance_table(summaries), "robust": robust_table(summaries), "runlog": run_log_table(cells),
+            "integer": integer_table(everything, integer_bounds(records_dir)),
             "algorithms": algorithms_table(), "registries": registries_page()}
 
 
