@@ -326,12 +326,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "late+dropped, seeds, days, training time); --write fills the generated blocks "
                                    "of Markdown files, --check fails (exit 1) when one differs from the records.")
     p.add_argument("--records", default=None, help="the records folder (default: ./results, else the checkout's results/)")
-    p.add_argument("--write", nargs="+", metavar="FILE", default=None,
-                   help="replace the <!-- results:NAME --> blocks of these Markdown files (e.g. README.md docs/results.md)")
-    p.add_argument("--check", nargs="+", metavar="FILE", default=None,
-                   help="exit 1 naming each block of these files that differs from what the records give")
-    p.add_argument("--table", choices=("glance", "robust", "integer", "algorithms"), default="glance",
-                   help="the table to print: glance (per method), robust (rliable's IQM, optimality gap and "
+    p.add_argument("--write", nargs="*", metavar="FILE", default=None,
+                   help="replace the <!-- results:NAME --> blocks of these Markdown files (none named: every "
+                        "docs page with a generated block, relative to the checkout)")
+    p.add_argument("--check", nargs="*", metavar="FILE", default=None,
+                   help="exit 1 naming each block of these files that differs from what the records give (none "
+                        "named: every docs page with a generated block)")
+    p.add_argument("--table", choices=("glance", "ladder", "robust", "integer", "algorithms"), default="glance",
+                   help="the table to print: glance (per method), ladder (per scenario, the best rule, rounding planner, "
+                        "exact-level planner and learned policy), robust (rliable's IQM, optimality gap and "
                         "probability of improvement over runs x test days), integer (policies on the first test days of the "
                         "recorded integer-level bounds, against both bounds), algorithms (the registry)")
     p.add_argument("--export", metavar="DIR", default=None,
@@ -352,10 +355,13 @@ def cmd_results(args) -> int:
 
     records = Path(args.records) if args.records else next(
         (p for p in (Path("results"), REPO_ROOT / "results") if p.is_dir()), Path("results"))
-    if args.write or args.check:
-        files = args.write or args.check
-        stale = write_or_check(records, files, write=bool(args.write))
-        if args.write:
+    if args.write is not None or args.check is not None:
+        from dcsched.experiments.results_tables import DOCS_WITH_TABLES
+
+        files = args.write if args.write is not None else args.check
+        files = files or [REPO_ROOT / f for f in DOCS_WITH_TABLES]
+        stale = write_or_check(records, files, write=args.write is not None)
+        if args.write is not None:
             print(f"updated {len(stale)} block(s)" + "".join(f"\n  {s}" for s in stale))
             return 0
         for line in stale:

@@ -11,12 +11,12 @@ from scipy import stats
 
 from dcsched.cli import main
 from dcsched.errors import ConfigError
+from dcsched.experiments.results_tables import DOCS_WITH_TABLES as DOC_PAGES
 from dcsched.experiments.results_tables import (blocks_in, method_summaries, read_records, render_tables,
                                                 replace_blocks, write_or_check)
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS_WITH_TABLES = [ROOT / "README.md", ROOT / "docs" / "results.md", ROOT / "docs" / "results" / "run-log.md",
-                    ROOT / "docs" / "registries.md"]
+DOCS_WITH_TABLES = [ROOT / f for f in DOC_PAGES]
 DAYS = ["2023-01-06", "2023-01-13"]
 
 
@@ -182,3 +182,66 @@ def test_the_export_writes_marl_eval_json_and_the_profiles(records, tmp_path):
     assert (tmp_path / "out" / "performance_profiles.png").stat().st_size > 10_000
     robust = (tmp_path / "out" / "robust.md").read_text()
     assert "| paper3 | m (exp_a) | 3 x 2 |" in robust and "local_only" in robust
+
+
+def _integer_bounds_file(root: Path, days: list[str], integer_usd: list[float], scenario_hash: str | None = None) -> None:
+    from dcsched.baselines.lp_bound import bound_scenario_hash
+    from dcsched.config import load_scenario
+
+    (root / "bounds").mkdir(exist_ok=True)
+    per_day = [{"day": d, "lp_bound_usd": 0.0, "integer_bound_usd": v} for d, v in zip(days, integer_usd)]
+    data = {"scenario": "paper3", "scenario_hash": scenario_hash or bound_scenario_hash(load_scenario("paper3")),
+            "days": days, "per_day": per_day}
+    (root / "bounds" / f"paper3_{scenario_hash or 'shipped'}.json").write_text(json.dumps(data))
+
+
+def test_first_days_cells_leave_the_headline_for_the_integer_table(records):
+    """A policy evaluated on the first N test days is not a headline row (set beside 52-day ones it
+    would mislead); the integer table sets it against the LP bound and the recorded integer-level
+    bound of the same days, only from a bounds file of the shipped scenario."""
+    summary = {"summary": {"utility_usd": 990.0, "violation_rate": 0.0, "mean_steps": 33.0}}
+    _cell(records, "exp_c", "bound7", {"kind": "bound", "method": "LP bound", "config_hash": "b7", "max_days": 2},
+          {"bounds_usd": dict(zip(DAYS, [1000.0, 1200.0]))})
+    _cell(records, "exp_c", "milp7", {"kind": "policy", "method": "greedy_myopic levels=milp", "max_days": 2,
+                                      "policy": "greedy_myopic:levels=milp", "config_hash": "g7"}, summary)
+    tables = render_tables(records)
+    assert "greedy_myopic levels=milp" not in tables["glance"] and "greedy_myopic levels=milp" not in tables["robust"]
+    assert "levels=milp" not in tables["integer"], "no integer-level bound of these days recorded: no row"
+
+    _integer_bounds_file(records, DAYS, [999.0, 1199.0], scenario_hash="another-configuration")
+    assert "levels=milp" not in render_tables(records)["integer"], "a bounds file of another configuration is not used"
+    _integer_bounds_file(records, DAYS, [990.0, 1166.0])  # mean 1078
+    table = render_tables(records)["integer"]
+    assert "| paper3 | **integer-level bound** | 2 | 1,078.00 | 98.00 % | 100 % |" in table
+    assert f"| paper3 | greedy_myopic levels=milp | 2 | 990.00 | 90.00 % | {100 * 990 / 1078:.2f} % | 0.00 % | 33.0 | exp_c |" \
+        in table
+
+
+def test_the_ladder_takes_each_rungs_best_and_leaves_clairvoyant_policies_out(records):
+    """Rungs come from each policy's own family, clairvoyance and levels: a rule, a rounding planner,
+    a planner in the env's levels, a learned run; an oracle (MPC on perfect forecasts) is above every
+    rung and must not stand on one."""
+    from dcsched.experiments.results_tables import ladder_table
+
+    for name, policy, utility in [("fill", "headroom_fill", 700.0), ("greedy", "greedy_myopic", 1000.0),
+                                  ("mpc", "mpc:every=4", 990.0), ("milp", "greedy_myopic:levels=milp", 1060.0),
+                                  ("oracle", "mpc:forecast=perfect", 1090.0), ("lp_oracle", "lp_oracle", 1095.0)]:
+        _cell(records, "exp_d", name, {"kind": "policy", "method": policy, "policy": policy, "config_hash": name},
+              _summary(utility))
+    table = ladder_table(method_summaries(read_records(records)))
+    assert "| paper3 | reference (p' = 0) | local_only | 54.5 | 0.000 |" in table
+    assert "| paper3 | best rule | headroom_fill | 63.6 |" in table
+    assert "| paper3 | best rounding planner | greedy_myopic | 90.9 |" in table
+    assert "| paper3 | best exact-level planner | greedy_myopic:levels=milp | 96.4 |" in table
+    assert "| paper3 | best learned policy | m (exp_a) † | 86.4 [" in table
+    assert "forecast=perfect" not in table and "lp_oracle" not in table
+
+
+def test_clairvoyance_and_levels_are_the_policies_own():
+    from dcsched.eval.policies import construct_policy
+
+    assert not construct_policy("greedy_myopic").clairvoyant, "one slot: only the observed present"
+    assert not construct_policy("mpc:forecast=seasonal_naive").clairvoyant
+    assert construct_policy("mpc:forecast=noisy_oracle").clairvoyant and construct_policy("lp_oracle").clairvoyant
+    assert construct_policy("greedy_myopic:levels=milp").exact_levels and not construct_policy("mpc").exact_levels
+    assert construct_policy("local_only").family == "rule" and construct_policy("mpc").family == "planner"

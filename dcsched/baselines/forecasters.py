@@ -33,6 +33,7 @@ class Forecaster:
     """Base: binds to an env once; ``forecast`` returns the window a planner plans on."""
 
     name = "forecaster"
+    sees_the_future = False  # True: the forecast is built from the true future (an oracle)
 
     def __init__(self, error: float = 0.1, seed: int = 0):
         self.error, self.seed = float(error), int(seed)
@@ -50,6 +51,7 @@ class Forecaster:
 @FORECASTERS.register("perfect", "the true future (an oracle, for bounds and diagnostics)")
 class Perfect(Forecaster):
     name = "perfect"
+    sees_the_future = True
 
     def forecast(self, truth: Window, day: int, t: int) -> Window:
         return truth
@@ -104,6 +106,7 @@ class SeasonalNaive(Forecaster):
                                       "forecast_error=0.2)")
 class NoisyOracle(Forecaster):
     name = "noisy_oracle"
+    sees_the_future = True
 
     def forecast(self, truth: Window, day: int, t: int) -> Window:
         rng = np.random.default_rng([self.seed, int(self.env.exo.days[day]), int(t)])

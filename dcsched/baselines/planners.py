@@ -81,6 +81,7 @@ class PlanPolicy(Policy):
 
     transfer = "split"
     chunks = 4
+    family = "planner"
     day_separable = True  # one plan per env row (one day), from that day's data; forecast noise seeded by day and slot
 
     def _check_transfer(self, transfer: str, chunks: int) -> str:
@@ -108,6 +109,7 @@ class PlanPolicy(Policy):
 @POLICIES.register("lp_oracle", "rounded perfect-foresight LP: its dominant step/frequency and transfer shares replayed in the env")
 class RoundedOracle(PlanPolicy):
     name = "lp_oracle"
+    clairvoyant = True  # the whole day's exogenous data and arrivals
 
     def bind(self, env):
         super().bind(env)
@@ -155,6 +157,18 @@ class RollingHorizon(PlanPolicy):
         self.horizon, self.every, self.forecast = int(horizon), int(every), forecast
         self.forecast_error, self.seed = float(forecast_error), int(seed)
         self.transfer = self._check_transfer(transfer, chunks)
+
+    @property
+    def clairvoyant(self) -> bool:
+        """Perfect or oracle-noised forecasts of slots after the present one see the future; a
+        one-slot window (greedy_myopic) reads only the present slot's observed arrivals."""
+        from dcsched.registry import FORECASTERS
+
+        return self.horizon > 1 and FORECASTERS.get(self.forecast).sees_the_future
+
+    @property
+    def exact_levels(self) -> bool:
+        return self.levels == "milp"
 
     def bind(self, env):
         from dcsched.baselines.forecasters import make_forecaster

@@ -19,10 +19,25 @@ class Policy:
     """Base class. Subclasses implement :meth:`act` (or :meth:`decide` for decision-level rules)."""
 
     name = "policy"
+    # What a results table calls it (docs/results.md, "The ladder"): "rule" (a fixed decision rule),
+    # "planner" (an optimiser over what it can observe or forecast), "learned" (a trained checkpoint)
+    family = "rule"
     # True when each env row (each evaluated day) is decided from that row and that day's data
     # alone, so that the days can be evaluated in any grouping with the same per-day outcomes
     # (dcsched.eval.chunked; tested per policy in tests/test_chunked_eval.py). Off by default.
     day_separable = False
+
+    @property
+    def clairvoyant(self) -> bool:
+        """True when the policy reads days or slots it could not observe yet (a perfect-foresight
+        oracle, an MPC on perfect forecasts): a bound's relative, not a baseline to beat."""
+        return False
+
+    @property
+    def exact_levels(self) -> bool:
+        """True when a planner decides in the env's own levels (one step level per DC and class,
+        one frequency per DC), False when it rounds a relaxation's mixed levels."""
+        return False
 
     def bind(self, env: DCSchedEnv) -> "Policy":
         self.env = env

@@ -11,12 +11,20 @@ from dcsched.registry import POLICIES
 
 
 def make_policy(name_or_path: str, env, seed: int = 0) -> Policy:
+    """A registered policy with its options, or a training checkpoint, bound to ``env``."""
     path = Path(name_or_path)
     if path.suffix == ".ckpt":
         from dcsched.agents.checkpoint_policy import load_checkpoint_policy
 
         return load_checkpoint_policy(path, env)
-    name, _, opts = name_or_path.partition(":")
+    return construct_policy(name_or_path, seed).bind(env)
+
+
+def construct_policy(name_and_options: str, seed: int = 0) -> Policy:
+    """``NAME[:key=value,...]`` of the policy registry, constructed but not bound to an env (what
+    it is, e.g. its ``family`` and ``clairvoyant``, without data); an unknown name or option is a
+    ConfigError naming the allowed ones."""
+    name, _, opts = name_and_options.partition(":")
     cls = POLICIES.get(name)
     params = [q for q in inspect.signature(cls).parameters if q not in ("args", "kwargs")]
     kwargs = {"seed": seed} if "seed" in params else {}
@@ -38,5 +46,4 @@ def make_policy(name_or_path: str, env, seed: int = 0) -> Policy:
                                   f"'{value}' is not a number", f"a {type(default).__name__}, e.g. {default}") from None
         else:
             kwargs[key] = int(value) if value.lstrip("-").isdigit() else value
-    policy = cls(**kwargs)
-    return policy.bind(env)
+    return cls(**kwargs)

@@ -29,6 +29,10 @@ from dcsched.errors import ConfigError
 from dcsched.stats import t_ci
 
 BASELINE = "local_only"  # p' = 0
+# the pages holding generated blocks, relative to the checkout: `dcsched results --write` (no FILE)
+# regenerates them and tests/test_results_tables.py checks them
+DOCS_WITH_TABLES = ("README.md", "docs/results.md", "docs/results/baselines.md", "docs/results/run-log.md",
+                    "docs/registries.md")
 BOUND = "LP bound"  # p' = 1
 BLOCK = re.compile(r"(<!-- results:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
 
@@ -150,22 +154,22 @@ def method_summaries(cells: list[Cell]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["identity"], r["method"]), []).append(r)
-    names: dict[tuple, int] = {}
+    names: dict[tuple, int] = {}  # a name is shared only among the methods of one scenario and days
     for ident, method in groups:
-        names[(ident[0], method)] = names.get((ident[0], method), 0) + 1
+        names[(ident[0], ident[6], ident[7], method)] = names.get((ident[0], ident[6], ident[7], method), 0) + 1
     out = []
     for (ident, method), seeds in groups.items():
         seeds = sorted(seeds, key=lambda r: r["seed"])
         first = seeds[0]
         experiments = sorted(set().union(*(r["experiments"] for r in seeds)))
-        label = method if names[(ident[0], method)] == 1 else f"{method} ({experiments[0]})"
+        label = method if names[(ident[0], ident[6], ident[7], method)] == 1 else f"{method} ({experiments[0]})"
         share = [r["utility_usd"] / r["bound_usd"] for r in seeds]
         local_row = baseline.get((first["scenario"], ident[5], first["day_list"]))
         local = None if local_row is None else local_row["utility_usd"]
         p_prime = None if local is None else [(r["utility_usd"] - local) / (r["bound_usd"] - local) for r in seeds]
         stochastic = [r["stochastic_utility_usd"] / r["bound_usd"] for r in seeds if r["stochastic_utility_usd"] is not None]
         out.append({
-            "scenario": first["scenario"], "method": label, "name": method, "kind": first["kind"], "seeds": [r["seed"] for r in seeds],
+            "scenario": first["scenario"], "method": label, "name": method, "policy": ident[3], "kind": first["kind"], "seeds": [r["seed"] for r in seeds],
             "days": first["days"], "whole_split": ident[7] == 0, "days_spec": ident[6],
             "share": _mean_ci(share), "p_prime": None if p_prime is None else _mean_ci(p_prime),
             "violation_rate": float(np.mean([r["violation_rate"] for r in seeds])),
@@ -259,6 +263,53 @@ def robust_table(summaries: list[dict]) -> str:
             lines.append(f"| {scenario} | {s['method']} | {scores.shape[0]} x {scores.shape[1]} | {iqm} | "
                          f"{float(aggregate_median(scores)):.3f} | {float(optimality_gap(scores)):.3f} | {improvement} | "
                          f"{'—' if best is None or s is best else best['method']} |")
+    return "\n".join(lines) + "\n"
+
+
+RUNGS = ("best rule", "best rounding planner", "best exact-level planner", "best learned policy")
+
+
+def rung_of(summary: dict) -> str | None:
+    """Which rung of the ladder a method stands on (:data:`RUNGS`), from its policy's own
+    ``family``, ``clairvoyant`` and ``exact_levels``; None for a clairvoyant policy (a relative of
+    the bound, not a baseline to beat)."""
+    if summary["kind"] == "train":
+        return RUNGS[3]
+    from dcsched.eval.policies import construct_policy
+
+    policy = construct_policy(summary["policy"])
+    if policy.clairvoyant:
+        return None
+    if policy.family == "planner":
+        return RUNGS[2] if policy.exact_levels else RUNGS[1]
+    return RUNGS[0]
+
+
+def ladder_table(summaries: list[dict]) -> str:
+    """Per scenario, the best method of each rung (:data:`RUNGS`, by mean share of the LP bound;
+    rules exclude local_only, the p' = 0 reference shown beside them) and the LP bound: what each
+    step from a rule to learning buys, all on the same days."""
+    lines = ["| scenario | rung | method | % of LP bound [95 % t] | p' [95 % t] | late+dropped | seeds | experiment |",
+             "|---|---|---|---|---|---|---|---|"]
+    for scenario in dict.fromkeys(s["scenario"] for s in summaries):
+        rows = [s for s in summaries if s["scenario"] == scenario]
+        reference = next((s for s in rows if s["name"] == BASELINE and s["kind"] == "policy"), None)
+        best = {}
+        for s in rows:
+            rung = rung_of(s)
+            if rung is None or s["name"] == BASELINE:
+                continue
+            if rung not in best or s["share"][0] > best[rung]["share"][0]:
+                best[rung] = s
+        for label, s in [("reference (p' = 0)", reference)] + [(r, best.get(r)) for r in RUNGS]:
+            if s is None:
+                lines.append(f"| {scenario} | {label} | none recorded | | | | | |")
+                continue
+            seeds = str(len(s["seeds"])) if s["kind"] == "train" else "—"
+            lines.append(f"| {scenario} | {label} | {s['method']}{' †' if s['dirty'] else ''} | {_pct(s['share'])} | "
+                         f"{_ratio(s['p_prime'])} | {100.0 * s['violation_rate']:.2f} % | {seeds} | "
+                         f"{', '.join(s['experiments'])} |")
+        lines.append(f"| {scenario} | perfect foresight (p' = 1) | LP bound | 100 | 1.000 | | | |")
     return "\n".join(lines) + "\n"
 
 
@@ -443,7 +494,7 @@ def render_tables(records_dir: Path) -> dict[str, str]:
     everything = method_summaries(cells)
     summaries = headline(everything)
     return {"glance": glance_table(summaries), "robust": robust_table(summaries), "runlog": run_log_table(cells),
-            "integer": integer_table(everything, integer_bounds(records_dir)),
+            "integer": integer_table(everything, integer_bounds(records_dir)), "ladder": ladder_table(summaries),
             "algorithms": algorithms_table(), "registries": registries_page()}
 
 
