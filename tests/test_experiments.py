@@ -68,7 +68,8 @@ def test_declared_experiments_expand_in_both_tiers(name):
         return int(given[-1].split("=")[1]) if given else recipe_budget(spec.recipe)
 
     # the paper's budget, except the massively parallel experiments, whose recipes keep their own (7,372,800 frames)
-    budget = 7_372_800 if name in ("parallel_learning", "decentralisation", "per_agent_shaping", "hybrid_stochastic") else 163840
+    budget = 7_372_800 if name in ("parallel_learning", "decentralisation", "per_agent_shaping", "hybrid_stochastic",
+                                  "selection_val") else 163840
     assert all(frames(s) == budget for s in full if s.kind == "train")
     assert all(frames(s) < 163840 for s in quick if s.kind == "train")
 
