@@ -27,6 +27,16 @@ TABLE_METRICS = ["utility_usd", "share_of_bound", "violation_rate", "revenue_usd
 TIMING_METRICS = ["train_wall_s", "frames_per_s", "utility_usd", "share_of_bound"]
 
 
+SPLIT_NAMES = {"test": "test days", "val": "validation days", "fit": "fit days", "train": "training days",
+               "all": "days of the year"}
+
+
+def days_name(days: str) -> str:
+    """What a report calls the evaluated days: a split's name (docs/guide.md, "Day splits"), or
+    "listed days" for dates."""
+    return SPLIT_NAMES.get(str(days), "listed days")
+
+
 TEXT_FILE = Path(__file__).with_name("report_text.md")  # the report's fixed prose, by section
 
 
@@ -91,7 +101,7 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
         sub = summary[summary["scenario"] == scen] if not summary.empty else summary
         md = markdown_table(sub, metrics, by_setting)
         atomic_write_text(exp_dir / f"table_{scen}.md", md)
-        tables.append((f"table_{scen}.md", f"test-day table, {scen}"))
+        tables.append((f"table_{scen}.md", f"{days_name(cfg.days)} table, {scen}"))
         md_parts.append(f"### {scen}\n\n{md}")
     if not summary.empty:
         figs += _figures(cfg, specs, summary, exp_dir, by_key)
@@ -170,12 +180,12 @@ def _figures(cfg, specs: list[RunSpec], summary: pd.DataFrame, exp_dir: Path, by
             out.append("convergence.png")
     if cfg.kind == "sweep" and not learned.empty and has_bound:
         figures.sweep(summary, cfg.sweep_label or "setting", exp_dir / "sweep.png",
-                      f"{cfg.name}: test days, mean over seeds with 95 % CI")
+                      f"{cfg.name}: {days_name(cfg.days)}, mean over seeds with 95 % CI")
         out.append("sweep.png")
     methods = summary[summary["method"] != "LP bound"]  # empty while only the bound has finished: no bars
     if has_bound and not methods.empty and (cfg.kind in ("table", "convergence", "ablation", "behaviour", "stress", "pareto")
                                             or (cfg.kind == "sweep" and learned.empty)):
-        figures.bars(methods, "share_of_bound", "% of the LP bound (test days)",
+        figures.bars(methods, "share_of_bound", f"% of the LP bound ({days_name(cfg.days)})",
                      exp_dir / "share_of_bound.png", f"{cfg.name}: utility as % of the perfect-foresight bound "
                      "(bound of each system = 100 %)", percent=True)
         out.append("share_of_bound.png")
@@ -185,11 +195,11 @@ def _figures(cfg, specs: list[RunSpec], summary: pd.DataFrame, exp_dir: Path, by
         out.append("stress_heatmap.png")
     if cfg.kind == "pareto" and not summary.empty:
         figures.pareto(summary, exp_dir / "pareto.png", f"{cfg.name}: cost, quality and carbon per "
-                       f"{cfg.sweep_label or 'setting'} (points labelled with it; test days)")
+                       f"{cfg.sweep_label or 'setting'} (points labelled with it; {days_name(cfg.days)})")
         out.append("pareto.png")
     if cfg.kind == "ablation" and not methods.empty:
         figures.bars(methods, "energy_cost_usd", "energy cost $/day",
-                     exp_dir / "energy_cost.png", f"{cfg.name}: energy cost per day (test days)")
+                     exp_dir / "energy_cost.png", f"{cfg.name}: energy cost per day ({days_name(cfg.days)})")
         out.append("energy_cost.png")
     if cfg.kind == "timing" and not learned.empty:
         figures.timing(summary, exp_dir / "timing.png")
@@ -203,6 +213,6 @@ def _figures(cfg, specs: list[RunSpec], summary: pd.DataFrame, exp_dir: Path, by
                     traces[s.method + (f" (seed {s.seed})" if s.kind == "train" else "")] = pd.read_csv(path)
             if traces:
                 name = f"behaviour_{scen}.png"
-                figures.behaviour(traces, exp_dir / name, f"Behaviour on the test days, {scen}")
+                figures.behaviour(traces, exp_dir / name, f"Behaviour on the {days_name(cfg.days)}, {scen}")
                 out.append(name)
     return out
