@@ -83,8 +83,8 @@ class Exogenous:
                     or (self.link_up is not None and (self.link_up != 1).any()))
 
 
-SPLITS = ("test", "train", "fit", "val", "all")  # the day splits a --days or env.split may name
-SPLITS_ALLOWED = "test, train, fit, val, all, or YYYY-MM-DD,YYYY-MM-DD,..."
+SPLITS = ("test", "train", "fit", "val", "all")  # the day splits a --days may name (env.split: all but val)
+SPLITS_ALLOWED = ", ".join(SPLITS) + ", or YYYY-MM-DD,YYYY-MM-DD,..."
 
 
 def val_day_remainder(cfg) -> int:

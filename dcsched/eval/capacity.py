@@ -18,7 +18,7 @@ import numpy as np
 
 from dcsched.baselines.rules import LocalOnly
 from dcsched.config import EnvConfig, load_scenario
-from dcsched.data.exogenous import split_days
+from dcsched.data.exogenous import SPLITS, split_days
 from dcsched.envs import make_env
 from dcsched.eval.rollout import run_days
 from dcsched.sim.calibration import capacity_report
@@ -58,7 +58,7 @@ def capacity_markdown(cfg, days: list[int]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dcsched.eval.capacity", description=__doc__.splitlines()[0])
     ap.add_argument("scenario", nargs="?", default="paper3")
-    ap.add_argument("--days", default="test", choices=("test", "train", "fit", "val", "all"))
+    ap.add_argument("--days", default="test", choices=SPLITS)
     ap.add_argument("--max-days", type=int, default=0, help="only the first N days (0 = all)")
     args = ap.parse_args(argv)
     cfg = load_scenario(args.scenario)
