@@ -281,6 +281,7 @@ class EvalConfig:
     max_days: int = 0  # 0 = all days of the split
     policies: Optional[list[str]] = field(default_factory=lambda: ["local_only", "random"])  # null: no eval after training
     with_bound: bool = False  # also solve the LP bound of each evaluated day (adds % of bound)
+    episodes: int = 10  # a Gymnasium task (task: gym:...): whole episodes evaluated after training (policies unused)
 
 
 @dataclass
@@ -289,6 +290,7 @@ class RunConfig:
     seed: int = 0  # seed of the env, the networks and sampling
     out_dir: str = "runs"  # folder the run folder goes into
     resume: str = ""  # a last.ckpt to continue ('' = a fresh run)
+    task: str = "dc"  # dc (the scenario's data centres) | gym:ENV_ID | gym:sparse:ENV_ID (a Gymnasium task; docs/tasks.md)
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
@@ -324,6 +326,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
 # inclusive numeric ranges (None: unbounded on that side), checked like ENUMS
 RANGES: dict[str, tuple[float | None, float | None]] = {
     "env.num_envs": (1, None),
+    "eval.episodes": (1, None),
     "env.transfer_chunks": (1, None),
     "env.violation_threshold": (0.0, 1.0),
     "seed": (0, 2**32 - 1),  # numpy's seed range (torch's is wider)

@@ -35,6 +35,7 @@ from torchrl.collectors import Collector
 from dcsched.agents.algorithm import UpdateContext
 from dcsched.agents.checkpoint_format import algorithm_class, migrate_state_dict, typed_config
 from dcsched.agents.episode_stats import finished_episodes
+from dcsched.envs.gym_task import is_gym_task, success
 from dcsched.training.parts import TrainingParts, build_parts
 from dcsched.training.placement import check_placement
 from dcsched.training.torchrl_adapter import (collector_state, compact_state, expand_state, load_collector_state,
@@ -135,9 +136,15 @@ class Agent(L.LightningModule):
         if tensors:
             parts["replay_buffer"] = tensors
         central = getattr(self.env, "central", self.env)
-        parts["env.params"] = {k: v for k, v in vars(central.params).items() if isinstance(v, torch.Tensor)}
-        parts["env.rng"] = central.rng
+        if self.is_dc_env:  # a Gymnasium task steps on the CPU, with its own numpy generators
+            parts["env.params"] = {k: v for k, v in vars(central.params).items() if isinstance(v, torch.Tensor)}
+            parts["env.rng"] = central.rng
         return parts
+
+    @property
+    def is_dc_env(self) -> bool:
+        """Whether the run steps the data-centre env (else a Gymnasium task, ``task: gym:...``)."""
+        return not is_gym_task(self.cfg.task)
 
     def configure_optimizers(self):
         return self.algorithm.make_optimizers(self.cfg.optim)
@@ -219,6 +226,8 @@ class Agent(L.LightningModule):
     def _episode_metrics(self, batch: TensorDictBase) -> dict[str, float]:
         """True utility and its components and the violation rate of this batch; the env return and
         length of the episodes that ended in it (RewardSum, StepCounter). batch: [num_envs, steps]."""
+        if not self.is_dc_env:
+            return self._task_episode_metrics(batch)
         out = {}
         oc = batch["next", "outcome"]
         arrived = oc["arrivals"].sum()
@@ -231,6 +240,16 @@ class Agent(L.LightningModule):
             done = batch["next", "done"]
             episodes["train/episode_utility_usd"] = float(batch["next", "episode_utility_usd"][done].to(torch.float64).mean())
         out.update(episodes)
+        return out
+
+    def _task_episode_metrics(self, batch: TensorDictBase) -> dict[str, float]:
+        """A Gymnasium task's return and length of the episodes that ended in this batch, and the share
+        of them that reached the goal (:func:`dcsched.envs.gym_task.success`)."""
+        out = finished_episodes(batch, self.capabilities.reward_key)
+        done = batch["next", "done"].squeeze(-1)
+        if bool(done.any()):
+            reached = success(batch["next", "terminated"].squeeze(-1), batch["next", "truncated"].squeeze(-1))
+            out["train/success_rate"] = float(reached[done].to(torch.float64).mean())
         return out
 
     def stop_at_budget(self) -> None:
@@ -247,8 +266,11 @@ class Agent(L.LightningModule):
         metrics["updates"] = float(self.updates)
         metrics["fps"] = self.frames_per_s()
         self.log_dict(metrics, on_step=True, prog_bar=False, batch_size=1)
-        self.log("utility_per_slot", metrics["train/utility_usd_per_slot"], prog_bar=True, batch_size=1)
-        self.log("violation", metrics["train/violation_rate"], prog_bar=True, batch_size=1)
+        if self.is_dc_env:
+            self.log("utility_per_slot", metrics["train/utility_usd_per_slot"], prog_bar=True, batch_size=1)
+            self.log("violation", metrics["train/violation_rate"], prog_bar=True, batch_size=1)
+        elif "train/episode_return" in metrics:
+            self.log("return", metrics["train/episode_return"], prog_bar=True, batch_size=1)
 
     def last_logged(self, keys) -> dict[str, float]:
         """The last logged value of each of ``keys`` that this run logged (after fitting)."""
@@ -260,15 +282,17 @@ class Agent(L.LightningModule):
         central = getattr(self.env, "central", self.env)
         extra = {
             "rb": compact_state(self.rb.state_dict()),
-            "env_rng": central.rng.get_state(),
             "torch_rng": torch.get_rng_state(),
             "wandb_id": self.wandb_id,
             **self.algorithm.extra_state(),
         }
+        if self.is_dc_env:
+            extra["env_rng"] = central.rng.get_state()
         if self.train_device.type == "cuda":
             extra["cuda_rng"] = torch.cuda.get_rng_state(self.train_device)
-        if self.collector is not None and self.cfg.collector.backend == "inprocess":
-            # exact resume needs the in-process collector's state; remote workers restart their envs
+        if self.collector is not None and self.cfg.collector.backend == "inprocess" and self.is_dc_env:
+            # exact resume needs the in-process collector's state; remote workers restart their envs, and so
+            # does a Gymnasium task (its envs' state is not checkpointed: its episodes restart on resume)
             extra.update(collector_state(self.collector))
         checkpoint["dcsched"] = extra
 
@@ -297,7 +321,8 @@ class Agent(L.LightningModule):
         if self._pending is None:
             return
         extra, self._pending = self._pending, None
-        getattr(self.env, "central", self.env).rng.set_state(extra["env_rng"])
+        if "env_rng" in extra:
+            getattr(self.env, "central", self.env).rng.set_state(extra["env_rng"])
         if "collector" in extra and self.collector is not None:
             load_collector_state(self.collector, extra, self.collector_env.state_dict())  # env buffers: from the config
         self._pending_rng = extra["torch_rng"]

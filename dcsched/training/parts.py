@@ -21,6 +21,7 @@ from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
 from dcsched.agents.configs import OnPolicyConfig
 from dcsched.agents.episode_stats import with_episode_stats
 from dcsched.envs.dc_env import make_env
+from dcsched.envs.gym_task import is_gym_task, make_task_env
 from dcsched.errors import ConfigError
 from dcsched.training.collection import make_collector
 from dcsched.training.placement import resolve_device
@@ -63,6 +64,18 @@ def _check(key: str, value: str, allowed: tuple[str, ...], what: str) -> None:
         raise ConfigError("recipe", key, what, " | ".join(allowed))
 
 
+def check_task_run(c, caps) -> None:
+    """Refuse what a Gymnasium task (``task: gym:...``) cannot do, by key and allowed values: the
+    per-provider view (it has no providers), the discrete encoding (its actions are a box), worker
+    collectors (its envs step in the learner's process)."""
+    if caps.view == "per_provider":
+        raise ConfigError("recipe", "task", f"agent {c.agent.name} acts on the per-provider view of the data "
+                          "centres; a Gymnasium task has none", "dc (or a single-agent algorithm: sac, td3, ppo)")
+    _check("env.action_encoding", c.env.action_encoding, ("continuous",), "a Gymnasium task acts in its box")
+    _check("collector.backend", c.collector.backend, ("inprocess",), "a Gymnasium task steps in the learner's process")
+    _check("agent.constraint", c.agent.get("constraint", "none"), ("none",), "a Gymnasium task has no deadline violations")
+
+
 def build_parts(c, algo_cls) -> TrainingParts:
     """The parts of a run of algorithm class ``algo_cls`` with the typed run config ``c`` (whose
     ``env.device`` is set to the resolved training device). Seeds the global RNG with ``c.seed``."""
@@ -71,7 +84,11 @@ def build_parts(c, algo_cls) -> TrainingParts:
     device = resolve_device(c.env.device, c.trainer.accelerator)
     c.env.device = str(device)
     torch.manual_seed(c.seed)
-    env = make_env(c.scenario, c.env, seed=c.seed, report_outcome=True)
+    if is_gym_task(c.task):
+        check_task_run(c, caps)
+        env = make_task_env(c.task, c.env.num_envs, c.seed, device)
+    else:
+        env = make_env(c.scenario, c.env, seed=c.seed, report_outcome=True)
     if caps.view == "per_provider":
         from dcsched.envs.multi_agent import MultiAgentDCSchedEnv
 

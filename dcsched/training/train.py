@@ -217,6 +217,16 @@ def evaluate_trained_run(cfg, run_dir: Path, console=None) -> Path | None:
     exists). Returns that folder, or None when ``eval.policies`` is null (no evaluation)."""
     if cfg.eval.policies is None:
         return None
+    if str(cfg.task) != "dc":  # a Gymnasium task: its return and success rate over eval.episodes episodes
+        from dcsched.eval.task_eval import evaluate_task_checkpoint
+
+        out = _versioned(run_dir, "eval")
+        summary = evaluate_task_checkpoint(run_dir / "checkpoints" / "last.ckpt", cfg.eval.episodes, cfg.seed, out)
+        if console is not None:
+            lo, hi = summary["return_ci95"]
+            console.print(f"{cfg.task}: return {summary['return_mean']:.2f} [{lo:.2f}, {hi:.2f}] over "
+                          f"{summary['episodes']} episodes, success {summary['success_rate']:.0%} -> {out / 'summary.json'}")
+        return out
     from dcsched.eval.evaluate import evaluate_policies
 
     bounds = None
