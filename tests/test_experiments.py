@@ -70,7 +70,8 @@ def test_declared_experiments_expand_in_both_tiers(name):
     # the paper's budget, except the massively parallel experiments, whose recipes keep their own (7,372,800 frames),
     # and SAC over the structured action space (recipes/sac_hybrid.yaml: 300,000 frames, as recipes/sac.yaml)
     budget = 7_372_800 if name in ("parallel_learning", "decentralisation", "per_agent_shaping", "hybrid_stochastic",
-                                  "selection_val") else 300_000 if name in ("paper_table", "sac_structured_val") else 163840
+                                  "selection_val") else 300_000 if name in ("paper_table", "sac_structured_val") else \
+        100_000 if name == "positive_control" else 163840  # positive_control: recipes/tasks/mountaincar_sac.yaml
     assert all(frames(s) == budget for s in full if s.kind == "train")
     assert all(frames(s) < 163840 for s in quick if s.kind == "train")
 

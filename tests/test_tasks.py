@@ -129,3 +129,57 @@ def test_the_default_task_leaves_every_recorded_cell_hash_unchanged():
     assert run_config_hash(OmegaConf.create(without)) == with_key
     cfg2 = load_recipe(RECIPES_DIR / "sac.yaml", ["task=gym:Pendulum-v1"])
     assert run_config_hash(cfg2) != with_key  # a task run hashes apart from the DC run
+
+
+TASK_EXPERIMENT = """
+name: tiny_task_control
+description: a task experiment in miniature
+kind: task
+scenarios: ["gym:Pendulum-v1"]
+seeds: [0, 1]
+overrides: [trainer.total_frames=600, trainer.frames_per_batch=200, trainer.checkpoint_every_batches=3,
+            agent.warmup_frames=200, replay_buffer.batch_size=32, "network.hidden_sizes=[16,16]",
+            shaper.rs_learning_starts=200, eval.episodes=2, env.num_envs=2]
+methods:
+  - {label: SAC, recipe: sac, overrides: [env.reward_mode=dense]}
+  - {label: placebo, recipe: placebo_rs_sac, overrides: [env.reward_mode=dense, shaper.eta=0.2]}
+paired:
+  - [placebo, SAC]
+"""
+
+
+def test_a_task_experiment_trains_evaluates_and_pairs_by_seed(tmp_path):
+    from dcsched.experiments import run_experiment
+    from dcsched.experiments.spec import expand, load_experiment
+
+    path = tmp_path / "tiny_task_control.yaml"
+    path.write_text(TASK_EXPERIMENT)
+    specs = expand(load_experiment(str(path)))
+    assert [s.kind for s in specs] == ["train"] * 4  # no bound, no baselines: a task has neither
+    assert all(s.overrides[0] == "task=gym:Pendulum-v1" for s in specs)
+    report, outcome = run_experiment(str(path), ["wandb_mode=disabled", f"out_dir={tmp_path / 'out'}", "records_dir="])
+    assert all(v == "done" or isinstance(v, dict) for v in outcome.values()), outcome
+    exp_dir = report.parent
+    runs = (exp_dir / "runs.csv").read_text()
+    assert "task_return" in runs and "success_rate" in runs
+    result = json.loads(next((exp_dir / "runs").glob("*placebo__s1/result.json")).read_text())
+    assert result["summary"]["task_episode_length"] == 200.0 and len(result["per_episode"]) == 2
+    assert all(-16.3 * 200 <= r <= 0 for r in result["per_episode"])
+    text = report.read_text()
+    assert "return (eval episodes)" in text and "placebo − SAC" in text and "LP bound" not in text
+
+
+@pytest.mark.parametrize("body, key", [
+    (TASK_EXPERIMENT.replace("- {label: SAC, recipe: sac", "- {label: local, policy: local_only}\n  - {label: SAC, recipe: sac"),
+     "methods.0"),
+    (TASK_EXPERIMENT.replace("kind: task", "kind: table"), "scenarios.0"),
+    (TASK_EXPERIMENT.replace("gym:Pendulum-v1", "gym:CartPole-v1"), "task"),
+])
+def test_a_task_experiment_is_checked_by_key(body, key, tmp_path):
+    from dcsched.experiments.spec import load_experiment
+
+    path = tmp_path / "bad_task_experiment.yaml"
+    path.write_text(body)
+    with pytest.raises(ConfigError) as err:
+        load_experiment(str(path))
+    assert err.value.key == key

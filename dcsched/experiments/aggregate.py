@@ -16,7 +16,9 @@ from dcsched.stats import CONFIDENCE, bootstrap_ci, holm_adjusted, iqm, paired_t
 METRICS = ("utility_usd", "share_of_bound", "violation_rate", "revenue_usd", "energy_cost_usd", "transfer_cost_usd",
            "penalty_usd", "grid_buy_kwh", "carbon_kg", "mean_steps", "episode_return", "train_wall_s",
            "frames_per_s", "alpha_pa", "alpha_ra", "r_aux_mean", "r_aux_std", "dq_ra_dr_aux", "corr_r_aux_r_env",
-           "corr_r_aux_advantage", "carbon_cost_usd", "stochastic_utility_usd", "stochastic_share_of_bound", "stochastic_violation_rate")
+           "corr_r_aux_advantage", "carbon_cost_usd", "stochastic_utility_usd", "stochastic_share_of_bound", "stochastic_violation_rate",
+           "task_return", "success_rate", "first_success_frames", "task_episode_length")
+TASK_METRICS = ["task_return", "success_rate", "first_success_frames", "task_episode_length", "train_wall_s"]
 # training diagnostics logged by the agents (last value of the run) -> runs.csv column
 DIAGNOSTICS = {"alpha": "alpha_pa", "rs/alpha": "alpha_ra", "rs/r_aux_mean": "r_aux_mean", "rs/r_aux_std": "r_aux_std",
                "diag/dq_ra_dr_aux_abs_mean": "dq_ra_dr_aux", "diag/corr_r_aux_r_env": "corr_r_aux_r_env",
@@ -38,6 +40,9 @@ LABELS = {  # column -> (header, format of one value)
     "stochastic_utility_usd": ("stochastic utility $/day", "{:,.2f}"),
     "stochastic_share_of_bound": ("stochastic % of LP bound", "{:.1%}"),
     "stochastic_violation_rate": ("stochastic late+dropped", "{:.2%}"),
+    "task_return": ("return (eval episodes)", "{:,.2f}"), "success_rate": ("success rate", "{:.0%}"),
+    "first_success_frames": ("frames to first success", "{:,.0f}"),
+    "task_episode_length": ("episode length", "{:,.0f}"),
 }
 STOCHASTIC_METRICS = ["stochastic_share_of_bound", "stochastic_violation_rate"]
 
@@ -117,7 +122,7 @@ def summarize(runs: pd.DataFrame, order: list[str] | None = None, settings: list
     return frame.sort_values(["scenario", "_s", "_k", "_m"]).drop(columns=["_k", "_m", "_s"]).reset_index(drop=True)
 
 
-T_INTERVAL_METRICS = ("utility_usd", "share_of_bound")  # cells that also show the t interval
+T_INTERVAL_METRICS = ("utility_usd", "share_of_bound", "task_return", "success_rate")  # cells that also show the t interval
 IQM_METRIC = "utility_usd"  # the metric whose IQM gets its own column
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from dcsched.eval.plots import heatmap
 from dcsched.experiments import figures
-from dcsched.experiments.aggregate import (DIAGNOSTIC_METRICS, STOCHASTIC_METRICS, markdown_table,
+from dcsched.experiments.aggregate import (DIAGNOSTIC_METRICS, STOCHASTIC_METRICS, TASK_METRICS, markdown_table,
                                           paired_differences, paired_markdown,
                                           run_rows, summarize)
 from dcsched.experiments.runner import read_result, run_dir
@@ -25,6 +25,8 @@ from dcsched.provenance import git_commit
 TABLE_METRICS = ["utility_usd", "share_of_bound", "violation_rate", "revenue_usd", "energy_cost_usd",
                  "transfer_cost_usd", "penalty_usd", "grid_buy_kwh", "carbon_kg", "mean_steps"]
 TIMING_METRICS = ["train_wall_s", "frames_per_s", "utility_usd", "share_of_bound"]
+PAIRED_METRICS = ("utility_usd", "share_of_bound", "stochastic_utility_usd")
+PAIRED_TASK_METRICS = ("task_return", "success_rate", "first_success_frames")
 
 
 SPLIT_NAMES = {"test": "test days", "val": "validation days", "fit": "fit days", "train": "training days",
@@ -91,7 +93,7 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
                    ("summary.csv", "per method: n seeds, mean, 95 % bootstrap CI (_lo, _hi), 95 % t interval "
                                    "(_t_lo, _t_hi) and IQM (_iqm)")]
     by_setting = len(settings) > 1
-    metrics = TIMING_METRICS if cfg.kind == "timing" else TABLE_METRICS
+    metrics = TIMING_METRICS if cfg.kind == "timing" else TASK_METRICS if cfg.kind == "task" else TABLE_METRICS
     if cfg.kind == "pareto":  # the priced carbon as its own money column
         metrics = metrics[:5] + ["carbon_cost_usd"] + metrics[5:]
     if cfg.get("stochastic_seeds", 0) and cfg.kind != "timing":  # both regimes side by side
@@ -101,7 +103,7 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
         sub = summary[summary["scenario"] == scen] if not summary.empty else summary
         md = markdown_table(sub, metrics, by_setting)
         atomic_write_text(exp_dir / f"table_{scen}.md", md)
-        tables.append((f"table_{scen}.md", f"{days_name(cfg.days)} table, {scen}"))
+        tables.append((f"table_{scen}.md", f"{'evaluation episodes' if cfg.kind == 'task' else days_name(cfg.days)} table, {scen}"))
         md_parts.append(f"### {scen}\n\n{md}")
     if not summary.empty:
         figs += _figures(cfg, specs, summary, exp_dir, by_key)
@@ -110,13 +112,15 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
     lines = [f"# Experiment `{cfg.name}`", "", cfg.description.strip(), "",
              f"- tier: **{cfg.tier}**" + (" " + text("quick_tier") if cfg.tier == "quick" else ""),
              f"- scenarios: {', '.join(cfg.scenarios)}; settings: {', '.join(settings)}",
-             f"- methods: {', '.join(order)}", f"- days: {cfg.days}" + (f" (first {specs[0].max_days})" if specs and specs[0].max_days else ""),
+             f"- methods: {', '.join(order)}", (f"- evaluation: each checkpoint's deterministic action over eval.episodes whole episodes (docs/tasks.md)"
+                                          if cfg.kind == "task" else
+                                          f"- days: {cfg.days}" + (f" (first {specs[0].max_days})" if specs and specs[0].max_days else "")),
              f"- runs: {len(done)} of {len(specs)} finished" + (f", {len(failed)} failed" if failed else ""),
              f"- launcher: {cfg.launcher}; code: `{git_commit()}`; written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
              "", "## Command", "", "```bash", command, "```", ""]
     if cfg.kind == "timing":
         lines += [_timing_note(summary, order), ""]
-    lines += ["## Tables", "", text("tables")
+    lines += ["## Tables", "", (text("tables_task") if cfg.kind == "task" else text("tables"))
               + (" " + text("tables_stochastic", seeds=cfg.stochastic_seeds) if cfg.get("stochastic_seeds", 0) else ""),
               ""] + md_parts
     diag_cols = [m for m in DIAGNOSTIC_METRICS if m in summary and summary[m].notna().any()] if not summary.empty else []
@@ -127,12 +131,13 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
             lines += [f"### {scen}", "", markdown_table(sub, diag_cols, by_setting)]
     if cfg.paired and not runs.empty:
         families = {scen: pairs_on(cfg, scen) for scen in cfg.scenarios}
-        paired = paired_differences(runs, [list(p) for p in cfg.paired], families=families)
+        paired_metrics = PAIRED_TASK_METRICS if cfg.kind == "task" else PAIRED_METRICS
+        paired = paired_differences(runs, [list(p) for p in cfg.paired], metrics=paired_metrics, families=families)
         _write_csv(exp_dir / "paired.csv", paired)
         tables.append(("paired.csv", "paired differences A − B on the same seed, with 95 % bootstrap and t CIs, "
                                      "the paired t test's p, Holm-adjusted p and Bonferroni intervals"))
         lines += ["## Paired differences (same seed)", "", text("paired") + _family_text(cfg, families), "",
-                  paired_markdown(paired)]
+                  paired_markdown(paired, metrics=paired_metrics)]
     lines += ["Files: " + ", ".join(f"[{name}]({name}) ({what})" for name, what in tables), ""]
     if figs:
         lines += ["## Figures", ""] + [f"![{name}]({name})\n" for name in figs]

@@ -332,6 +332,34 @@ def _run_policy(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
     return body
 
 
+def first_success_frames(train_dir: Path) -> float:
+    """The environment frames at the first logged batch in which an episode reached its goal
+    (``train/success_rate`` > 0 in the run's metrics.csv); NaN when none did."""
+    import csv
+
+    import math
+
+    for path in sorted((train_dir / "csv").glob("version_*/metrics.csv")):
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                rate, frames = row.get("train/success_rate") or "", row.get("frames") or ""
+                if rate and frames and float(rate) > 0:
+                    return float(frames)
+    return math.nan
+
+
+def _evaluate_task(ckpt: Path, cfg, train_dir: Path) -> dict:
+    """A Gymnasium task's cell: the checkpoint's return and success over ``eval.episodes`` episodes
+    (:func:`dcsched.eval.task_eval.evaluate_task_checkpoint`) and the frames to the first success in
+    training."""
+    from dcsched.eval.task_eval import evaluate_task_checkpoint
+
+    res = evaluate_task_checkpoint(ckpt, cfg.eval.episodes, cfg.seed)
+    summary = {"task_return": res["return_mean"], "success_rate": res["success_rate"],
+               "task_episode_length": res["length_mean"], "first_success_frames": first_success_frames(train_dir)}
+    return {"summary": summary, "days": [], "per_episode": res["returns"], "eval_seed": res["eval_seed"]}
+
+
 def drop_replay_buffer(ckpt: Path) -> float:
     """Rewrite a finished run's checkpoint without its replay buffer (weights, optimisers and
     counters stay: it still evaluates and loads). Returns the new size in MB."""
@@ -362,7 +390,10 @@ def _run_train(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
     t0 = time.perf_counter()
     module, _ = train_from_config(cfg, run_dir=train_dir)
     train_wall_s = time.perf_counter() - t0
-    body = _evaluate(cfg.scenario, str(ckpt), spec, folder, env_cfg=cfg.env)
+    if str(cfg.task) != "dc":
+        body = _evaluate_task(ckpt, cfg, train_dir)
+    else:
+        body = _evaluate(cfg.scenario, str(ckpt), spec, folder, env_cfg=cfg.env)
     body["checkpoint_mb"] = drop_replay_buffer(ckpt)
     body["train"] = {"frames": int(module.frames), "updates": int(module.updates), "wall_s": train_wall_s,
                      "frames_per_s": float("nan") if resumed else float(module.frames) / train_wall_s,

@@ -32,7 +32,7 @@ from dcsched.errors import ConfigError
 from dcsched.paths import RECIPES_DIR, shipped_file
 
 EXPERIMENTS_DIR = RECIPES_DIR / "experiments"
-KINDS = ("convergence", "table", "sweep", "ablation", "behaviour", "timing", "stress", "pareto")
+KINDS = ("convergence", "table", "sweep", "ablation", "behaviour", "timing", "stress", "pareto", "task")
 LAUNCHERS = ("sequential", "ray")
 TIERS = ("full", "quick")
 # Fields of a DC that belong to its model and hardware (moved together by `models_from`);
@@ -245,7 +245,7 @@ def load_experiment(name: str, overrides: list[str] | None = None) -> DictConfig
     if len(set(labels)) != len(labels):
         raise ConfigError(source, "settings", f"setting labels must be unique, got {labels}")
     for i, m in enumerate(cfg.methods):  # a method's own scenarios must exist (the command line may drop some)
-        for scen in m.scenarios:
+        for scen in [] if cfg.kind == "task" else m.scenarios:
             try:
                 scenario_path(scen)
             except ConfigError:
@@ -253,7 +253,9 @@ def load_experiment(name: str, overrides: list[str] | None = None) -> DictConfig
 
                 raise ConfigError(source, f"methods.{i}.scenarios", f"method '{m.label}': unknown scenario '{scen}'",
                                   ", ".join(SCENARIOS.names())) from None
-    _check_days(cfg, "command line" if "days" in given else source)
+    _check_tasks(cfg, source)
+    if cfg.kind != "task":
+        _check_days(cfg, "command line" if "days" in given else source)
     learned = [m.label for m in cfg.methods if m.recipe]
     baselines = [m.label for m in cfg.methods if m.policy]
     for i, pair in enumerate(cfg.paired):
@@ -261,6 +263,24 @@ def load_experiment(name: str, overrides: list[str] | None = None) -> DictConfig
             raise ConfigError(source, f"paired.{i}", f"{list(pair)} must name a learned method, then a learned "
                               "method or a baseline", f"learned: {', '.join(learned)}; baselines: {', '.join(baselines)}")
     return cfg
+
+
+def _check_tasks(cfg: DictConfig, source: str) -> None:
+    """A ``kind: task`` experiment lists Gymnasium tasks as its ``scenarios`` (``gym:ENV_ID``,
+    docs/tasks.md) and learned methods only; any other kind lists data-centre scenarios only."""
+    from dcsched.envs.gym_task import check_task, is_gym_task
+
+    for i, scen in enumerate(cfg.scenarios):
+        if cfg.kind == "task":
+            check_task(scen, source)
+        elif is_gym_task(scen):
+            raise ConfigError(source, f"scenarios.{i}", f"'{scen}' is a Gymnasium task; only a task experiment "
+                              "trains on tasks", "kind: task (or a data-centre scenario)")
+    if cfg.kind == "task":
+        for i, m in enumerate(cfg.methods):
+            if m.policy:
+                raise ConfigError(source, f"methods.{i}", f"method '{m.label}' is a data-centre baseline; a task "
+                                  "experiment has learned methods only", "recipe: NAME")
 
 
 def _check_days(cfg: DictConfig, source: str) -> None:
@@ -369,6 +389,24 @@ def pairs_on(cfg: DictConfig, scenario: str) -> int:
                for pair in cfg.get("paired") or [])
 
 
+def _task_cells(cfg: DictConfig, task: str, seeds: list[int], tier_overrides: list[str]) -> list[RunSpec]:
+    """The learned cells of a ``kind: task`` experiment on ``task``: every method, setting and seed,
+    trained with ``task=TASK`` (the recipe's scenario is unused) and evaluated by return and success."""
+    cells = []
+    for setting in cfg.settings:
+        for m in cfg.methods:
+            if not _runs_on(m, task):
+                continue
+            for seed in seeds:
+                ovr = [f"task={task}", *cfg.overrides, *tier_overrides, *m.overrides, *setting.overrides, f"seed={seed}"]
+                run_cfg = load_recipe(m.recipe, ovr)  # eval.episodes is part of a task cell's result
+                h = _hash({"run": run_config_hash(run_cfg), "kind": "task", "episodes": int(run_cfg.eval.episodes)})
+                cells.append(RunSpec(key=f"{task}/{setting.label}/{m.label}/s{seed}", kind="train", scenario=task,
+                                     setting=setting.label, method=m.label, seed=seed, recipe=m.recipe, overrides=ovr,
+                                     config_hash=h, x=setting.x))
+    return cells
+
+
 def expand(cfg: DictConfig) -> list[RunSpec]:
     """Every run of the experiment, bounds first, then baselines, then learned runs by seed.
 
@@ -379,6 +417,9 @@ def expand(cfg: DictConfig) -> list[RunSpec]:
     source = str(experiment_path(cfg.name)) if (EXPERIMENTS_DIR / f"{cfg.name}.yaml").exists() else cfg.name
     shared, trains = [], []
     for scen in cfg.scenarios:
+        if cfg.kind == "task":  # a Gymnasium task: learned cells only (no bound, no baselines, no days)
+            trains += _task_cells(cfg, scen, seeds, tier_overrides)
+            continue
         groups: dict[str, list] = {}  # scenario hash -> [(setting, scenario overrides)]
         for setting in cfg.settings:
             setting_ovr = list(setting.overrides) + models_from_overrides(scen, list(setting.models_from), source)
