@@ -1,6 +1,10 @@
-"""Training throughput of SAC vs DRESS-SAC on paper3, measured in one run.
+"""Training throughput of SAC vs DRESS-SAC on paper3 (or a Gymnasium task), measured in one run.
 
-    dcsched bench train  [--updates 200] [--frames 8192]
+    dcsched bench train  [--updates 200] [--frames 8192] [--task gym:MountainCarContinuous-v0] [--out FILE.json]
+
+With ``--task`` both run recipes/tasks/mountaincar_sac.yaml on that task (DRESS-SAC with
+``shaper.name=dress shaper.eta=0.2``: ReLara's settings, one env, one update per frame), which
+is what the positive_control experiment costs per frame. ``--out`` also writes the numbers as JSON.
 
 Prints environment frames per second (collection), gradient updates per second of the policy
 agent alone and with the reward agent (its own SAC step and the shaped target), and
@@ -67,25 +71,43 @@ def main(argv: list[str] | None = None):
     ap.add_argument("--updates", type=int, default=200)
     ap.add_argument("--frames", type=int, default=8192)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--task", default="", help="a Gymnasium task (gym:ENV_ID): the positive control's recipe on it")
+    ap.add_argument("--out", default="", help="also write the numbers to this JSON file")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = {}
-    for name, recipe in (("SAC", "recipes/sac.yaml"), ("DRESS-SAC", "recipes/dress_sac.yaml")):
+    if args.task:
+        task = [f"task={args.task}"]
+        runs = (("SAC", "recipes/tasks/mountaincar_sac.yaml", task),
+                ("DRESS-SAC", "recipes/tasks/mountaincar_sac.yaml", [*task, "shaper.name=dress", "shaper.eta=0.2"]))
+    else:
+        runs = (("SAC", "recipes/sac.yaml", []), ("DRESS-SAC", "recipes/dress_sac.yaml", []))
+    for name, recipe, overrides in runs:
         torch.manual_seed(0)
-        module = build(recipe, [])
+        module = build(recipe, overrides)
         fps = time_collection(module, args.frames)
         per = time_updates(module, args.updates)
         per_update = sum(per.values())
         c = module.cfg
         updates_per_frame = c.optim.utd_ratio / c.env.num_envs
         per_frame = 1.0 / fps + updates_per_frame * per_update
-        rows[name] = dict(fps=fps, per=per, per_update=per_update, per_frame=per_frame)
+        rows[name] = dict(fps=fps, per=per, per_update=per_update, per_frame=per_frame,
+                          training_frames_per_s=1.0 / per_frame, recipe=recipe, overrides=overrides)
         print(f"{name:10s} collection {fps:9,.0f} frames/s | {1 / per_update:7.1f} updates/s "
               f"(sample {per['sample'] * 1e3:.1f} ms, policy {per['policy'] * 1e3:.1f} ms, "
               f"reward agent step + shaped target {per['reward_agent'] * 1e3:.1f} ms) | "
               f"training wall time {per_frame * 1e6:.1f} us/frame at utd={c.optim.utd_ratio}, num_envs={c.env.num_envs}")
     ratio = rows["DRESS-SAC"]["per_frame"] / rows["SAC"]["per_frame"]
     print(f"DRESS-SAC / SAC wall time per environment frame: {ratio:.2f}x (target <= 1.6x; paper: 107/45 = 2.4x)")
+    if args.out:
+        from pathlib import Path
+
+        from dcsched.io import atomic_write_json
+        from dcsched.provenance import git_commit
+
+        atomic_write_json(Path(args.out), {"benchmark": "dcsched bench train", "task": args.task or "dc",
+                                           "threads": args.threads, "updates": args.updates, "frames": args.frames,
+                                           "code": git_commit(), "rows": rows, "dress_over_sac_per_frame": ratio})
 
 
 if __name__ == "__main__":

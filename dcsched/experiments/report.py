@@ -112,7 +112,7 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
     lines = [f"# Experiment `{cfg.name}`", "", cfg.description.strip(), "",
              f"- tier: **{cfg.tier}**" + (" " + text("quick_tier") if cfg.tier == "quick" else ""),
              f"- scenarios: {', '.join(cfg.scenarios)}; settings: {', '.join(settings)}",
-             f"- methods: {', '.join(order)}", (f"- evaluation: each checkpoint's deterministic action over eval.episodes whole episodes (docs/tasks.md)"
+             f"- methods: {', '.join(order)}", ("- evaluation: each checkpoint's deterministic action over eval.episodes whole episodes (docs/tasks.md)"
                                           if cfg.kind == "task" else
                                           f"- days: {cfg.days}" + (f" (first {specs[0].max_days})" if specs and specs[0].max_days else "")),
              f"- runs: {len(done)} of {len(specs)} finished" + (f", {len(failed)} failed" if failed else ""),
