@@ -183,3 +183,15 @@ def test_a_task_experiment_is_checked_by_key(body, key, tmp_path):
     with pytest.raises(ConfigError) as err:
         load_experiment(str(path))
     assert err.value.key == key
+
+
+def test_the_task_throughput_benchmark_writes_its_numbers(tmp_path):
+    from dcsched.bench.train_throughput import main
+
+    out = tmp_path / "bench.json"
+    main(["--task", "gym:Pendulum-v1", "--frames", "600", "--updates", "5", "--threads", "1", "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert data["task"] == "gym:Pendulum-v1" and set(data["rows"]) == {"SAC", "DRESS-SAC"}
+    assert all(row["training_frames_per_s"] > 0 and row["per_frame"] > 0 for row in data["rows"].values())
+    # the ratio is of the two rows' times per frame, as printed
+    assert abs(data["dress_over_sac_per_frame"] - data["rows"]["DRESS-SAC"]["per_frame"] / data["rows"]["SAC"]["per_frame"]) < 1e-12
