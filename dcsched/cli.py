@@ -91,6 +91,8 @@ def cmd_evaluate(args) -> int:
 
     from dcsched.data.exogenous import parse_days
 
+    if _task_checkpoints(args.policy):
+        return _evaluate_task_checkpoints(args)
     args.override = _scenario_overrides(args)
     cfg = load_scenario(args.scenario, args.override)
     parse_days(cfg, args.days)  # a bad day list is refused before any folder is made
@@ -132,6 +134,41 @@ def cmd_evaluate(args) -> int:
 
             evaluate_seeds(cfg, args.policy, args.days, tmp, seeds=range(args.seed, args.seed + args.seeds),
                            max_days=args.max_days, env_cfg=env_cfg, bounds=bounds, console=_console())
+    print(f"wrote {out}/")
+    return 0
+
+
+def _task_checkpoints(policies: list[str]) -> list[str]:
+    """The ``--policy`` checkpoints trained on a Gymnasium task (``task: gym:...``, docs/tasks.md)."""
+    from dcsched.agents.checkpoint_format import load_checkpoint
+
+    found = []
+    for policy in policies:
+        if policy.endswith(".ckpt") and Path(policy).is_file():
+            cfg = load_checkpoint(Path(policy), "cpu", "--policy").get("hyper_parameters", {}).get("cfg", {})
+            if str(cfg.get("task", "dc")) != "dc":
+                found.append(policy)
+    return found
+
+
+def _evaluate_task_checkpoints(args) -> int:
+    """Checkpoints of a Gymnasium task: each one's deterministic action over --episodes episodes (a
+    data-centre policy beside them is refused: the two have nothing to compare on)."""
+    from dcsched.errors import ConfigError
+    from dcsched.eval.task_eval import evaluate_task_checkpoint
+    from dcsched.io import fresh_dir
+
+    others = [p for p in args.policy if p not in _task_checkpoints(args.policy)]
+    if others:
+        raise ConfigError("command line", "--policy", f"{others[0]} is a data-centre policy; the other checkpoints "
+                          "were trained on a Gymnasium task", "only checkpoints of tasks (task: gym:...) together")
+    out = Path(args.out) if args.out else Path("runs") / "eval-task"
+    with fresh_dir(out, overwrite=args.overwrite, key="--out") as tmp:
+        for i, ckpt in enumerate(args.policy):
+            summary = evaluate_task_checkpoint(ckpt, args.episodes, args.seed, tmp / f"policy-{i}")
+            lo, hi = summary["return_ci95"]
+            print(f"{ckpt} on {summary['task']}: return {summary['return_mean']:.2f} [{lo:.2f}, {hi:.2f}] over "
+                  f"{summary['episodes']} episodes, success {summary['success_rate']:.0%}")
     print(f"wrote {out}/")
     return 0
 
@@ -258,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default runs/eval-SCENARIO)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-days", type=_non_negative, default=0, help="only the first N selected days (0 = all)")
+    p.add_argument("--episodes", type=_positive, default=10,
+                   help="checkpoints of a Gymnasium task (task: gym:...): whole episodes evaluated (docs/tasks.md)")
     p.add_argument("--stochastic", action="store_true", help="Poisson arrivals instead of their expectation")
     p.add_argument("--stress", action="append", default=[], metavar="NAME[:key=value,...]",
                    help="a stress grid: evaluate under each given stress (repeat; 'none' = unstressed) and write "

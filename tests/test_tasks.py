@@ -195,3 +195,16 @@ def test_the_task_throughput_benchmark_writes_its_numbers(tmp_path):
     assert all(row["training_frames_per_s"] > 0 and row["per_frame"] > 0 for row in data["rows"].values())
     # the ratio is of the two rows' times per frame, as printed
     assert abs(data["dress_over_sac_per_frame"] - data["rows"]["DRESS-SAC"]["per_frame"] / data["rows"]["SAC"]["per_frame"]) < 1e-12
+
+
+def test_dcsched_evaluate_plays_a_task_checkpoint_and_refuses_a_mix(tmp_path, capsys):
+    from dcsched.cli import main
+    from dcsched.training.train import train_from_config
+
+    _, run_dir = train_from_config(_recipe("sac", tmp_path))
+    ckpt = str(run_dir / "checkpoints" / "last.ckpt")
+    assert main(["evaluate", "--policy", ckpt, "--episodes", "2", "--out", str(tmp_path / "ev")]) == 0
+    summary = json.loads((tmp_path / "ev" / "policy-0" / "summary.json").read_text())
+    assert summary["episodes"] == 2 and summary["task"] == "gym:Pendulum-v1"
+    assert main(["evaluate", "--policy", ckpt, "--policy", "local_only", "--out", str(tmp_path / "ev2")]) == 2
+    assert "data-centre policy" in capsys.readouterr().err and not (tmp_path / "ev2").exists()
