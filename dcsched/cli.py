@@ -141,12 +141,13 @@ def cmd_evaluate(args) -> int:
 def _task_checkpoints(policies: list[str]) -> list[str]:
     """The ``--policy`` checkpoints trained on a Gymnasium task (``task: gym:...``, docs/tasks.md)."""
     from dcsched.agents.checkpoint_format import load_checkpoint
+    from dcsched.envs.gym_task import is_gym_task
 
     found = []
     for policy in policies:
         if policy.endswith(".ckpt") and Path(policy).is_file():
             cfg = load_checkpoint(Path(policy), "cpu", "--policy").get("hyper_parameters", {}).get("cfg", {})
-            if str(cfg.get("task", "dc")) != "dc":
+            if is_gym_task(str(cfg.get("task", ""))):
                 found.append(policy)
     return found
 

@@ -36,6 +36,8 @@ class DCDataConfig:
     workload: str = ""  # CSV: Datetime (UTC), relative_load (replaces the arrival shape and daily level)
 
 
+DC_TASK = "dc"  # the recipe key ``task`` for the data centres of its scenario (else a Gymnasium task, docs/tasks.md)
+
 # A run's folder name (``name=``): no path separator, no leading '.' or '-'. '=' and '+' are allowed: the
 # experiment layer names a cell's run after its folder (RunSpec.dirname: "paper3__eta=0.2__DRESS-SAC__s0").
 RUN_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._=+-]*"
@@ -290,7 +292,7 @@ class RunConfig:
     seed: int = 0  # seed of the env, the networks and sampling
     out_dir: str = "runs"  # folder the run folder goes into
     resume: str = ""  # a last.ckpt to continue ('' = a fresh run)
-    task: str = "dc"  # dc (the scenario's data centres) | gym:ENV_ID | gym:sparse:ENV_ID (a Gymnasium task; docs/tasks.md)
+    task: str = DC_TASK  # dc (the scenario's data centres) | gym:ENV_ID | gym:sparse:ENV_ID (a Gymnasium task; docs/tasks.md)
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)

@@ -21,7 +21,7 @@ import torch
 
 from dcsched.agents.algorithm import UpdateContext
 from dcsched.training.harness import Agent
-from dcsched.config import load_recipe, to_container
+from dcsched.config import DC_TASK, load_recipe, to_container
 
 
 def build(recipe: str, overrides: list[str]) -> Agent:
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None):
         from dcsched.io import atomic_write_json
         from dcsched.provenance import git_commit
 
-        atomic_write_json(Path(args.out), {"benchmark": "dcsched bench train", "task": args.task or "dc",
+        atomic_write_json(Path(args.out), {"benchmark": "dcsched bench train", "task": args.task or DC_TASK,
                                            "threads": args.threads, "updates": args.updates, "frames": args.frames,
                                            "code": git_commit(), "rows": rows, "dress_over_sac_per_frame": ratio})
 

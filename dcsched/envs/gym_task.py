@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import torch
 
+from dcsched.config import DC_TASK
 from dcsched.errors import ConfigError
-
-DC_TASK = "dc"  # the data-centre env of the recipe's scenario (the default)
 GYM_PREFIX = "gym:"
 SPARSE_PREFIX = "sparse:"  # gym:sparse:ENV_ID: reward 1 when the episode terminates at the goal, else 0
-TASK_ALLOWED = "dc | gym:ENV_ID | gym:sparse:ENV_ID (ENV_ID a Gymnasium id with a Box action space, e.g. MountainCarContinuous-v0)"
+TASK_ALLOWED = f"{DC_TASK} | gym:ENV_ID | gym:sparse:ENV_ID (ENV_ID a Gymnasium id with a Box action space, e.g. MountainCarContinuous-v0)"
 
 
 def is_gym_task(task: str) -> bool:

@@ -390,7 +390,9 @@ def _run_train(spec: RunSpec, folder: Path, options: RunOptions) -> dict:
     t0 = time.perf_counter()
     module, _ = train_from_config(cfg, run_dir=train_dir)
     train_wall_s = time.perf_counter() - t0
-    if str(cfg.task) != "dc":
+    from dcsched.envs.gym_task import is_gym_task
+
+    if is_gym_task(cfg.task):
         body = _evaluate_task(ckpt, cfg, train_dir)
     else:
         body = _evaluate(cfg.scenario, str(ckpt), spec, folder, env_cfg=cfg.env)

@@ -24,7 +24,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dcsched.agents.configs import flat_agent_defaults
-from dcsched.config import (as_config_error, legacy_layout, load_recipe, load_scenario, override_value, read_yaml,
+from dcsched.config import (DC_TASK, as_config_error, legacy_layout, load_recipe, load_scenario, override_value, read_yaml,
                              scenario_path,
                              to_container)
 from dcsched.data.user_files import data_identity
@@ -43,7 +43,7 @@ MODEL_FIELDS = ("model", "gpu", "num_gpus", "tau_step_s", "tau_fixed_s", "energy
 VOLATILE_KEYS = ("name", "out_dir", "resume", "logger", "trainer.progress", "eval")
 # keys added after results were recorded, with the default that reproduces the behaviour before
 # them: a run that holds the default hashes as if the key did not exist, so finished cells stay valid
-LATER_KEYS_DEFAULTS = {"task": "dc", "env.transfer_chunks": 1, "env.observe_faults": False, "env.steps_mode": "absolute",
+LATER_KEYS_DEFAULTS = {"task": DC_TASK, "env.transfer_chunks": 1, "env.observe_faults": False, "env.steps_mode": "absolute",
                        "agent.share_params": True, "shaper.per_agent": "shared", "shaper.updates_per_batch": 64,
                        "shaper.batch_size": 256, "trainer.compile": False,
                        "trainer.compile_mode": "default"}

@@ -217,7 +217,9 @@ def evaluate_trained_run(cfg, run_dir: Path, console=None) -> Path | None:
     exists). Returns that folder, or None when ``eval.policies`` is null (no evaluation)."""
     if cfg.eval.policies is None:
         return None
-    if str(cfg.task) != "dc":  # a Gymnasium task: its return and success rate over eval.episodes episodes
+    from dcsched.envs.gym_task import is_gym_task
+
+    if is_gym_task(cfg.task):  # a Gymnasium task: its return and success rate over eval.episodes episodes
         from dcsched.eval.task_eval import evaluate_task_checkpoint
 
         out = _versioned(run_dir, "eval")
