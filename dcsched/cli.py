@@ -91,8 +91,9 @@ def cmd_evaluate(args) -> int:
 
     from dcsched.data.exogenous import parse_days
 
-    if _task_checkpoints(args.policy):
-        return _evaluate_task_checkpoints(args)
+    task_ckpts = _task_checkpoints(args.policy)  # each checkpoint is read once: a SAC one holds its replay buffer
+    if task_ckpts:
+        return _evaluate_task_checkpoints(args, task_ckpts)
     args.override = _scenario_overrides(args)
     cfg = load_scenario(args.scenario, args.override)
     parse_days(cfg, args.days)  # a bad day list is refused before any folder is made
@@ -152,14 +153,14 @@ def _task_checkpoints(policies: list[str]) -> list[str]:
     return found
 
 
-def _evaluate_task_checkpoints(args) -> int:
+def _evaluate_task_checkpoints(args, task_ckpts: list[str]) -> int:
     """Checkpoints of a Gymnasium task: each one's deterministic action over --episodes episodes (a
     data-centre policy beside them is refused: the two have nothing to compare on)."""
     from dcsched.errors import ConfigError
     from dcsched.eval.task_eval import evaluate_task_checkpoint
     from dcsched.io import fresh_dir
 
-    others = [p for p in args.policy if p not in _task_checkpoints(args.policy)]
+    others = [p for p in args.policy if p not in task_ckpts]
     if others:
         raise ConfigError("command line", "--policy", f"{others[0]} is a data-centre policy; the other checkpoints "
                           "were trained on a Gymnasium task", "only checkpoints of tasks (task: gym:...) together")
