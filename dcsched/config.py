@@ -74,6 +74,18 @@ class ClassesConfig:
 
 
 @dataclass
+class BatchConfig:
+    """Deferrable batch work (MODEL.md section 11; docs/model.md, "Deferrable batch work")."""
+
+    share: float = 0.0  # p_b, share of all arrivals that is batch work; 0 = no batch class (the interactive mix scales to 1 - p_b)
+    deadline_slots: int = 24  # D_b, slots from arrival to the deadline (24 = 2 h at 300 s slots)
+    horizon_slots: int = 48  # slots from arrival after which unserved batch work is dropped (>= deadline_slots)
+    price_factor: float = 0.5  # rho_b / rho: price of a full-quality batch image relative to the DC's interactive price
+    late_penalty_factor: float = 0.25  # psi_b / rho_b, per batch job served after its deadline
+    obs_buckets: int = 4  # the observation sums each DC's queue into this many equal slices of the horizon
+
+
+@dataclass
 class ArrivalsConfig:
     total_per_slot: float = 3638.0  # lambda-bar, jobs per slot over all origins
     shape: str = "alibaba_gentd26"  # hour-of-day shape source
@@ -139,6 +151,7 @@ class ScenarioConfig:
     dvfs_delta: float = 0.85  # δ of τ(f) = τ_step (δ f_max / f + 1 − δ)
     allow_transfer: bool = True  # False: every job is served where it arrives (ablation)
     classes: ClassesConfig = field(default_factory=ClassesConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)  # deferrable batch work (share 0: none)
     arrivals: ArrivalsConfig = field(default_factory=ArrivalsConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
     energy: EnergyConfig = field(default_factory=EnergyConfig)

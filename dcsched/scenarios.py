@@ -22,6 +22,29 @@ def _register_scenario_files() -> None:
 _register_scenario_files()
 
 
+def _validate_batch(cfg, fail) -> None:
+    """The batch block (MODEL.md section 11): ranges that keep the queue and its accounting meaningful."""
+    b = cfg.batch
+    if not 0.0 <= b.share <= 1.0:
+        fail("batch.share", f"must lie in [0, 1], got {b.share}", "[0, 1]")
+    if b.deadline_slots < 1:
+        fail("batch.deadline_slots", f"a batch deadline shorter than one slot ({cfg.slot_s:g} s) is an interactive "
+             f"class (use classes.*), got {b.deadline_slots}", f"an integer in [1, {cfg.slots_per_day}]")
+    if b.deadline_slots > cfg.slots_per_day:
+        fail("batch.deadline_slots", f"longer than the day's {cfg.slots_per_day} slots (work is settled at the day's end)",
+             f"an integer in [1, {cfg.slots_per_day}]")
+    if b.horizon_slots < b.deadline_slots:
+        fail("batch.horizon_slots", f"the drop horizon ({b.horizon_slots}) is shorter than the deadline "
+             f"({b.deadline_slots})", f"an integer >= batch.deadline_slots ({b.deadline_slots})")
+    if b.price_factor < 0:
+        fail("batch.price_factor", f"must be >= 0, got {b.price_factor}", ">= 0")
+    if b.late_penalty_factor < 0:
+        fail("batch.late_penalty_factor", f"must be >= 0, got {b.late_penalty_factor}", ">= 0")
+    if not 1 <= b.obs_buckets <= b.horizon_slots:
+        fail("batch.obs_buckets", f"must lie in [1, horizon_slots = {b.horizon_slots}], got {b.obs_buckets}",
+             f"an integer in [1, {b.horizon_slots}]")
+
+
 def validate_scenario(cfg, source: str) -> None:
     """Semantic checks OmegaConf's types cannot express. Raises ConfigError naming the key."""
     from dcsched.quality.curves import default_artifact_path, quality_on_grid
@@ -67,6 +90,7 @@ def validate_scenario(cfg, source: str) -> None:
         fail("classes.deadline_s", "list classes by strictly increasing deadline (the EDF service order)")
     if abs(sum(cfg.classes.mix) - 1) > 1e-9 or min(cfg.classes.mix) < 0:
         fail("classes.mix", f"must be non-negative and sum to 1, got {list(cfg.classes.mix)}")
+    _validate_batch(cfg, fail)
     if cfg.arrivals.total_per_slot < 0:
         fail("arrivals.total_per_slot", "must be >= 0")
     if not 0 < cfg.arrivals.floor <= 1:

@@ -94,11 +94,14 @@ class DemandSurge(WindowStress):
         self.factor = float(factor)
 
     def apply(self, tensors, slot_hour, num_dcs):
-        rate = tensors["arrival_rate"]  # [D, T, N, K]
         win = self.slots(slot_hour)
-        sel = rate[:, win]
-        sel[:, :, self.dcs(num_dcs)] *= self.factor
-        rate[:, win] = sel
+        for key in ("arrival_rate", "batch_arrival_rate"):  # [D, T, N, K] and [D, T, N] (batch work, if any)
+            if key not in tensors:
+                continue
+            rate = tensors[key]
+            sel = rate[:, win]
+            sel[:, :, self.dcs(num_dcs)] *= self.factor
+            rate[:, win] = sel
 
 
 @STRESSES.register("renewable_drought", "PV and wind output 0 for the whole day (every DC by default)")

@@ -35,7 +35,9 @@ EXO_KEYS = (
 @dataclass
 class Exogenous:
     """Exogenous inputs of a set of days. Every tensor has shape [D, T, N] except
-    ``arrival_rate`` [D, T, N, K] (expected jobs per slot by origin and class)."""
+    ``arrival_rate`` [D, T, N, K] (expected jobs per slot by origin and class) and
+    ``batch_arrival_rate`` [D, T, N] (expected batch jobs per slot by origin; None without a
+    batch class)."""
 
     days: torch.Tensor  # [D] day-of-year index, 0-based
     price_usd_per_mwh: torch.Tensor
@@ -50,6 +52,7 @@ class Exogenous:
     # faults (the dc_outage and link_down stresses); None = none
     capacity_frac: torch.Tensor | None = None  # [D, T, N] share of the GPUs that are up (0 in an outage)
     link_up: torch.Tensor | None = None  # [D, T, N(origin), N(dest)] 1 = link usable, 0 = down; diagonal 1
+    batch_arrival_rate: torch.Tensor | None = None  # [D, T, N] deferrable batch jobs (scenario.batch.share > 0)
 
     def to(self, device=None, dtype=None) -> "Exogenous":
         out = {}
@@ -204,14 +207,33 @@ def hourly_year(cfg) -> dict[str, np.ndarray]:
 
 
 def arrival_rate_hourly(cfg) -> np.ndarray:
-    """Expected jobs per slot by origin and class, for every UTC hour of cfg.year: [H, N, K].
+    """Expected interactive jobs per slot by origin and class, for every UTC hour of cfg.year:
+    [H, N, K]; the interactive mix carries 1 - ``batch.share`` of the arrivals."""
+    a = cfg.arrivals
+    weights = np.array([dc.arrival_weight for dc in cfg.dcs])  # [N]
+    mix = np.array(cfg.classes.mix) * (1.0 - batch_share(cfg))  # [K] (x 1.0 exactly without batch work)
+    return a.total_per_slot * weights[None, :, None] * mix[None, None, :] * _hour_shape(cfg)[:, :, None]
 
-    A DC with a ``data.workload`` file takes its ``relative_load`` (scaled to mean 1 over the
-    year) in place of the hour-of-day shape times the day-to-day level."""
+
+def batch_share(cfg) -> float:
+    """p_b: the share of the arrivals that is deferrable batch work (0 when the scenario has none)."""
+    batch = cfg.get("batch")
+    return float(batch.share) if batch is not None else 0.0
+
+
+def batch_arrival_rate_hourly(cfg) -> np.ndarray:
+    """Expected batch jobs per slot by origin, for every UTC hour of cfg.year: [H, N]
+    (``batch.share`` of the arrivals, on the same hour-of-day shape as the interactive classes)."""
+    weights = np.array([dc.arrival_weight for dc in cfg.dcs])  # [N]
+    return cfg.arrivals.total_per_slot * weights[None, :] * batch_share(cfg) * _hour_shape(cfg)
+
+
+def _hour_shape(cfg) -> np.ndarray:
+    """h_i(t): the relative load of each origin for every UTC hour of cfg.year, [H, N]. A DC with a
+    ``data.workload`` file takes its ``relative_load`` (scaled to mean 1 over the year) in place of
+    the hour-of-day shape times the day-to-day level."""
     a = cfg.arrivals
     shape = hour_of_day_shape(a.shape, a.smooth_hours, a.floor, a.phase_shift_h)  # [24]
-    weights = np.array([dc.arrival_weight for dc in cfg.dcs])  # [N]
-    mix = np.array(cfg.classes.mix)  # [K]
     local_hour = np.stack([_local_hours(dc.region, cfg.year) for dc in cfg.dcs], axis=1)  # [H, N]
     h = shape[np.floor(local_hour).astype(int) % 24]  # [H, N]
     if a.daily_variation == "sustaindc":
@@ -222,7 +244,7 @@ def arrival_rate_hourly(cfg) -> np.ndarray:
         if "workload" in files:
             load = read_series(files["workload"], "workload", cfg.year)["relative_load"]
             h[:, n] = load / load.mean()
-    return a.total_per_slot * weights[None, :, None] * mix[None, None, :] * h[:, :, None]
+    return h
 
 
 def load_exogenous(cfg, days: list[int], dtype: torch.dtype = torch.float64, device="cpu",
@@ -238,6 +260,8 @@ def load_exogenous(cfg, days: list[int], dtype: torch.dtype = torch.float64, dev
         raise ConfigError("command line", "days", f"day index {bad[0]} outside [0, {num_days}) of {cfg.year}")
     hourly = hourly_year(cfg)
     hourly["arrival_rate"] = arrival_rate_hourly(cfg)
+    if batch_share(cfg) > 0:
+        hourly["batch_arrival_rate"] = batch_arrival_rate_hourly(cfg)
     T = cfg.slots_per_day
     slot_hour = (np.arange(T) * cfg.slot_s // 3600).astype(int)  # [T]
     hours_per_day = int(T * cfg.slot_s // 3600)

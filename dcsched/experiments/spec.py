@@ -24,7 +24,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dcsched.agents.configs import flat_agent_defaults
-from dcsched.config import (DC_TASK, as_config_error, legacy_layout, load_recipe, load_scenario, override_value, read_yaml,
+from dcsched.config import (DC_TASK, BatchConfig, as_config_error, legacy_layout, load_recipe, load_scenario, override_value, read_yaml,
                              scenario_path,
                              to_container)
 from dcsched.data.user_files import data_identity
@@ -46,7 +46,8 @@ VOLATILE_KEYS = ("name", "out_dir", "resume", "logger", "trainer.progress", "eva
 LATER_KEYS_DEFAULTS = {"task": DC_TASK, "env.transfer_chunks": 1, "env.observe_faults": False, "env.steps_mode": "absolute",
                        "agent.share_params": True, "shaper.per_agent": "shared", "shaper.updates_per_batch": 64,
                        "shaper.batch_size": 256, "trainer.compile": False,
-                       "trainer.compile_mode": "default"}
+                       "trainer.compile_mode": "default",
+                       "scenario.batch": dataclasses.asdict(BatchConfig())}
 
 
 @dataclass

@@ -13,6 +13,20 @@ Accounting conventions (docs/model.md):
 - Job terms (revenue, penalties) are attributed to the serving DC n; the transfer cost to the
   destination n; energy terms to the DC that consumes the energy.
 
+Deferrable batch work (MODEL.md section 11, when ``p.has_batch``; docs/model.md):
+- Batch jobs of origin i are routed on arrival (``Decision.batch_transfer`` [*, i, n]) into the
+  serving DC's queue, kept by origin and age (slots since arrival) in ``SimState.batch_queue``
+  [*, i, n, A] with A = ``p.batch_horizon_slots``. Queued work does not move again.
+- Each slot, after the backlog and the interactive classes, DC n serves the share
+  ``batch_serve_frac`` of its queue (arrivals of this slot included) as far as the capacity left
+  allows, oldest first (earliest deadline first), every origin of an age in the same proportion,
+  at its own step level and the DC's frequency. Served at an age below ``batch_deadline_slots``:
+  on time (revenue rho^b_i Q); later: late (penalty psi_b,i, no revenue). Batch work never enters
+  the one-slot backlog.
+- A job still queued at age A - 1 after service is dropped (psi_drop,i); so is every job still
+  queued after the day's last slot (``exo["last_slot"]``): the day settles its batch work.
+- A batch job is counted once, in the slot it is served or dropped (not in its arrival slot).
+
 Faults (optional ``exo`` entries, from the dc_outage and link_down stresses):
 - ``capacity_frac`` [*, N]: the share of a DC's GPUs that are up this slot. Its capacity and its
   idle GPU power scale with it (base power stays). The backlog admitted this slot is capped by
@@ -44,6 +58,7 @@ class SimState:
     backlog_work_gpu_s: torch.Tensor  # late work waiting for the next slot
     backlog_energy_j: torch.Tensor  # energy the backlog was assigned with
     backlog_jobs: torch.Tensor  # jobs in the backlog
+    batch_queue: torch.Tensor | None = None  # [*, N(origin), N(serving), A] batch jobs by age at the next slot; None: no batch class
 
 
 @dataclass
@@ -54,13 +69,38 @@ class Decision:
     steps_idx: torch.Tensor  # [*, N, K] index into params.steps_grid (long)
     freq_idx: torch.Tensor  # [*, N] index into params.freq_levels (long)
     battery_frac: torch.Tensor | None = None  # [*, N] in [-1, 1], + charge; used if energy is learned
+    # batch work (p.has_batch); None: the default (default_batch_decision)
+    batch_transfer: torch.Tensor | None = None  # [*, N(origin), N(dest)] rows sum to 1
+    batch_steps_idx: torch.Tensor | None = None  # [*, N] step level of batch work at each serving DC
+    batch_serve_frac: torch.Tensor | None = None  # [*, N] in [0, 1], share of the queue to serve this slot
 
 
 def initial_state(p: SimParams, batch_shape: tuple[int, ...]) -> SimState:
     ref = p.capacity_gpu_s
     zeros = torch.zeros(*batch_shape, p.num_dcs, dtype=ref.dtype, device=ref.device)
+    queue = None
+    if p.has_batch:
+        queue = torch.zeros(*batch_shape, p.num_dcs, p.num_dcs, p.batch_horizon_slots, dtype=ref.dtype, device=ref.device)
     return SimState(soc=zeros + p.soc_init, backlog_work_gpu_s=zeros.clone(),
-                    backlog_energy_j=zeros.clone(), backlog_jobs=zeros.clone())
+                    backlog_energy_j=zeros.clone(), backlog_jobs=zeros.clone(), batch_queue=queue)
+
+
+def default_batch_decision(p: SimParams, d: Decision) -> Decision:
+    """``d`` with every missing batch field set to the default a batch-unaware policy gets: new
+    batch work stays at its origin, runs at the step level of the DC's longest-deadline
+    interactive class, and as much of the queue as capacity allows is served (share 1)."""
+    if not p.has_batch:
+        return d
+    batch = d.freq_idx.shape[:-1]
+    N = p.num_dcs
+    transfer = d.batch_transfer
+    if transfer is None:
+        transfer = torch.eye(N, dtype=p.capacity_gpu_s.dtype, device=d.freq_idx.device).expand(*batch, N, N)
+    steps = d.batch_steps_idx if d.batch_steps_idx is not None else d.steps_idx[..., -1]
+    serve = d.batch_serve_frac
+    if serve is None:
+        serve = torch.ones(*batch, N, dtype=p.capacity_gpu_s.dtype, device=d.freq_idx.device)
+    return Decision(d.transfer, d.steps_idx, d.freq_idx, d.battery_frac, transfer, steps, serve)
 
 
 def step_time_s(p: SimParams, freq: torch.Tensor) -> torch.Tensor:
@@ -151,6 +191,38 @@ def serve(p: SimParams, state: SimState, arrivals: torch.Tensor, d: Decision,
     }
 
 
+def serve_batch(p: SimParams, queue: torch.Tensor, d: Decision, freq: torch.Tensor, room_gpu_s: torch.Tensor,
+                batch_arrivals: torch.Tensor, last_slot: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The batch queue's slot (module docstring): route the arrivals, serve oldest first, drop and age.
+
+    queue [*, i, n, A] (age at this slot; age 0 empty), d with its batch fields set, freq [*, N],
+    room_gpu_s [*, N] the capacity the interactive work left, batch_arrivals [*, i], last_slot [*]
+    bool (settle the day). Returns flows by origin and serving DC [*, i, n] (routed, on_time, late,
+    dropped), the next queue, and the busy GPU-seconds and energy of the served batch work [*, N]."""
+    A, D = p.batch_horizon_slots, p.batch_deadline_slots
+    steps = p.steps_grid[d.batch_steps_idx]  # [*, N]
+    exec_s, energy_j = job_time_and_energy(p, steps.unsqueeze(-1), freq)
+    exec_s, energy_j = exec_s.squeeze(-1), energy_j.squeeze(-1)  # [*, N]
+    routed = d.batch_transfer * batch_arrivals.unsqueeze(-1)  # [*, i, n]
+    q = torch.cat([queue[..., :1] + routed.unsqueeze(-1), queue[..., 1:]], dim=-1)
+    q_n = q.sum(-3)  # [*, n, A]
+    wanted = d.batch_serve_frac * q_n.sum(-1)
+    jobs_served = torch.minimum(wanted, room_gpu_s.clamp(min=0.0) / exec_s)  # [*, n]
+    older = torch.flip(torch.cumsum(torch.flip(q_n, (-1,)), -1), (-1,)) - q_n  # jobs older than each age
+    served_n = torch.minimum((jobs_served.unsqueeze(-1) - older).clamp(min=0.0), q_n)
+    served = q * _safe_ratio(served_n, q_n).unsqueeze(-3)  # [*, i, n, A]
+    rest = q - served
+    aged = torch.cat([torch.zeros_like(rest[..., :1]), rest[..., :-1]], dim=-1)  # one slot older
+    settle = last_slot.to(q.dtype)[(...,) + (None,) * 2]  # [*, 1, 1]
+    dropped = rest[..., -1] + settle * aged.sum(-1)
+    busy = served_n.sum(-1) * exec_s
+    return {
+        "routed": routed, "on_time": served[..., :D].sum(-1), "late": served[..., D:].sum(-1), "dropped": dropped,
+        "queue": aged * (1.0 - settle.unsqueeze(-1)), "busy_gpu_s": busy, "energy_j": served_n.sum(-1) * energy_j,
+        "steps": steps,
+    }
+
+
 def it_power_kw(p: SimParams, busy_gpu_s: torch.Tensor, served_energy_j: torch.Tensor,
                 capacity_gpu_s: torch.Tensor | None = None) -> torch.Tensor:
     """Average IT power of the slot: served job energy + idle GPU energy (of the GPUs that are up:
@@ -212,9 +284,22 @@ def step(
     if exo.get("capacity_frac") is not None:
         capacity = p.capacity_gpu_s * exo["capacity_frac"]
         backlog_cap = p.backlog_cap_gpu_s * exo.get("capacity_frac_next", exo["capacity_frac"])
+    d = default_batch_decision(p, d)
     if exo.get("link_up") is not None:
-        d = Decision(route_over_links(d.transfer, exo["link_up"]), d.steps_idx, d.freq_idx, d.battery_frac)
+        bt = d.batch_transfer
+        if bt is not None:
+            bt = route_over_links(bt.unsqueeze(-1), exo["link_up"]).squeeze(-1)
+        d = Decision(route_over_links(d.transfer, exo["link_up"]), d.steps_idx, d.freq_idx, d.battery_frac,
+                     bt, d.batch_steps_idx, d.batch_serve_frac)
     s = serve(p, state, arrivals, d, capacity, backlog_cap)
+    b = None
+    if p.has_batch:
+        if "batch_arrivals" not in exo or "last_slot" not in exo:
+            raise ValueError("a scenario with batch work needs exo['batch_arrivals'] [*, N] and exo['last_slot'] [*]")
+        room = (p.capacity_gpu_s if capacity is None else capacity) - s["busy_gpu_s"]
+        b = serve_batch(p, state.batch_queue, d, s["freq"], room, exo["batch_arrivals"], exo["last_slot"])
+        s["busy_gpu_s"] = s["busy_gpu_s"] + b["busy_gpu_s"]
+        s["served_energy_j"] = s["served_energy_j"] + b["energy_j"]
     it_kw = it_power_kw(p, s["busy_gpu_s"], s["served_energy_j"], capacity)
     cool_kw = cooling_kw(p, it_kw, exo["temp_c"])
     pv_kw = p.pv_kwp * exo["pv_kw_per_kwp"]
@@ -251,10 +336,18 @@ def step(
     late_pen = (s["late"] * p.late_penalty_usd.unsqueeze(-2)).sum((-3, -1))
     drop_pen = (s["dropped"] * p.drop_penalty_usd.unsqueeze(-1)).sum(-2)
     penalty = late_pen + drop_pen
+    if b is not None:
+        batch_quality = torch.gather(p.quality.expand(*d.batch_steps_idx.shape[:-1], -1, -1), -1,
+                                     d.batch_steps_idx.unsqueeze(-1)).squeeze(-1)  # [*, n]
+        revenue = revenue + batch_quality * (p.batch_price_usd_per_image.unsqueeze(-1) * b["on_time"]).sum(-2)
+        transfer_cost = transfer_cost + (b["routed"] * p.transfer_cost_usd_per_job).sum(-2)
+        penalty = penalty + (b["late"] * p.batch_late_penalty_usd.unsqueeze(-1)).sum(-2) \
+            + (b["dropped"] * p.drop_penalty_usd.unsqueeze(-1)).sum(-2)
     utility = revenue - energy_cost - transfer_cost - penalty - degradation - carbon_cost
 
     next_state = SimState(soc=soc_next, backlog_work_gpu_s=s["new_backlog_work_gpu_s"],
-                          backlog_energy_j=s["new_backlog_energy_j"], backlog_jobs=s["new_backlog_jobs"])
+                          backlog_energy_j=s["new_backlog_energy_j"], backlog_jobs=s["new_backlog_jobs"],
+                          batch_queue=None if b is None else b["queue"])
     outcome = {
         "arrivals": arrivals,  # [*, N(origin), K]
         "served": s["jobs"].sum(-3),  # [*, n, K] assigned to n this slot
@@ -275,6 +368,15 @@ def step(
         "penalty_usd": penalty, "degradation_usd": degradation, "utility_usd": utility,
         "carbon_kg": carbon_kg, "carbon_cost_usd": carbon_cost,
     }
+    if b is not None:
+        outcome.update({
+            "batch_arrivals": exo["batch_arrivals"],  # [*, N(origin)]
+            "batch_on_time": b["on_time"].sum(-2), "batch_late": b["late"].sum(-2),  # [*, n]
+            "batch_dropped": b["dropped"].sum(-2), "batch_queue_jobs": b["queue"].sum((-3, -1)),
+            "batch_steps": b["steps"], "batch_transfer": d.batch_transfer,
+            "flow_batch_routed": b["routed"], "flow_batch_on_time": b["on_time"],  # [*, i, n]
+            "flow_batch_late": b["late"], "flow_batch_dropped": b["dropped"],
+        })
     return next_state, outcome
 
 

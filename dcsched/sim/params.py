@@ -64,6 +64,17 @@ class SimParams:
     sell_price_factor: float
     learned_energy: bool
     curtail_at_negative_price: bool
+    # deferrable batch work (MODEL.md section 11); batch_share 0: none, the other fields unused
+    batch_share: float = 0.0
+    batch_deadline_slots: int = 0  # D_b: served at an age (slots since arrival) below this is on time
+    batch_horizon_slots: int = 0  # unserved at this age: dropped; also the queue's age axis
+    batch_obs_buckets: int = 0
+    batch_price_usd_per_image: torch.Tensor | None = None  # [N] rho^b_i by origin
+    batch_late_penalty_usd: torch.Tensor | None = None  # [N] psi_b,i by origin
+
+    @property
+    def has_batch(self) -> bool:
+        return self.batch_share > 0
 
     @property
     def slot_h(self) -> float:
@@ -73,7 +84,7 @@ class SimParams:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, torch.Tensor):
+            if isinstance(v, torch.Tensor):  # (None fields stay None)
                 v = v.to(device=device, dtype=dtype if (dtype is not None and v.is_floating_point()) else v.dtype)
             out[f.name] = v
         return SimParams(**out)
@@ -113,6 +124,13 @@ def build_params(cfg, dtype: torch.dtype = torch.float64, device="cpu") -> SimPa
         quality_on_grid(dc.quality_artifact or default_artifact_path(dc.model), list(cfg.steps_grid)) for dc in cfg.dcs
     ])
     gpus = np.array([dc.num_gpus for dc in cfg.dcs], dtype=np.float64)
+    b = cfg.batch
+    batch = {}
+    if b.share > 0:
+        batch = dict(batch_share=float(b.share), batch_deadline_slots=int(b.deadline_slots),
+                     batch_horizon_slots=int(b.horizon_slots), batch_obs_buckets=int(b.obs_buckets),
+                     batch_price_usd_per_image=t(rho * b.price_factor),
+                     batch_late_penalty_usd=t(rho * b.price_factor * b.late_penalty_factor))
     weights = np.array([dc.arrival_weight for dc in cfg.dcs])
     return SimParams(
         slot_s=float(cfg.slot_s),
@@ -157,4 +175,5 @@ def build_params(cfg, dtype: torch.dtype = torch.float64, device="cpu") -> SimPa
         sell_price_factor=float(e.sell_price_factor),
         learned_energy=e.control == "learned",
         curtail_at_negative_price=bool(e.curtail_at_negative_price),
+        **batch,
     )

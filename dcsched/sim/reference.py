@@ -39,6 +39,10 @@ def reference_params(cfg) -> dict:
                 cost[i][n] = float(price_per_gb.loc[a.cloud_region, b.cloud_region]) * cfg.transfer.gb_per_job
                 delay[i][n] = (cfg.transfer.delay_same_continent_s if a.continent == b.continent
                                else cfg.transfer.delay_other_continent_s)
+    b = cfg.batch
+    batch = {"batch": b.share > 0, "batch_deadline_slots": int(b.deadline_slots), "batch_horizon_slots": int(b.horizon_slots),
+             "batch_price_usd_per_image": [r * b.price_factor for r in rho],
+             "batch_late_penalty_usd": [r * b.price_factor * b.late_penalty_factor for r in rho]}
     quality = [list(quality_on_grid(dc.quality_artifact or default_artifact_path(dc.model), list(cfg.steps_grid)))
                for dc in dcs]
     return {
@@ -65,6 +69,7 @@ def reference_params(cfg) -> dict:
         "sell_price_factor": e.sell_price_factor, "learned_energy": e.control == "learned",
         "carbon_price_usd_per_kg": e.get("carbon_price_usd_per_t", 0.0) / 1000.0,
         "curtail_at_negative_price": bool(e.curtail_at_negative_price),
+        **batch,
     }
 
 
@@ -81,7 +86,11 @@ def reference_step(P: dict, state: dict, arrivals: list, decision: dict, exo: di
     arrivals[i][k]; decision: transfer[i][n][k], steps_idx[n][k], freq_idx[n], battery_frac[n] or None;
     exo: per-DC lists price_usd_per_mwh, price_low_usd_per_mwh, price_high_usd_per_mwh,
     carbon_g_per_kwh, temp_c, pv_kw_per_kwp, wind_kw_per_kw, and optionally the faults
-    capacity_frac[n], capacity_frac_next[n] (share of GPUs up now and next slot) and link_up[i][n]."""
+    capacity_frac[n], capacity_frac_next[n] (share of GPUs up now and next slot) and link_up[i][n].
+
+    Batch work (P["batch"]): state["batch_queue"][i][n][age], exo["batch_arrivals"][i] and
+    exo["last_slot"]; decision batch_transfer[i][n], batch_steps_idx[n], batch_serve_frac[n], each
+    None for its default (stay at the origin; the last interactive class's step level; share 1)."""
     N, K = P["num_dcs"], P["num_classes"]
     up_now = exo.get("capacity_frac") or [1.0] * N
     up_next = exo.get("capacity_frac_next") or up_now
@@ -95,6 +104,21 @@ def reference_step(P: dict, state: dict, arrivals: list, decision: dict, exo: di
                         moved[i][i][k] += moved[i][n][k]
                         moved[i][n][k] = 0.0
         decision = {**decision, "transfer": moved}
+    batch = P.get("batch", False)
+    if batch:
+        b_move = decision.get("batch_transfer")
+        if b_move is None:
+            b_move = [[1.0 if i == n else 0.0 for n in range(N)] for i in range(N)]
+        b_move = [list(row) for row in b_move]
+        if link_up is not None:
+            for i in range(N):
+                for n in range(N):
+                    if i != n and link_up[i][n] == 0.0:
+                        b_move[i][i] += b_move[i][n]
+                        b_move[i][n] = 0.0
+        b_steps = decision.get("batch_steps_idx") or [decision["steps_idx"][n][K - 1] for n in range(N)]
+        b_serve = decision.get("batch_serve_frac") or [1.0] * N
+        A, D = P["batch_horizon_slots"], P["batch_deadline_slots"]
     slot_s = P["slot_s"]
     slot_h = slot_s / 3600.0
     res = {k: [0.0] * N for k in (
@@ -106,6 +130,10 @@ def reference_step(P: dict, state: dict, arrivals: list, decision: dict, exo: di
     res["late"] = [[0.0] * K for _ in range(N)]
     res["served"] = [[0.0] * K for _ in range(N)]
     new_state = {"soc": [0.0] * N, "backlog_work_gpu_s": [0.0] * N, "backlog_energy_j": [0.0] * N, "backlog_jobs": [0.0] * N}
+    if batch:
+        for key in ("batch_on_time", "batch_late", "batch_dropped", "batch_queue_jobs"):
+            res[key] = [0.0] * N
+        new_state["batch_queue"] = [[[0.0] * A for _ in range(N)] for _ in range(N)]
 
     for n in range(N):
         f = P["freq_levels"][decision["freq_idx"][n]]
@@ -156,6 +184,43 @@ def reference_step(P: dict, state: dict, arrivals: list, decision: dict, exo: di
             new_state["backlog_work_gpu_s"][n] += admit * work
             new_state["backlog_energy_j"][n] += admit * ej
             new_state["backlog_jobs"][n] += admit * jobs
+
+        if batch:  # the batch queue after the interactive classes: oldest first, up to the capacity left
+            queue = [[state["batch_queue"][i][n][a] for a in range(A)] for i in range(N)]
+            for i in range(N):
+                routed = b_move[i][n] * exo["batch_arrivals"][i]
+                queue[i][0] += routed
+                res["transfer_cost_usd"][n] += routed * P["transfer_cost_usd_per_job"][i][n]
+            b_exec_s = P["steps_grid"][b_steps[n]] * tau + P["tau_fixed_s"][n]
+            b_job_j = P["steps_grid"][b_steps[n]] * power_w * tau + P["energy_fixed_j"][n]
+            b_quality = P["quality"][n][b_steps[n]]
+            queued = sum(queue[i][a] for i in range(N) for a in range(A))
+            to_serve = min(b_serve[n] * queued, max(0.0, remaining) / b_exec_s)
+            busy += to_serve * b_exec_s
+            energy_j += to_serve * b_job_j
+            for a in reversed(range(A)):  # the oldest (nearest its deadline) first
+                here = sum(queue[i][a] for i in range(N))
+                take = min(to_serve, here)
+                to_serve -= take
+                share = take / here if here > 0 else 0.0
+                for i in range(N):
+                    jobs = share * queue[i][a]
+                    queue[i][a] -= jobs
+                    if a < D:
+                        res["batch_on_time"][n] += jobs
+                        res["revenue_usd"][n] += P["batch_price_usd_per_image"][i] * b_quality * jobs
+                    else:
+                        res["batch_late"][n] += jobs
+                        res["penalty_usd"][n] += P["batch_late_penalty_usd"][i] * jobs
+            for i in range(N):
+                for a in range(A):
+                    last_age = a == A - 1
+                    if last_age or exo["last_slot"]:  # at the horizon, or the day is settled
+                        res["batch_dropped"][n] += queue[i][a]
+                        res["penalty_usd"][n] += P["drop_penalty_usd"][i] * queue[i][a]
+                    else:
+                        new_state["batch_queue"][i][n][a + 1] = queue[i][a]
+                        res["batch_queue_jobs"][n] += queue[i][a]
 
         idle_j = P["idle_power_w"][n] * max(0.0, capacity - busy)
         it_kw = (energy_j + idle_j + P["base_power_w"][n] * slot_s) / slot_s / 1000.0

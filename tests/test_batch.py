@@ -1,0 +1,156 @@
+"""Deferrable batch work (MODEL.md section 11, docs/model.md "Deferrable batch work"): the kernels
+against the independent scalar reference, conservation of batch jobs, earliest-deadline-first
+service, the day's settlement, the LP bound, and bad input."""
+
+import pytest
+import torch
+
+from dcsched.config import load_scenario
+from dcsched.data.exogenous import load_exogenous
+from dcsched.sim import kernels
+from dcsched.sim.params import build_params
+from dcsched.sim.reference import reference_params, reference_step
+from tests.helpers import exo_slot, random_decision
+
+FLEX = ["batch.share=0.3", "batch.deadline_slots=24", "batch.horizon_slots=48"]
+
+
+def _random_batch_fields(p, d, gen):
+    """``d`` with random batch routing, step levels and serve shares (some exactly 0 or 1)."""
+    N = p.num_dcs
+    transfer = torch.softmax(torch.randn(1, N, N, generator=gen, dtype=torch.float64) * 2, dim=-1)
+    serve = torch.rand(1, N, generator=gen, dtype=torch.float64)
+    serve = torch.where(serve < 0.2, torch.zeros_like(serve), torch.where(serve > 0.8, torch.ones_like(serve), serve))
+    steps = torch.randint(0, len(p.steps_grid), (1, N), generator=gen)
+    return kernels.Decision(d.transfer, d.steps_idx, d.freq_idx, d.battery_frac, transfer, steps, serve)
+
+
+def _day(overrides, day=124):
+    cfg = load_scenario("paper3", overrides)
+    return cfg, build_params(cfg, dtype=torch.float64), load_exogenous(cfg, [day], dtype=torch.float64)
+
+
+def _batch_exo(exo, t, T):
+    ex = exo_slot(exo, torch.tensor([0]), torch.tensor([t]))
+    ex["batch_arrivals"] = exo.batch_arrival_rate[0:1, t]
+    ex["last_slot"] = torch.tensor([t == T - 1])
+    return ex
+
+
+@pytest.mark.parametrize("extra", [[], ["batch.horizon_slots=24", "batch.deadline_slots=24"], ["stress=[link_down]"]])
+def test_kernels_equal_the_reference_over_a_day_with_batch_work(extra):
+    """288 slots chained with random decisions (load x 1.3, so capacity binds and work ages, is
+    late and dropped); the reference derives its own parameters from the scenario."""
+    cfg, p, exo = _day(FLEX + extra)
+    P = reference_params(cfg)
+    assert p.has_batch and P["batch"]
+    g = torch.Generator().manual_seed(3)
+    T = p.slots_per_day
+    state = kernels.initial_state(p, (1,))
+    N, A = p.num_dcs, p.batch_horizon_slots
+    ref_state = {"soc": [P["soc_init"]] * N, "backlog_work_gpu_s": [0.0] * N, "backlog_energy_j": [0.0] * N,
+                 "backlog_jobs": [0.0] * N, "batch_queue": [[[0.0] * A for _ in range(N)] for _ in range(N)]}
+    seen = {"late": 0.0, "dropped": 0.0}
+    for t in range(T):
+        d = _random_batch_fields(p, random_decision(p, 1, g), g)
+        ex = _batch_exo(exo, t, T)
+        ex.update(exo.faults_at(torch.tensor([0]), torch.tensor([t])))
+        arrivals = exo.arrival_rate[0, t].unsqueeze(0) * 1.3
+        state, out = kernels.step(p, state, arrivals, d, ex)
+        dec = {"transfer": d.transfer[0].tolist(), "steps_idx": d.steps_idx[0].tolist(),
+               "freq_idx": d.freq_idx[0].tolist(), "battery_frac": None,
+               "batch_transfer": d.batch_transfer[0].tolist(), "batch_steps_idx": d.batch_steps_idx[0].tolist(),
+               "batch_serve_frac": d.batch_serve_frac[0].tolist()}
+        ref_ex = {k: (v[0].tolist() if isinstance(v, torch.Tensor) else v) for k, v in ex.items()}
+        ref_ex["last_slot"] = t == T - 1
+        ref_state, ref = reference_step(P, ref_state, arrivals[0].tolist(), dec, ref_ex)
+        for key, val in ref.items():
+            torch.testing.assert_close(out[key][0], torch.tensor(val, dtype=torch.float64), rtol=1e-6, atol=1e-6,
+                                       msg=lambda m, key=key, t=t: f"slot {t}, {key}: {m}")
+        torch.testing.assert_close(state.batch_queue[0], torch.tensor(ref_state["batch_queue"], dtype=torch.float64),
+                                   rtol=1e-6, atol=1e-6)
+        seen["late"] += float(out["batch_late"].sum())
+        seen["dropped"] += float(out["batch_dropped"].sum())
+    assert seen["dropped"] > 1.0, f"the day never dropped batch work: {seen}"
+    if p.batch_horizon_slots > p.batch_deadline_slots:
+        assert seen["late"] > 1.0, f"the day never served batch work late: {seen}"
+    else:
+        assert seen["late"] == 0.0  # no age between the deadline and the horizon
+
+
+@pytest.mark.parametrize("serve", [0.0, 0.02, 1.0])
+def test_every_batch_job_ends_once_on_time_late_or_dropped(serve):
+    """Over a day (deterministic arrivals) batch arrivals = on time + late + dropped to 1e-6, the
+    queue is empty after the day's last slot, and work served never exceeds the capacity."""
+    _, p, exo = _day(FLEX)
+    T, N = p.slots_per_day, p.num_dcs
+    state = kernels.initial_state(p, (1,))
+    totals = dict(arrivals=0.0, on_time=0.0, late=0.0, dropped=0.0)
+    for t in range(T):
+        d = kernels.Decision(torch.eye(N, dtype=torch.float64).unsqueeze(-1).expand(1, N, N, p.num_classes).clone(),
+                             torch.full((1, N, p.num_classes), 5), torch.full((1, N), 4),
+                             batch_serve_frac=torch.full((1, N), serve, dtype=torch.float64))
+        state, out = kernels.step(p, state, exo.arrival_rate[0:1, t], d, _batch_exo(exo, t, T))
+        for key in totals:
+            totals[key] += float(out[f"batch_{key}"].sum())
+        assert (out["busy_gpu_s"] <= p.capacity_gpu_s * (1 + 1e-9)).all()
+        assert (state.batch_queue >= 0).all() and (state.batch_queue[..., 0] == 0).all()
+    assert float(state.batch_queue.abs().sum()) == 0.0
+    ended = totals["on_time"] + totals["late"] + totals["dropped"]
+    assert ended == pytest.approx(totals["arrivals"], rel=1e-9, abs=1e-6)
+    if serve == 0.0:
+        assert totals["dropped"] == pytest.approx(totals["arrivals"], rel=1e-9)
+    if serve == 1.0:
+        assert totals["on_time"] > 0.9 * totals["arrivals"]  # capacity binds at the peak: not all
+
+
+def test_the_queue_is_served_oldest_first():
+    """With capacity short, no DC serves work of an age while older work of its queue waits."""
+    _, p, exo = _day(FLEX)
+    N, A = p.num_dcs, p.batch_horizon_slots
+    queue = torch.zeros(1, N, N, A, dtype=torch.float64)
+    queue[0, 0, 0, 5] = 100.0
+    queue[0, 1, 0, 20] = 50.0
+    queue[0, 0, 0, 30] = 40.0  # late work: the oldest
+    state = kernels.initial_state(p, (1,))
+    state.batch_queue = queue
+    d = kernels.default_batch_decision(p, kernels.Decision(
+        torch.eye(N, dtype=torch.float64).unsqueeze(-1).expand(1, N, N, p.num_classes).clone(),
+        torch.full((1, N, p.num_classes), 9), torch.full((1, N), 4)))
+    steps = p.steps_grid[d.batch_steps_idx].unsqueeze(-1)  # [1, N, 1]
+    job_s = float(kernels.job_time_and_energy(p, steps, p.freq_levels[d.freq_idx])[0][0, 0, 0])
+    room = torch.tensor([[60.0 * job_s, 1e9, 1e9]], dtype=torch.float64)  # 60 jobs fit at DC 0
+    out = kernels.serve_batch(p, queue, d, p.freq_levels[d.freq_idx], room, torch.zeros(1, N, dtype=torch.float64),
+                              torch.tensor([False]))
+    assert float(out["late"][0, 0, 0]) == pytest.approx(40.0)  # all of the oldest cohort
+    assert float(out["on_time"][0, 1, 0]) == pytest.approx(20.0)  # then the age-20 cohort, in part
+    assert float(out["on_time"][0, 0, 0]) == pytest.approx(0.0)  # the youngest waits
+    assert float(out["queue"][0, 0, 0, 6]) == pytest.approx(100.0)  # and ages by one slot
+
+
+def test_without_a_batch_share_nothing_changes():
+    """share 0 (the default): no batch state, no batch outcome, the same arrivals."""
+    cfg = load_scenario("paper3")
+    p = build_params(cfg)
+    assert not p.has_batch and kernels.initial_state(p, (2,)).batch_queue is None
+    exo = load_exogenous(cfg, [5])
+    assert exo.batch_arrival_rate is None
+
+
+def test_interactive_arrivals_carry_one_minus_the_batch_share():
+    base = load_exogenous(load_scenario("paper3"), [5])
+    flex = load_exogenous(load_scenario("paper3", FLEX), [5])
+    torch.testing.assert_close(flex.arrival_rate, base.arrival_rate * 0.7)
+    torch.testing.assert_close(flex.batch_arrival_rate, base.arrival_rate.sum(-1) * 0.3)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("batch.share=1.5", "batch.share"), ("batch.share=-0.1", "batch.share"),
+    ("batch.deadline_slots=0", "batch.deadline_slots"), ("batch.horizon_slots=10", "batch.horizon_slots"),
+    ("batch.obs_buckets=0", "batch.obs_buckets"),
+])
+def test_bad_batch_keys_name_the_key_and_the_allowed_range(override, key):
+    from dcsched.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"scenario\.{key}.*allowed"):
+        load_scenario("paper3", FLEX + [override])
