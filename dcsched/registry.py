@@ -95,6 +95,7 @@ _BUILTIN_MODULES = (
     "dcsched.scenarios",
     "dcsched.baselines.rules",
     "dcsched.baselines.planners",
+    "dcsched.baselines.batch_rules",
     "dcsched.baselines.forecasters",
     "dcsched.stress",
     "dcsched.quality.metrics",

@@ -154,3 +154,126 @@ def test_bad_batch_keys_name_the_key_and_the_allowed_range(override, key):
 
     with pytest.raises(ConfigError, match=rf"scenario\.{key}.*allowed"):
         load_scenario("paper3", FLEX + [override])
+
+
+def _replayed_day(extra, seed=11):
+    from dcsched.baselines.lp_replay import replay_day
+
+    _, p, exo = _day(FLEX + extra)
+    g = torch.Generator().manual_seed(seed)
+    slots = replay_day(p, exo, 0, lambda t, s: _random_batch_fields(p, random_decision(p, 1, g), g))
+    assert sum(float(s["batch_dropped"].sum()) for s in slots) > 0
+    return p, exo, slots
+
+
+@pytest.mark.parametrize("extra", [[], ["batch.deadline_slots=24", "batch.horizon_slots=24"], ["stress=[link_down]"]])
+def test_the_lp_at_the_envs_trajectory_equals_its_utility(extra):
+    """A replayed day with random decisions (late and dropped batch work included) is a feasible
+    point of the LP (queues, deadlines, horizon, settlement) with the env's utility as its value."""
+    from dcsched.baselines.lp_model import build_lp
+    from dcsched.baselines.lp_solve import window_from_exo
+    from tests.helpers import assert_lp_contains
+
+    p, exo, slots = _replayed_day(extra)
+    assert_lp_contains(build_lp(p, window_from_exo(p, exo, 0)), slots, len(p.freq_levels))
+
+
+@pytest.mark.slow
+def test_the_lp_optimum_bounds_the_replayed_day():
+    """The LP's optimum of a flex day is above the utility of the env's trajectory (about a
+    minute on 2 cores: benchmarks/lp_batch_day.py times it)."""
+    from dcsched.baselines.lp_solve import solve_window, window_from_exo
+
+    p, exo, slots = _replayed_day([])
+    res = solve_window(p, window_from_exo(p, exo, 0), "a paper3 flex day")
+    assert res.value_usd >= sum(float(s["utility_usd"].sum()) for s in slots) - 1e-6
+
+
+@pytest.mark.parametrize("encoding", ["continuous", "discrete"])
+def test_the_env_with_batch_work_meets_its_specs_and_conserves_jobs(encoding):
+    """Random actions over a whole day in both encodings: TorchRL's spec check passes, the
+    observation carries the batch block, and every batch job ends once within the day."""
+    from torchrl.envs.utils import check_env_specs
+
+    from dcsched.config import EnvConfig
+    from dcsched.envs.dc_env import make_env
+
+    cfg = load_scenario("paper3", FLEX)
+    env = make_env(cfg, EnvConfig(action_encoding=encoding), days=[5, 12], num_envs=2, seed=1)
+    check_env_specs(env)
+    N = env.params.num_dcs
+    assert env.obs_dim == N * (2 + 2 + 7 + 2) + 2 + N * (1 + cfg.batch.obs_buckets)
+    roll = env.rollout(env.T, break_when_any_done=False)
+    out = roll["next", "outcome"]
+    ended = sum(out[k].double().sum() for k in ("batch_on_time", "batch_late", "batch_dropped"))
+    assert float(ended) == pytest.approx(float(out["batch_arrivals"].double().sum()), rel=1e-6)  # float32 env
+    assert float(roll["next", "batch_queue"][:, -1].abs().sum()) == 0.0  # the day settled its queue
+
+
+@pytest.mark.parametrize("encoding", ["continuous", "discrete"])
+def test_batch_decisions_survive_encoding_and_unaware_policies_get_the_default(encoding):
+    from dcsched.envs import actions
+
+    _, p, _ = _day(FLEX)
+    N, K = p.num_dcs, p.num_classes
+    g = torch.Generator().manual_seed(2)
+    d = random_decision(p, 4, g)
+    enc = (lambda x: actions.encode_continuous(p, x, 5.0)) if encoding == "continuous" else (lambda x: actions.encode_discrete(p, x))
+    dec = (lambda a: actions.decode_continuous(p, a, 5.0)) if encoding == "continuous" else (lambda a: actions.decode_discrete(p, a))
+    default = dec(enc(d))  # a decision without batch fields
+    torch.testing.assert_close(default.batch_transfer, torch.eye(N, dtype=torch.float64).expand(4, N, N))
+    assert torch.equal(default.batch_steps_idx, d.steps_idx[..., K - 1])
+    torch.testing.assert_close(default.batch_serve_frac, torch.ones(4, N, dtype=torch.float64))
+    chosen = kernels.Decision(d.transfer, d.steps_idx, d.freq_idx, None,
+                              torch.eye(N, dtype=torch.float64)[[2, 0, 1]].expand(4, N, N).clone(),
+                              torch.tensor([[0, 3, 9]]).expand(4, N).clone(),
+                              torch.tensor([[0.0, 0.5, 1.0]], dtype=torch.float64).expand(4, N).clone())
+    back = dec(enc(chosen))
+    torch.testing.assert_close(back.batch_transfer, chosen.batch_transfer)
+    assert torch.equal(back.batch_steps_idx, chosen.batch_steps_idx)
+    torch.testing.assert_close(back.batch_serve_frac, chosen.batch_serve_frac.to(back.batch_serve_frac.dtype))
+
+
+def test_planners_that_cannot_plan_batch_work_are_refused_by_key():
+    from dcsched.config import EnvConfig
+    from dcsched.envs.dc_env import make_env
+    from dcsched.envs.multi_agent import MultiAgentDCSchedEnv
+    from dcsched.errors import ConfigError
+    from dcsched.registry import POLICIES
+
+    env = make_env(load_scenario("paper3", FLEX), EnvConfig(action_encoding="discrete"), days=[5], num_envs=1)
+    with pytest.raises(ConfigError, match="mpc:horizon"):
+        POLICIES.get("mpc")().bind(env)
+    with pytest.raises(ConfigError, match="scenario.batch.share"):
+        MultiAgentDCSchedEnv(env)
+    with pytest.raises(ConfigError, match="scenario.batch.share.*allowed"):
+        POLICIES.get("defer_to_cheap_hours")().bind(make_env(load_scenario("paper3"), EnvConfig(), days=[5], num_envs=1))
+
+
+def test_defer_to_cheap_hours_serves_only_due_work_outside_its_cheap_slots():
+    """Outside the slots it finds cheap, the rule serves no batch work younger than D_b - 1 slots:
+    what it serves on time is at most the work due at the slot's start."""
+    from dcsched.config import EnvConfig
+    from dcsched.envs.dc_env import make_env
+    from dcsched.registry import POLICIES
+
+    cfg = load_scenario("paper3_energy_flex")
+    env = make_env(cfg, EnvConfig(dtype="float64"), days=[5], num_envs=1, sequential_days=True, stochastic=False)
+    policy = POLICIES.get("defer_to_cheap_hours")().bind(env)
+    D = env.params.batch_deadline_slots
+    td = env.reset()
+    cheap_slots = quiet_slots = 0
+    for t in range(96):
+        cheap = policy.cheap_now(0, t)
+        due = td["batch_queue"].sum(-3)[..., D - 1:].sum(-1)[0]  # [n]
+        td["action"] = policy.act(td)
+        td = env.step(td)
+        served = (td["next", "outcome", "batch_on_time"] + td["next", "outcome", "batch_late"])[0]
+        for n in range(env.params.num_dcs):
+            if cheap[n]:
+                cheap_slots += 1
+            else:
+                quiet_slots += 1
+                assert float(served[n]) <= float(due[n]) * (1 + 1e-6) + 1e-6  # the share travels as a float32 action
+        td = td["next"]
+    assert cheap_slots > 0 and quiet_slots > 0

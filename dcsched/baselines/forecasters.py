@@ -90,7 +90,7 @@ class SeasonalNaive(Forecaster):
         from dcsched.baselines.lp_solve import window_from_exo
 
         H = truth.arrivals.shape[0]
-        past = window_from_exo(self.env.params, self.yesterday, day, t, H)
+        past = window_from_exo(self.env.params, self.yesterday, day, t, H, ignore_batch=True)
         for name in ALL_SERIES:
             now = getattr(truth, name)
             if now is not None:

@@ -17,6 +17,17 @@ Variables (all >= 0), by block:
   Bo[t,i,n,k], Bc[t,n,k,c]   jobs admitted to the backlog (late), served at level c in slot t+1;
   D[t,i,n,k]      dropped jobs;
   ch, dis, soc, buy, sell, cur [t,n]  battery, state of charge after slot t, grid, curtailment.
+With batch work (MODEL.md section 11; Window.batch_arrivals set), per allowed route (t, i, n):
+  Rb routed, Yb[t,i,n,c] served on time at level c, Lb served late (levels Lbc[t,n,c]), Mb
+  leaving the on-time queue unserved (late, or dropped at once), Xb dropped, Qon / Qlate the
+  on-time and late queues after slot t, Wb_on / Wb_all the route's arrivals of the last D_b - 1 /
+  A - 1 slots (sliding sums). EDF makes this cumulative form exact for one deadline: after slot t
+  the on-time queue holds at most the route's arrivals of the last D_b - 1 slots (Qon <= Wb_on)
+  and the whole queue at most those of the last A - 1 (horizon A), with no variable per
+  (arrival slot, service slot) pair. A window
+  that ends at the day's end settles its queues (Qon = Qlate = 0 after its last slot: the rest
+  is dropped, as in the env). Relaxations: service may be split over levels and need not be
+  proportional over origins; late work may be served in the slot it turns late.
 Constraints: every arriving job is placed once; capacity (backlog from t-1 first); backlog cap;
 power balance; SoC dynamics. Faults (``Window.capacity_frac``, ``link_up``) follow the kernels'
 rules: capacity and idle power scale with the GPUs up, the backlog admitted in t is capped by
@@ -87,6 +98,9 @@ class Window:
     price_low_usd_per_mwh: np.ndarray = None  # [H, N] the battery rule's thresholds (dispatch-only bound)
     price_high_usd_per_mwh: np.ndarray = None
     link_up: np.ndarray = None  # [H, N, N] 0 where a transfer link is down; None = all up
+    batch_arrivals: np.ndarray = None  # [H, N] batch jobs by origin; None = no batch class
+    batch_settles: bool = True  # the window ends at the day's end: its batch queues are settled
+    batch_ignored: bool = False  # the interactive classes only, on purpose (greedy_myopic's one-slot plan)
 
 
 @dataclass
@@ -185,7 +199,13 @@ def build_lp(p: SimParams, w: Window, coef: Coefficients | None = None, battery_
     _capacity_rows(b, x, v)
     _backlog_cap_rows(b, x, v)
     pue = _power_balance_rows(b, p, w, x, v)
+    if w.batch_arrivals is not None and not p.has_batch:
+        raise ValueError("the window has batch arrivals but the scenario has no batch class (scenario.batch.share = 0)")
+    if p.has_batch and w.batch_arrivals is None and not w.batch_ignored:
+        raise ValueError("the scenario has a batch class: its window needs batch_arrivals (window_from_exo sets them)")
     _soc_rows(b, p, x, v)
+    if w.batch_arrivals is not None:
+        _batch_rows(b, p, w, x, v, pue)
     if battery_rule and not p.learned_energy:
         _battery_rule_rows(b, p, w, x.coef, pue, dict(ch=v.ch, dis=v.dis, buy=v.buy, sell=v.sell, cur=v.cur))
     return LPModel(
@@ -213,6 +233,8 @@ class _Terms:
     soc0: np.ndarray  # [N]
     bw0: np.ndarray  # [N] initial backlog work, GPU-s
     be0: np.ndarray  # [N] initial backlog energy, J
+    rows_cap: int = 0  # first row of the capacity family (d)
+    rows_pb: int = 0  # first row of the power balance family (f)
     idx: np.ndarray = None  # (t, i, n, k, c) of the served-on-time variables
     origin_idx: np.ndarray = None  # (t, i, n, k) of the late / backlog / drop origin variables
     level_idx: np.ndarray = None  # (t, n, k, c) of the late / backlog level variables
@@ -338,7 +360,7 @@ def _capacity_rows(b: _Builder, x: _Terms, v: _Variables) -> None:
     ti, ii, nn, kk, cc = x.idx
     tc, nc, kc, ccc = x.level_idx
     cap = x.pn["capacity_gpu_s"]
-    r_cap = b.rows("ub", H * N, (cap[None, :] * x.up).reshape(-1) - np.concatenate([x.bw0, np.zeros((H - 1) * N)]))
+    r_cap = x.rows_cap = b.rows("ub", H * N, (cap[None, :] * x.up).reshape(-1) - np.concatenate([x.bw0, np.zeros((H - 1) * N)]))
     b.coef("ub", r_cap + x.tn(ti, nn), v.yot, coef.exec_s[nn, cc])
     b.coef("ub", r_cap + x.tn(tc, nc), v.late_c, coef.exec_s[nc, ccc])
     nxt = tc + 1 < H
@@ -365,7 +387,7 @@ def _power_balance_rows(b: _Builder, p: SimParams, w: Window, x: _Terms, v: _Var
     it_b0_kw = physics.it_power_kw(x.be0, -x.bw0, idle_w, 0.0, slot_s)  # initial backlog's energy net of idle
     rhs = pue * it_const_kw - w.pv_kw - w.wind_kw
     rhs[0] += pue[0] * it_b0_kw
-    r_pb = b.rows("eq", H * N, rhs.reshape(-1))
+    r_pb = x.rows_pb = b.rows("eq", H * N, rhs.reshape(-1))
     per_job_kw = physics.it_power_kw(coef.energy_j, -coef.exec_s, idle_w[:, None], 0.0, slot_s)  # [N, C]
     b.coef("eq", r_pb + x.tn(ti, nn), v.yot, -pue[ti, nn] * per_job_kw[nn, cc])
     b.coef("eq", r_pb + x.tn(tc, nc), v.late_c, -pue[tc, nc] * per_job_kw[nc, ccc])
@@ -395,6 +417,82 @@ def _soc_rows(b: _Builder, p: SimParams, x: _Terms, v: _Variables) -> None:
     kwh = np.tile(e_kwh, H)
     b.coef("eq", r_soc + idx, v.ch, -physics.soc_next(0.0, 1.0, 0.0, p.eta_charge, p.eta_discharge, x.slot_h, kwh))
     b.coef("eq", r_soc + idx, v.dis, -physics.soc_next(0.0, 0.0, 1.0, p.eta_charge, p.eta_discharge, x.slot_h, kwh))
+
+
+def _batch_rows(b: _Builder, p: SimParams, w: Window, x: _Terms, v: _Variables, pue: np.ndarray) -> None:
+    """The batch class's columns and rows (module docstring). Its work enters the capacity rows (d)
+    and the power balance (f) built before, which are appended to here by (row, column) triplets."""
+    H, N, C, pn, coef = x.H, x.N, x.C, x.pn, x.coef
+    D, A = p.batch_deadline_slots, p.batch_horizon_slots
+    rho_b, psi_b, psi_drop = pn["batch_price_usd_per_image"], pn["batch_late_penalty_usd"], pn["drop_penalty_usd"]
+    ctr = pn["transfer_cost_usd_per_job"]
+    routes = np.array(np.meshgrid(np.arange(H), np.arange(N), np.arange(N), indexing="ij")).reshape(3, -1)
+    ok = x.allowed_t[routes[0], routes[1], routes[2]]
+    tr, ir, nr = routes[:, ok]
+    R = len(tr)
+    route_of = -np.ones((H, N, N), dtype=np.int64)  # (t, i, n) -> position in the route blocks
+    route_of[tr, ir, nr] = np.arange(R)
+    routed = b.add_block("Rb", R, -ctr[ir, nr], meta=(tr, ir, nr))
+    w_on = b.add_block("Wb_on", R, 0.0, meta=(tr, ir, nr))  # the route's arrivals of the last D_b - 1 slots
+    w_all = b.add_block("Wb_all", R, 0.0, meta=(tr, ir, nr))  # ... of the last A - 1 slots
+    tyc, iyc, nyc, cyc = (np.repeat(tr, C), np.repeat(ir, C), np.repeat(nr, C), np.tile(np.arange(C), R))
+    yb = b.add_block("Yb", R * C, rho_b[iyc] * coef.quality[nyc, cyc], meta=(tyc, iyc, nyc, cyc))
+    late = b.add_block("Lb", R, -psi_b[ir], meta=(tr, ir, nr))
+    leave = b.add_block("Mb", R, 0.0, meta=(tr, ir, nr))
+    drop = b.add_block("Xb", R, -psi_drop[ir], meta=(tr, ir, nr))
+    last = (tr == H - 1) & w.batch_settles
+    q_ub = np.where(last, 0.0, np.inf)
+    q_on = b.add_block("Qon", R, 0.0, ub=q_ub, meta=(tr, ir, nr))
+    q_late = b.add_block("Qlate", R, 0.0, ub=q_ub, meta=(tr, ir, nr))
+    grid_c = np.array(np.meshgrid(np.arange(H), np.arange(N), np.arange(C), indexing="ij")).reshape(3, -1)
+    tlc, nlc, clc = grid_c
+    late_c = b.add_block("Lbc", len(tlc), 0.0, meta=(tlc, nlc, clc))
+    rows = np.arange(R)
+    prev = route_of[np.maximum(tr - 1, 0), ir, nr]
+    has_prev = tr > 0
+    # placement per (t, i): every batch arrival is routed once
+    r = b.rows("eq", H * N, w.batch_arrivals.reshape(-1))
+    b.coef("eq", r + tr * N + ir, routed, 1.0)
+    # on-time queue: Qon[t] - Qon[t-1] - Rb[t] + sum_c Yb[t, c] + Mb[t] = 0
+    r = b.rows("eq", R, 0.0)
+    b.coef("eq", r + rows, q_on, 1.0)
+    b.coef("eq", r + rows[has_prev], q_on[prev[has_prev]], -1.0)
+    b.coef("eq", r + rows, routed, -1.0)
+    b.coef("eq", r + np.repeat(rows, C), yb, 1.0)
+    b.coef("eq", r + rows, leave, 1.0)
+    # late queue: Qlate[t] - Qlate[t-1] - Mb[t] + Lb[t] + Xb[t] = 0
+    r = b.rows("eq", R, 0.0)
+    b.coef("eq", r + rows, q_late, 1.0)
+    b.coef("eq", r + rows[has_prev], q_late[prev[has_prev]], -1.0)
+    b.coef("eq", r + rows, leave, -1.0)
+    b.coef("eq", r + rows, late, 1.0)
+    b.coef("eq", r + rows, drop, 1.0)
+    # deadline (on-time queue) and horizon (whole queue): at most the route's arrivals of the last
+    # span - 1 slots, W[t] = W[t-1] + Rb[t] - Rb[t-span+1] (a sliding sum: 4 entries a row, and
+    # every variable on the scale of a queue, which keeps the LP well conditioned)
+    for span, window, queues in ((D, w_on, (q_on,)), (A, w_all, (q_on, q_late))):
+        r = b.rows("eq", R, 0.0)
+        b.coef("eq", r + rows, window, 1.0)
+        b.coef("eq", r + rows[has_prev], window[prev[has_prev]], -1.0)
+        b.coef("eq", r + rows, routed, -1.0)
+        back = tr - span + 1
+        older = back >= 0
+        b.coef("eq", r + rows[older], routed[route_of[back[older], ir[older], nr[older]]], 1.0)
+        r = b.rows("ub", R, 0.0)
+        for q in queues:
+            b.coef("ub", r + rows, q, 1.0)
+        b.coef("ub", r + rows, window, -1.0)
+    # late service over levels, per (t, n): sum_i Lb = sum_c Lbc
+    r = b.rows("eq", H * N, 0.0)
+    b.coef("eq", r + tr * N + nr, late, 1.0)
+    b.coef("eq", r + tlc * N + nlc, late_c, -1.0)
+    # capacity (d) and power balance (f): the rows of (t, n) are the first H * N of their families
+    r_cap, r_pb = x.rows_cap, x.rows_pb
+    b.coef("ub", r_cap + x.tn(tyc, nyc), yb, coef.exec_s[nyc, cyc])
+    b.coef("ub", r_cap + x.tn(tlc, nlc), late_c, coef.exec_s[nlc, clc])
+    per_job_kw = physics.it_power_kw(coef.energy_j, -coef.exec_s, pn["idle_power_w"][:, None], 0.0, x.slot_s)
+    b.coef("eq", r_pb + x.tn(tyc, nyc), yb, -pue[tyc, nyc] * per_job_kw[nyc, cyc])
+    b.coef("eq", r_pb + x.tn(tlc, nlc), late_c, -pue[tlc, nlc] * per_job_kw[nlc, clc])
 
 
 def _battery_rule_rows(b: _Builder, p: SimParams, w: Window, coef: Coefficients, pue: np.ndarray,

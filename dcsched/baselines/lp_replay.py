@@ -25,9 +25,16 @@ def replay_day(p, exo, day: int, decide) -> list[dict]:
     for t in range(T):
         ex = {k: getattr(exo, k)[day : day + 1, t] for k in keys}
         ex.update(exo.faults_at(torch.tensor([day]), torch.tensor([t])))  # faults, as the env passes them
-        d = decide(t, state)
+        if p.has_batch:
+            ex["batch_arrivals"] = exo.batch_arrival_rate[day : day + 1, t]
+            ex["last_slot"] = torch.tensor([t == T - 1])
+        d = kernels.default_batch_decision(p, decide(t, state))
         state, o = kernels.step(p, state, exo.arrival_rate[day : day + 1, t], d, ex)
         rec = {k: v[0].detach().cpu().numpy() for k, v in o.items()}
+        if p.has_batch:
+            rec["batch_queue_next"] = state.batch_queue[0].cpu().numpy()  # [i, n, age at the next slot]
+            rec["batch_steps_idx"] = d.batch_steps_idx[0].cpu().numpy()
+            rec["batch_deadline_slots"] = p.batch_deadline_slots  # (the horizon is the queue's last axis)
         rec["steps_idx"] = d.steps_idx[0].cpu().numpy()
         rec["freq_idx"] = d.freq_idx[0].cpu().numpy()
         out.append(rec)
@@ -75,7 +82,44 @@ def trajectory_vector(model: LPModel, slots: list[dict], num_freq: int) -> np.nd
     for name, arr in (("charge", ch), ("discharge", dis), ("soc", soc), ("buy", buy), ("sell", sell), ("curtail", cur)):
         off, count, _ = model.blocks[name]
         x[off : off + count] = arr.reshape(-1)
+    if "Rb" in model.blocks:
+        _put_batch(model, slots, num_freq, x, put)
     return x
+
+
+def _put_batch(model: LPModel, slots: list[dict], num_freq: int, x: np.ndarray, put) -> None:
+    """The batch blocks of a replayed day: flows from the outcome, the queues from the env's state
+    (ages below the deadline at the next slot: on time), Mb by the on-time queue's balance."""
+    N = slots[0]["flow_batch_routed"].shape[0]
+    D, A = int(slots[0]["batch_deadline_slots"]), slots[0]["batch_queue_next"].shape[-1]
+    routed = np.stack([s["flow_batch_routed"] for s in slots])  # [H, i, n]
+    q_on_prev = np.zeros((N, N))
+    rb, w_on, w_all, yb, lb, lbc, mb, xb, qon, qlate = ([] for _ in range(10))
+    for t, s in enumerate(slots):
+        level = s["batch_steps_idx"] * num_freq + s["freq_idx"]  # [n]
+        queue = s["batch_queue_next"]  # [i, n, A]
+        q_on = queue[..., :D].sum(-1)
+        q_late = queue[..., D:].sum(-1)
+        recent_on = routed[max(0, t - D + 2) : t + 1].sum(0)  # arrivals of the last D - 1 slots
+        recent_all = routed[max(0, t - A + 2) : t + 1].sum(0)
+        leave = q_on_prev + s["flow_batch_routed"] - s["flow_batch_on_time"] - q_on
+        for i in range(N):
+            for n in range(N):
+                key = (t, i, n)
+                rb.append((key, s["flow_batch_routed"][i, n]))
+                w_on.append((key, recent_on[i, n]))
+                w_all.append((key, recent_all[i, n]))
+                yb.append(((t, i, n, int(level[n])), s["flow_batch_on_time"][i, n]))
+                lb.append((key, s["flow_batch_late"][i, n]))
+                lbc.append(((t, n, int(level[n])), s["flow_batch_late"][i, n]))
+                mb.append((key, leave[i, n]))
+                xb.append((key, s["flow_batch_dropped"][i, n]))
+                qon.append((key, q_on[i, n]))
+                qlate.append((key, q_late[i, n]))
+        q_on_prev = q_on
+    for name, values in (("Rb", rb), ("Wb_on", w_on), ("Wb_all", w_all), ("Yb", yb), ("Lb", lb), ("Lbc", lbc), ("Mb", mb), ("Xb", xb),
+                         ("Qon", qon), ("Qlate", qlate)):
+        put(name, values)
 
 
 def max_violation(model: LPModel, x: np.ndarray) -> float:

@@ -33,8 +33,10 @@ class LPResult:
 
 
 def window_from_exo(p: SimParams, exo, day: int, start: int = 0, horizon: int | None = None,
-                    arrivals: np.ndarray | None = None) -> Window:
-    """Window of ``horizon`` slots from slot ``start`` of day index ``day`` of an Exogenous."""
+                    arrivals: np.ndarray | None = None, ignore_batch: bool = False) -> Window:
+    """Window of ``horizon`` slots from slot ``start`` of day index ``day`` of an Exogenous.
+    ``ignore_batch``: leave a scenario's batch work out (a one-slot plan of the interactive classes,
+    whose batch decision is the env's default)."""
     T = exo.price_usd_per_mwh.shape[1]
     end = T if horizon is None else min(T, start + horizon)
     sl = slice(start, end)
@@ -48,6 +50,13 @@ def window_from_exo(p: SimParams, exo, day: int, start: int = 0, horizon: int | 
     faults = {}
     if getattr(exo, "capacity_frac", None) is not None:
         faults = {"capacity_frac": g("capacity_frac"), "link_up": g("link_up")}
+    if ignore_batch:
+        faults["batch_ignored"] = True
+    elif getattr(exo, "batch_arrival_rate", None) is not None:
+        if start > 0:
+            raise ValueError("a window of a scenario with batch work must start at the day's first slot "
+                             "(a window's initial batch queue is not modelled yet)")
+        faults.update(batch_arrivals=g("batch_arrival_rate"), batch_settles=end == T)
     return Window(arrivals=arr, price_usd_per_mwh=g("price_usd_per_mwh"), temp_c=g("temp_c"), pv_kw=pv, wind_kw=wind,
                   carbon_g_per_kwh=g("carbon_g_per_kwh"), price_low_usd_per_mwh=g("price_low_usd_per_mwh"),
                   price_high_usd_per_mwh=g("price_high_usd_per_mwh"),
@@ -60,9 +69,12 @@ def highs_bounds(lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
 
 
 def solve_model_result(model: LPModel):
-    """HiGHS on the LP (maximised); scipy's result, with the duals (``eqlin``/``ineqlin`` marginals)."""
+    """HiGHS on the LP (maximised); scipy's result, with the duals (``eqlin``/``ineqlin`` marginals).
+    A window with batch work goes to HiGHS's interior-point solver (with crossover to a vertex): its
+    queue rows make the dual simplex about 3x slower there (benchmarks/lp_batch_day.py)."""
+    method = "highs-ipm" if "Rb" in model.blocks else "highs"
     return linprog(-model.c, A_ub=model.A_ub, b_ub=model.b_ub, A_eq=model.A_eq, b_eq=model.b_eq,
-                   bounds=highs_bounds(model.lb, model.ub), method="highs")
+                   bounds=highs_bounds(model.lb, model.ub), method=method)
 
 
 def solve_model(model: LPModel, what: str) -> tuple[np.ndarray, float]:

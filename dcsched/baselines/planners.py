@@ -173,6 +173,13 @@ class RollingHorizon(PlanPolicy):
     def bind(self, env):
         from dcsched.baselines.forecasters import make_forecaster
 
+        if env.params.has_batch and self.horizon > 1:
+            from dcsched.errors import ConfigError
+
+            raise ConfigError("command line", f"--policy {self.name}:horizon",
+                              "a multi-slot plan on a scenario with batch work (scenario.batch.share > 0) needs the "
+                              "window's initial batch queue, not modelled yet; greedy_myopic (horizon 1) serves "
+                              "batch work with the capacity its slot leaves", "1")
         super().bind(env)
         self.forecaster = make_forecaster(self.forecast, env, self.forecast_error, self.seed)
         self.p64 = env.params.to(dtype=torch.float64)
@@ -186,7 +193,7 @@ class RollingHorizon(PlanPolicy):
     def _window(self, b, day, t, td) -> Window:
         p = self.p64
         H = min(self.horizon, self.env.T - t)
-        w = window_from_exo(p, self.env.exo, day, t, H)
+        w = window_from_exo(p, self.env.exo, day, t, H, ignore_batch=True)  # batch work: the env's default
         w.arrivals = w.arrivals.copy()
         w.arrivals[0] = td["arrivals"][b].detach().double().cpu().numpy()  # observed in the present slot
         w = self.forecaster.forecast(w, day, t)

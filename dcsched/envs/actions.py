@@ -8,6 +8,11 @@ steps and frequency are rounded onto their grids: level = round((a + 1) / 2 * (L
 Factorised discrete: one categorical per component, laid out as
     [destination per (origin, class, chunk) (N choices each) | step level per (DC, class) |
      frequency level per DC | battery level per DC (learned energy only, BATTERY_LEVELS)].
+
+With batch work (``p.has_batch``, MODEL.md section 11) both encodings end with its components:
+continuous [batch transfer logits (N * N, softmax over the destination per origin) | batch step
+level per DC (N) | share of the queue to serve per DC (N, (a + 1) / 2)]; discrete [destination
+per origin (N) | batch step level per DC (N) | serve share level per DC (SERVE_LEVELS)].
 With ``chunks`` = Q (``env.transfer_chunks``, default 1) each (origin, class) row is split into
 Q equal chunks, each sent to its own destination, so the row's shares are multiples of 1/Q
 (a simplex by construction); Q = 1 sends the row whole to one DC.
@@ -17,16 +22,17 @@ from __future__ import annotations
 
 import torch
 
-from dcsched.sim.kernels import Decision
+from dcsched.sim.kernels import Decision, default_batch_decision
 from dcsched.sim.params import SimParams
 
 BATTERY_LEVELS = (-1.0, -0.5, 0.0, 0.5, 1.0)
+SERVE_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)  # discrete share of its batch queue a DC serves
 ACTION_TOLERANCE = 1e-6
 
 
 def continuous_dim(p: SimParams) -> int:
     N, K = p.num_dcs, p.num_classes
-    return N * N * K + N * K + N + (N if p.learned_energy else 0)
+    return N * N * K + N * K + N + (N if p.learned_energy else 0) + (N * N + 2 * N if p.has_batch else 0)
 
 
 def _check_chunks(chunks: int) -> int:
@@ -41,6 +47,8 @@ def discrete_nvec(p: SimParams, chunks: int = 1) -> list[int]:
     nvec = [N] * (N * K * _check_chunks(chunks)) + [S] * (N * K) + [F] * N
     if p.learned_energy:
         nvec += [len(BATTERY_LEVELS)] * N
+    if p.has_batch:
+        nvec += [N] * N + [S] * N + [len(SERVE_LEVELS)] * N
     return nvec
 
 
@@ -90,8 +98,25 @@ def decode_continuous(p: SimParams, action: torch.Tensor, logit_scale: float, mi
     o += N * K
     freq_idx = level_from_unit(a[..., o : o + N], F)
     o += N
-    battery = a[..., o : o + N].clamp(-1.0, 1.0) if p.learned_energy else None
-    return Decision(transfer=transfer, steps_idx=steps_idx, freq_idx=freq_idx, battery_frac=battery)
+    battery = None
+    if p.learned_energy:
+        battery = a[..., o : o + N].clamp(-1.0, 1.0)
+        o += N
+    d = Decision(transfer=transfer, steps_idx=steps_idx, freq_idx=freq_idx, battery_frac=battery)
+    if p.has_batch:
+        b_logits = a[..., o : o + N * N].reshape(*batch, N, N)
+        o += N * N
+        if p.allow_transfer:
+            b_transfer = torch.softmax(b_logits * logit_scale, dim=-1)
+            if min_share > 0:
+                b_transfer = torch.where(b_transfer < min_share, torch.zeros_like(b_transfer), b_transfer)
+                b_transfer = b_transfer / b_transfer.sum(dim=-1, keepdim=True)
+        else:
+            b_transfer = _local_transfer(p, batch, a.dtype, a.device)[..., 0]
+        d.batch_transfer = b_transfer
+        d.batch_steps_idx = level_from_unit(a[..., o : o + N], S)
+        d.batch_serve_frac = ((a[..., o + N : o + 2 * N] + 1.0) * 0.5).clamp(0.0, 1.0)
+    return d
 
 
 def largest_remainder(shares: torch.Tensor, chunks: int, dim: int = -1) -> torch.Tensor:
@@ -155,7 +180,15 @@ def decode_discrete(p: SimParams, action: torch.Tensor, chunks: int = 1) -> Deci
     if p.learned_energy:
         levels = torch.as_tensor(BATTERY_LEVELS, dtype=dtype, device=action.device)
         battery = levels[a[..., o : o + N]]
-    return Decision(transfer=transfer, steps_idx=steps_idx, freq_idx=freq_idx, battery_frac=battery)
+        o += N
+    d = Decision(transfer=transfer, steps_idx=steps_idx, freq_idx=freq_idx, battery_frac=battery)
+    if p.has_batch:
+        dest = a[..., o : o + N] if p.allow_transfer else torch.arange(N, device=action.device).expand(*batch, N)
+        d.batch_transfer = torch.nn.functional.one_hot(dest, N).to(dtype)  # [*, i, n]
+        d.batch_steps_idx = a[..., o + N : o + 2 * N]
+        serve = torch.as_tensor(SERVE_LEVELS, dtype=dtype, device=action.device)
+        d.batch_serve_frac = serve[a[..., o + 2 * N : o + 3 * N]]
+    return d
 
 
 def encode_continuous(p: SimParams, d: Decision, logit_scale: float) -> torch.Tensor:
@@ -172,6 +205,13 @@ def encode_continuous(p: SimParams, d: Decision, logit_scale: float) -> torch.Te
     parts = [logits, unit_from_level(d.steps_idx, S).reshape(*batch, N * K), unit_from_level(d.freq_idx, F)]
     if p.learned_energy:
         parts.append(d.battery_frac if d.battery_frac is not None else torch.zeros(*batch, N))
+    if p.has_batch:
+        d = default_batch_decision(p, d)
+        b = d.batch_transfer.to(torch.float64)
+        b_max = b.amax(dim=-1, keepdim=True).clamp(min=1e-300)
+        b_logits = (1.0 + torch.log(b.clamp(min=1e-300) / b_max) / logit_scale).clamp(-1.0, 1.0)
+        parts += [b_logits.reshape(*batch, N * N), unit_from_level(d.batch_steps_idx, S),
+                  d.batch_serve_frac.to(torch.float64) * 2.0 - 1.0]
     return torch.cat([x.to(torch.float32) for x in parts], dim=-1)
 
 
@@ -186,4 +226,9 @@ def encode_discrete(p: SimParams, d: Decision, chunks: int = 1) -> torch.Tensor:
         levels = torch.as_tensor(BATTERY_LEVELS, dtype=torch.float32, device=d.freq_idx.device)
         frac = d.battery_frac if d.battery_frac is not None else torch.zeros(*batch, N, device=d.freq_idx.device)
         parts.append((frac.unsqueeze(-1).float() - levels).abs().argmin(-1))
+    if p.has_batch:
+        d = default_batch_decision(p, d)
+        serve = torch.as_tensor(SERVE_LEVELS, dtype=torch.float64, device=d.freq_idx.device)
+        parts += [d.batch_transfer.argmax(-1), d.batch_steps_idx,
+                  (d.batch_serve_frac.unsqueeze(-1).double() - serve).abs().argmin(-1)]
     return torch.cat([x.long() for x in parts], dim=-1)

@@ -38,6 +38,9 @@ OUTCOME_SHAPES = {
         "penalty_usd", "degradation_usd", "utility_usd", "carbon_kg", "carbon_cost_usd")},
     "violation_share": lambda N, K: (),
 }
+BATCH_OUTCOME_SHAPES = {  # with batch work (MODEL.md section 11): per serving DC, arrivals per origin
+    k: (lambda N, K: (N,)) for k in ("batch_arrivals", "batch_on_time", "batch_late", "batch_dropped",
+                                     "batch_queue_jobs", "batch_steps")}
 REWARD_MODES = ("dense", "sparse", "episodic")
 
 
@@ -98,7 +101,10 @@ class DCSchedEnv(EnvBase):
         N, K = params.num_dcs, params.num_classes
         self.observe_faults = bool(observe_faults)
         self.steps_mode = steps_mode
-        self.obs_dim = N * (K + 2 + len(EXO_OBS_KEYS) + 2) + 2 + (2 * N + N * (N - 1) if observe_faults else 0)
+        self.has_batch = params.has_batch
+        batch_obs = N * (1 + params.batch_obs_buckets) if self.has_batch else 0  # arrivals, queue by age bucket
+        self.obs_dim = (N * (K + 2 + len(EXO_OBS_KEYS) + 2) + 2 + (2 * N + N * (N - 1) if observe_faults else 0)
+                        + batch_obs)
         self._build_normaliser(normalize_obs, obs_stats_exo or exo)
         self._make_specs()
 
@@ -108,6 +114,9 @@ class DCSchedEnv(EnvBase):
         N, K = self.params.num_dcs, self.params.num_classes
         f = self.dtype_
         state = {k: Unbounded(shape=(*B, N), dtype=f, device=self.device) for k in STATE_KEYS}
+        if self.has_batch:
+            state["batch_queue"] = Unbounded(shape=(*B, N, N, self.params.batch_horizon_slots), dtype=f, device=self.device)
+            state["batch_arrivals"] = Unbounded(shape=(*B, N), dtype=f, device=self.device)
         obs = dict(
             observation=Unbounded(shape=(*B, self.obs_dim), dtype=torch.float32, device=self.device),
             arrivals=Unbounded(shape=(*B, N, K), dtype=f, device=self.device),
@@ -118,7 +127,7 @@ class DCSchedEnv(EnvBase):
         )
         if self.report_outcome:
             obs["outcome"] = Composite(
-                {k: Unbounded(shape=(*B, *fn(N, K)), dtype=f, device=self.device) for k, fn in OUTCOME_SHAPES.items()},
+                {k: Unbounded(shape=(*B, *fn(N, K)), dtype=f, device=self.device) for k, fn in self._outcome_shapes().items()},
                 shape=B, device=self.device)
         self.observation_spec = Composite(obs, shape=B, device=self.device)
         if self.action_encoding == "continuous":
@@ -131,6 +140,9 @@ class DCSchedEnv(EnvBase):
         self.done_spec = Composite(
             {k: Categorical(2, shape=(*B, 1), dtype=torch.bool, device=self.device)
              for k in ("done", "terminated", "truncated")}, shape=B, device=self.device)
+
+    def _outcome_shapes(self) -> dict:
+        return {**OUTCOME_SHAPES, **(BATCH_OUTCOME_SHAPES if self.has_batch else {})}
 
     def _build_normaliser(self, normalize: bool, stats_exo: Exogenous) -> None:
         """Fixed per-feature mean/std of the exogenous inputs (no running statistics). ``make_env``
@@ -151,6 +163,14 @@ class DCSchedEnv(EnvBase):
                 mean[o : o + N] = x.mean(dim=(0, 1)).float()
                 std[o : o + N] = x.std(dim=(0, 1)).clamp(min=1e-6).float()
                 o += N
+            if self.has_batch:  # the batch block is the observation's last: arrivals, then the queue by bucket
+                rate = stats_exo.batch_arrival_rate
+                b0 = self.obs_dim - N * (1 + self.params.batch_obs_buckets)
+                mean[b0 : b0 + N] = rate.mean(dim=(0, 1)).float()
+                std[b0 : b0 + N] = rate.std(dim=(0, 1)).clamp(min=1e-6).float()
+                # a bucket's queue in units of the mean arrivals over the bucket's ages
+                per_bucket = self.params.batch_horizon_slots / self.params.batch_obs_buckets
+                std[b0 + N :] = (rate.sum(-1).mean() * per_bucket).clamp(min=1e-6).float()
         self.register_buffer("_obs_mean", mean)
         self.register_buffer("_obs_std", std)
 
@@ -160,8 +180,10 @@ class DCSchedEnv(EnvBase):
         out = {k: getattr(self.exo, k)[day_idx, tt] for k in (*EXO_OBS_KEYS, "local_hour")}
         return {**out, **self.exo.faults_at(day_idx, tt)}  # faults (dc_outage, link_down), if any
 
-    def _draw_arrivals(self, day_idx: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        rate = self.exo.arrival_rate[day_idx, t.clamp(max=self.T - 1)]  # [B, N, K]
+    def _draw_arrivals(self, day_idx: torch.Tensor, t: torch.Tensor, key: str = "arrival_rate") -> torch.Tensor:
+        """This slot's arrivals: Poisson draws, or their means in deterministic mode. ``key``:
+        arrival_rate ([B, N, K], interactive) or batch_arrival_rate ([B, N])."""
+        rate = getattr(self.exo, key)[day_idx, t.clamp(max=self.T - 1)]
         if self.stochastic:
             return torch.poisson(rate, generator=self.rng)
         return rate.clone()
@@ -178,7 +200,21 @@ class DCSchedEnv(EnvBase):
         frac = t.to(torch.float32) / self.T
         if self.observe_faults:
             obs = torch.cat([obs, self._fault_features(exo, B)], dim=-1)
-        return torch.cat([obs, frac, torch.ones_like(frac)], dim=-1)
+        obs = torch.cat([obs, frac, torch.ones_like(frac)], dim=-1)
+        if self.has_batch:
+            raw_b = torch.cat([state["batch_arrivals"], self._queue_buckets(state["batch_queue"])], dim=-1).to(torch.float32)
+            b0 = self.obs_dim - raw_b.shape[-1]
+            obs = torch.cat([obs, (raw_b - self._obs_mean[b0:]) / self._obs_std[b0:]], dim=-1)
+        return obs
+
+    def _queue_buckets(self, queue: torch.Tensor) -> torch.Tensor:
+        """[B, i, n, A] batch queue -> [B, n * buckets] jobs per serving DC summed over origins and
+        over equal slices of the ages (the last bucket holds the oldest work)."""
+        per_dc = queue.sum(-3)  # [B, n, A]
+        buckets = self.params.batch_obs_buckets
+        edges = torch.linspace(0, per_dc.shape[-1], buckets + 1).round().long().tolist()
+        parts = [per_dc[..., a:b].sum(-1) for a, b in zip(edges[:-1], edges[1:])]
+        return torch.stack(parts, dim=-1).reshape(per_dc.shape[0], -1)
 
     def _fault_features(self, exo: dict[str, torch.Tensor], B: int) -> torch.Tensor:
         """[B, 2N + N(N-1)] float32: GPUs up now, next slot, and the off-diagonal links (1 = up)."""
@@ -206,6 +242,9 @@ class DCSchedEnv(EnvBase):
         st = kernels.initial_state(self.params, (B,))
         state = {k: getattr(st, k) for k in STATE_KEYS}
         arrivals = self._draw_arrivals(day_idx, t.squeeze(-1))
+        if self.has_batch:
+            state["batch_queue"] = st.batch_queue
+            state["batch_arrivals"] = self._draw_arrivals(day_idx, t.squeeze(-1), "batch_arrival_rate")
         exo = self._exo_slot(day_idx, t.squeeze(-1))
         out = {
             "observation": self._observation(arrivals, state, exo, t),
@@ -216,7 +255,8 @@ class DCSchedEnv(EnvBase):
         if self.report_outcome:
             N, K = self.params.num_dcs, self.params.num_classes
             out["outcome"] = TensorDict(
-                {k: torch.zeros(B, *fn(N, K), dtype=self.dtype_, device=self.device) for k, fn in OUTCOME_SHAPES.items()},
+                {k: torch.zeros(B, *fn(N, K), dtype=self.dtype_, device=self.device)
+                 for k, fn in self._outcome_shapes().items()},
                 batch_size=[B], device=self.device)
         flags = torch.zeros(B, 1, dtype=torch.bool, device=self.device)
         out.update(done=flags, terminated=flags.clone(), truncated=flags.clone())
@@ -227,10 +267,14 @@ class DCSchedEnv(EnvBase):
         day_idx = tensordict["day_idx"]
         t = tensordict["t"]
         t_flat = t.squeeze(-1)
-        state = kernels.SimState(**{k: tensordict[k] for k in STATE_KEYS})
+        state = kernels.SimState(**{k: tensordict[k] for k in STATE_KEYS},
+                                 batch_queue=tensordict["batch_queue"] if self.has_batch else None)
         arrivals = tensordict["arrivals"]
         decision = self.decode(tensordict["action"])
         exo = self._exo_slot(day_idx, t_flat)
+        if self.has_batch:
+            exo["batch_arrivals"] = tensordict["batch_arrivals"]
+            exo["last_slot"] = t_flat == self.T - 1
         if self.steps_mode == "headroom":  # the step component is a margin below the slot's headroom level
             decision = project_steps(p, decision, decision.steps_idx, arrivals, state.backlog_work_gpu_s, exo)
         next_state, outcome = kernels.step(p, state, arrivals, decision, exo)
@@ -249,6 +293,10 @@ class DCSchedEnv(EnvBase):
         next_arrivals = self._draw_arrivals(day_idx, t_next.squeeze(-1))
         next_arrivals = torch.where(done.unsqueeze(-1), torch.zeros_like(next_arrivals), next_arrivals)
         ns = {k: getattr(next_state, k) for k in STATE_KEYS}
+        if self.has_batch:
+            ns["batch_queue"] = next_state.batch_queue
+            nb = self._draw_arrivals(day_idx, t_next.squeeze(-1), "batch_arrival_rate")
+            ns["batch_arrivals"] = torch.where(done, torch.zeros_like(nb), nb)
         exo_next = self._exo_slot(day_idx, t_next.squeeze(-1))
         out = {
             "observation": self._observation(next_arrivals, ns, exo_next, t_next),
@@ -258,7 +306,7 @@ class DCSchedEnv(EnvBase):
             "done": done, "terminated": done.clone(), "truncated": torch.zeros_like(done),
         }
         if self.report_outcome:
-            rep = {k: outcome[k] for k in OUTCOME_SHAPES if k != "violation_share"}
+            rep = {k: outcome[k] for k in self._outcome_shapes() if k != "violation_share"}
             rep["violation_share"] = violation
             out["outcome"] = TensorDict(rep, batch_size=self.batch_size, device=self.device)
         return TensorDict(out, batch_size=self.batch_size, device=self.device)

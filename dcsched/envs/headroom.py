@@ -23,6 +23,8 @@ it costs (paper3); a positive margin trades quality for energy (paper3_energy) o
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from dcsched.sim.kernels import Decision, job_time_and_energy, route_over_links
@@ -84,4 +86,4 @@ def project_steps(p: SimParams, d: Decision, margin: torch.Tensor, arrivals: tor
         capacity = capacity * exo["capacity_frac"]
     level = capacity_levels(p, jobs.sum(-3), exec_all, cap, capacity - backlog_work_gpu_s)
     steps_idx = (torch.minimum(level.unsqueeze(-1), cap) - margin.long()).clamp(min=0)
-    return Decision(transfer=d.transfer, steps_idx=steps_idx, freq_idx=d.freq_idx, battery_frac=d.battery_frac)
+    return dataclasses.replace(d, steps_idx=steps_idx)

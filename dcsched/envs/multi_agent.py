@@ -120,6 +120,11 @@ class MultiAgentDCSchedEnv(EnvBase):
                              f"'{central.action_encoding}')")
         if not central.report_outcome:
             raise ValueError("the multi-agent view needs the central env's outcome (report_outcome=True)")
+        if central.params.has_batch:
+            from dcsched.errors import ConfigError
+
+            raise ConfigError("scenario", "scenario.batch.share", "the per-provider (multi-agent) view does not split "
+                              "the batch class's actions yet; use a single-agent recipe on a scenario with batch work", "0")
         super().__init__(batch_size=central.batch_size, device=central.device)
         self.central = central
         self.params = central.params

@@ -269,6 +269,8 @@ def _write_csv(path: Path, frame: pd.DataFrame, float_format: str = "%.6g") -> N
 
 def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
     cols = list(TABLE_COLUMNS)
+    if any("batch_violation_rate" in r["mean"] for r in results.values()):
+        cols.insert(cols.index("violation_rate") + 1, "batch_violation_rate")
     for share in SHARE_COLUMNS:
         if any(share in r["mean"] for r in results.values()):
             cols.append(share)
@@ -278,6 +280,7 @@ def comparison_table(results: dict[str, dict]) -> pd.DataFrame:
 
 COLUMN_LABELS = {"utility_usd": "utility $", "revenue_usd": "revenue $", "energy_cost_usd": "energy $",
                  "transfer_cost_usd": "transfer $", "penalty_usd": "penalty $", "violation_rate": "late+drop",
+                 "batch_violation_rate": "batch late+drop",
                  "grid_buy_kwh": "grid kWh", "carbon_kg": "CO2 kg", "share_of_bound": "% of LP bound",
                  "share_of_dispatch_bound": "% of dispatch-only bound", "share_of_integer_bound": "% of integer-level bound"}
 
@@ -286,7 +289,7 @@ def format_value(column: str, value: float) -> str:
     """Money and energy in fixed notation with thousands separators; shares as percentages."""
     if value != value:  # NaN
         return "n/a"
-    if column == "violation_rate" or column in SHARE_COLUMNS:
+    if column in ("violation_rate", "batch_violation_rate") or column in SHARE_COLUMNS:
         return f"{100 * value:.2f} %"
     return f"{value:,.0f}"
 

@@ -31,6 +31,12 @@ def day_summary(out: dict[str, np.ndarray], slot_h: float) -> list[dict]:
             mean_steps=float((out["steps"][d] * out["served"][d]).sum() / max(out["served"][d].sum(), 1e-12)),
             episode_return=float(out["reward"][d].sum()),
         )
+        if "batch_arrivals" in out:  # batch work (MODEL.md section 11): every job ends within its day
+            b_late, b_dropped = float(out["batch_late"][d].sum()), float(out["batch_dropped"][d].sum())
+            b_arrived = float(out["batch_arrivals"][d].sum())
+            row.update(batch_jobs_arrived=b_arrived, batch_jobs_on_time=float(out["batch_on_time"][d].sum()),
+                       batch_jobs_late=b_late, batch_jobs_dropped=b_dropped,
+                       batch_violation_rate=(b_late + b_dropped) / b_arrived if b_arrived > 0 else 0.0)
         days.append(row)
     return days
 

@@ -199,7 +199,7 @@ def serve_batch(p: SimParams, queue: torch.Tensor, d: Decision, freq: torch.Tens
     room_gpu_s [*, N] the capacity the interactive work left, batch_arrivals [*, i], last_slot [*]
     bool (settle the day). Returns flows by origin and serving DC [*, i, n] (routed, on_time, late,
     dropped), the next queue, and the busy GPU-seconds and energy of the served batch work [*, N]."""
-    A, D = p.batch_horizon_slots, p.batch_deadline_slots
+    D = p.batch_deadline_slots
     steps = p.steps_grid[d.batch_steps_idx]  # [*, N]
     exec_s, energy_j = job_time_and_energy(p, steps.unsqueeze(-1), freq)
     exec_s, energy_j = exec_s.squeeze(-1), energy_j.squeeze(-1)  # [*, N]
