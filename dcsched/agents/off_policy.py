@@ -46,11 +46,12 @@ class OffPolicyAlgorithm(Algorithm):
 
     def prepare(self, batch, frames):
         """The shaper annotates the batch (its proposal r^A for each row); the replay buffer keeps
-        the transitions without the env's outcome record and the episode statistics."""
+        the transitions without the env's outcome record, the episode statistics and the batch
+        queue's state (N * N * horizon values a row; the learner reads its observation buckets)."""
         if self.shaper is not None:
             self.shaper.annotate(batch)
         return batch.exclude("outcome", ("next", "outcome"), STEP_COUNT, EPISODE_REWARD, ("next", STEP_COUNT),
-                             ("next", EPISODE_REWARD)), {}
+                             ("next", EPISODE_REWARD), "batch_queue", ("next", "batch_queue")), {}
 
     def update(self, sample, ctx):
         losses: dict[str, float] = {}
