@@ -277,3 +277,13 @@ def test_defer_to_cheap_hours_serves_only_due_work_outside_its_cheap_slots():
                 assert float(served[n]) <= float(due[n]) * (1 + 1e-6) + 1e-6  # the share travels as a float32 action
         td = td["next"]
     assert cheap_slots > 0 and quiet_slots > 0
+
+
+def test_the_default_batch_block_leaves_every_hash_as_before():
+    """Cells recorded before the batch class hash as they did: a scenario whose batch block holds
+    the defaults hashes without it, a flex scenario with it."""
+    from dcsched.config import to_container
+    from dcsched.experiments.spec import scenario_identity
+
+    assert "batch" not in scenario_identity(to_container(load_scenario("paper3")))
+    assert scenario_identity(to_container(load_scenario("paper3_flex")))["batch"]["share"] == 0.3

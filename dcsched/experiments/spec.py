@@ -340,6 +340,17 @@ def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def scenario_identity(scenario: dict) -> dict:
+    """A scenario's dict as its cells hash it: its data files by content (``data_identity``) and the
+    keys added after results were recorded left out while they hold their defaults."""
+    data = data_identity(scenario)
+    for key, default in LATER_KEYS_DEFAULTS.items():
+        head, _, leaf = key.partition(".")
+        if head == "scenario" and data.get(leaf, default) == default:
+            data.pop(leaf, None)
+    return data
+
+
 def run_config_hash(run_cfg: DictConfig) -> str:
     """Hash of everything that changes a learned run's result (not its name, folder or loggers)."""
     data = legacy_layout(to_container(run_cfg))  # hashed as before the TorchRL-named groups (MOVED_KEYS)
@@ -426,7 +437,7 @@ def expand(cfg: DictConfig) -> list[RunSpec]:
             setting_ovr = list(setting.overrides) + models_from_overrides(scen, list(setting.models_from), source)
             scen_ovr = [o.removeprefix("scenario.") for o in setting_ovr if o.startswith("scenario.")]
             scen_cfg = load_scenario(scen, scen_ovr)
-            scen_hash = _hash({"scenario": data_identity(to_container(scen_cfg)), "days": cfg.days, "max_days": max_days})
+            scen_hash = _hash({"scenario": scenario_identity(to_container(scen_cfg)), "days": cfg.days, "max_days": max_days})
             groups.setdefault(scen_hash, []).append((setting, scen_ovr))
             for m in cfg.methods:
                 if not m.recipe or not _runs_on(m, scen):
