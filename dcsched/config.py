@@ -85,6 +85,24 @@ class BatchConfig:
     obs_buckets: int = 4  # the observation sums each DC's queue into this many equal slices of the horizon
 
 
+# scenario keys added after results were recorded, with the default that reproduces the behaviour
+# before them: a scenario holding the default hashes as if the key did not exist (scenario_identity)
+SCENARIO_LATER_DEFAULTS = {"batch": dataclasses.asdict(BatchConfig())}
+
+
+def scenario_identity(scenario: dict) -> dict:
+    """A scenario's dict as results hash it: its data files by content (``data_identity``) and
+    the keys of :data:`SCENARIO_LATER_DEFAULTS` left out while they hold their defaults, so that
+    every cell and bound recorded before such a key keeps its hash."""
+    from dcsched.data.user_files import data_identity
+
+    data = data_identity(scenario)
+    for key, default in SCENARIO_LATER_DEFAULTS.items():
+        if data.get(key, default) == default:
+            data.pop(key, None)
+    return data
+
+
 @dataclass
 class ArrivalsConfig:
     total_per_slot: float = 3638.0  # lambda-bar, jobs per slot over all origins

@@ -283,7 +283,7 @@ def test_the_default_batch_block_leaves_every_hash_as_before():
     """Cells recorded before the batch class hash as they did: a scenario whose batch block holds
     the defaults hashes without it, a flex scenario with it."""
     from dcsched.config import to_container
-    from dcsched.experiments.spec import scenario_identity
+    from dcsched.config import scenario_identity
 
     assert "batch" not in scenario_identity(to_container(load_scenario("paper3")))
     assert scenario_identity(to_container(load_scenario("paper3_flex")))["batch"]["share"] == 0.3

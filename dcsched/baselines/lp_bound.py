@@ -210,11 +210,9 @@ def bound_scenario_hash(scenario_cfg) -> str:
     import hashlib
     import json
 
-    from dcsched.config import to_container
+    from dcsched.config import scenario_identity, to_container
 
-    from dcsched.data.user_files import data_identity
-
-    data = data_identity(to_container(scenario_cfg))
+    data = scenario_identity(to_container(scenario_cfg))
     data.get("arrivals", {}).pop("stochastic", None)
     data.pop("description", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

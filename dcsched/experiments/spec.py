@@ -24,8 +24,8 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dcsched.agents.configs import flat_agent_defaults
-from dcsched.config import (DC_TASK, BatchConfig, as_config_error, legacy_layout, load_recipe, load_scenario, override_value, read_yaml,
-                             scenario_path,
+from dcsched.config import (DC_TASK, SCENARIO_LATER_DEFAULTS, as_config_error, legacy_layout, load_recipe, load_scenario, override_value, read_yaml,
+                             scenario_identity, scenario_path,
                              to_container)
 from dcsched.data.user_files import data_identity
 from dcsched.errors import ConfigError
@@ -47,7 +47,7 @@ LATER_KEYS_DEFAULTS = {"task": DC_TASK, "env.transfer_chunks": 1, "env.observe_f
                        "agent.share_params": True, "shaper.per_agent": "shared", "shaper.updates_per_batch": 64,
                        "shaper.batch_size": 256, "trainer.compile": False,
                        "trainer.compile_mode": "default",
-                       "scenario.batch": dataclasses.asdict(BatchConfig())}
+                       **{f"scenario.{key}": value for key, value in SCENARIO_LATER_DEFAULTS.items()}}
 
 
 @dataclass
@@ -338,17 +338,6 @@ def models_from_overrides(scenario_name: str, models_from: list[int], source: st
 
 def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def scenario_identity(scenario: dict) -> dict:
-    """A scenario's dict as its cells hash it: its data files by content (``data_identity``) and the
-    keys added after results were recorded left out while they hold their defaults."""
-    data = data_identity(scenario)
-    for key, default in LATER_KEYS_DEFAULTS.items():
-        head, _, leaf = key.partition(".")
-        if head == "scenario" and data.get(leaf, default) == default:
-            data.pop(leaf, None)
-    return data
 
 
 def run_config_hash(run_cfg: DictConfig) -> str:
