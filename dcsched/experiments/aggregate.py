@@ -17,7 +17,7 @@ METRICS = ("utility_usd", "share_of_bound", "violation_rate", "revenue_usd", "en
            "penalty_usd", "grid_buy_kwh", "carbon_kg", "mean_steps", "episode_return", "train_wall_s",
            "frames_per_s", "alpha_pa", "alpha_ra", "r_aux_mean", "r_aux_std", "dq_ra_dr_aux", "corr_r_aux_r_env",
            "corr_r_aux_advantage", "carbon_cost_usd", "stochastic_utility_usd", "stochastic_share_of_bound", "stochastic_violation_rate",
-           "task_return", "success_rate", "first_success_frames", "task_episode_length")
+           "task_return", "success_rate", "first_success_frames", "task_episode_length", "batch_violation_rate")
 TASK_METRICS = ["task_return", "success_rate", "first_success_frames", "task_episode_length", "train_wall_s"]
 # training diagnostics logged by the agents (last value of the run) -> runs.csv column
 DIAGNOSTICS = {"alpha": "alpha_pa", "rs/alpha": "alpha_ra", "rs/r_aux_mean": "r_aux_mean", "rs/r_aux_std": "r_aux_std",
@@ -26,7 +26,8 @@ DIAGNOSTICS = {"alpha": "alpha_pa", "rs/alpha": "alpha_ra", "rs/r_aux_mean": "r_
 DIAGNOSTIC_METRICS = list(DIAGNOSTICS.values())
 LABELS = {  # column -> (header, format of one value)
     "utility_usd": ("utility $/day", "{:,.2f}"), "share_of_bound": ("% of LP bound", "{:.1%}"),
-    "violation_rate": ("late+dropped", "{:.2%}"), "revenue_usd": ("revenue $", "{:,.2f}"),
+    "violation_rate": ("late+dropped", "{:.2%}"), "batch_violation_rate": ("batch late+dropped", "{:.2%}"),
+    "revenue_usd": ("revenue $", "{:,.2f}"),
     "energy_cost_usd": ("energy $", "{:,.2f}"), "transfer_cost_usd": ("transfer $", "{:,.2f}"),
     "penalty_usd": ("penalty $", "{:,.2f}"), "grid_buy_kwh": ("grid kWh", "{:,.0f}"),
     "carbon_kg": ("CO2 kg", "{:,.1f}"), "mean_steps": ("mean steps", "{:.1f}"),

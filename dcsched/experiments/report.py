@@ -98,6 +98,8 @@ def write_report(cfg, specs: list[RunSpec], exp_dir: Path, command: str, outcome
         metrics = metrics[:5] + ["carbon_cost_usd"] + metrics[5:]
     if cfg.get("stochastic_seeds", 0) and cfg.kind != "timing":  # both regimes side by side
         metrics = metrics[:3] + STOCHASTIC_METRICS + metrics[3:]
+    if "batch_violation_rate" in runs and runs["batch_violation_rate"].notna().any():  # scenarios with batch work
+        metrics = metrics[:3] + ["batch_violation_rate"] + metrics[3:]
     md_parts = []
     for scen in cfg.scenarios:
         sub = summary[summary["scenario"] == scen] if not summary.empty else summary
