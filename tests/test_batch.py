@@ -242,8 +242,8 @@ def test_planners_that_cannot_plan_batch_work_are_refused_by_key():
     from dcsched.registry import POLICIES
 
     env = make_env(load_scenario("paper3", FLEX), EnvConfig(action_encoding="discrete"), days=[5], num_envs=1)
-    with pytest.raises(ConfigError, match="mpc:horizon"):
-        POLICIES.get("mpc")().bind(env)
+    with pytest.raises(ConfigError, match="mpc:levels"):
+        POLICIES.get("mpc")(levels="milp").bind(env)
     with pytest.raises(ConfigError, match="scenario.batch.share"):
         MultiAgentDCSchedEnv(env)
     with pytest.raises(ConfigError, match="scenario.batch.share.*allowed"):
@@ -287,3 +287,83 @@ def test_the_default_batch_block_leaves_every_hash_as_before():
 
     assert "batch" not in scenario_identity(to_container(load_scenario("paper3")))
     assert scenario_identity(to_container(load_scenario("paper3_flex")))["batch"]["share"] == 0.3
+
+
+@pytest.mark.parametrize("start, horizon", [(100, None), (150, 36)])
+def test_a_window_starting_mid_day_holds_the_envs_trajectory(start, horizon):
+    """The LP of a window that starts with the env's state of that slot (SoC, backlog, the batch
+    queue by age) and ends at the day's end or before it (no settlement) holds the replayed
+    trajectory of its slots with their utility: what a multi-slot planner plans on."""
+    from dcsched.baselines.lp_model import build_lp
+    from dcsched.baselines.lp_replay import max_violation, replay_day, trajectory_vector
+    from dcsched.baselines.lp_solve import window_from_exo
+
+    _, p, exo = _day(FLEX + ["stress=['link_down:hours=3,start_h=10']"])  # the link goes down mid-queue
+    g = torch.Generator().manual_seed(13)
+    seen = {}
+
+    def decide(t, state):
+        if t == start:
+            seen["state"] = state
+        d = _random_batch_fields(p, random_decision(p, 1, g), g)
+        if start - 40 <= t < start:  # serve little for a while: late work enters the window
+            d.batch_serve_frac = d.batch_serve_frac * 0.05
+        return d
+
+    slots = replay_day(p, exo, 0, decide)
+    s0 = seen["state"]
+    queue0 = s0.batch_queue[0].numpy()
+    assert queue0[..., p.batch_deadline_slots:].sum() > 0  # late work enters the window
+    w = window_from_exo(p, exo, 0, start, horizon, batch_queue0=queue0)
+    w.soc0, w.backlog_work0_gpu_s, w.backlog_energy0_j = (s0.soc[0].numpy(), s0.backlog_work_gpu_s[0].numpy(),
+                                                          s0.backlog_energy_j[0].numpy())
+    assert w.batch_settles == (horizon is None)
+    window_slots = slots[start : start + (horizon or p.slots_per_day)]
+    model = build_lp(p, w)
+    x = trajectory_vector(model, window_slots, len(p.freq_levels), batch_queue0=queue0)
+    assert float(model.c @ x) == pytest.approx(sum(float(s["utility_usd"].sum()) for s in window_slots), rel=1e-6)
+    assert max_violation(model, x) < 1e-6 * max(1.0, abs(model.b_eq).max())
+
+
+@pytest.mark.slow
+def test_planners_plan_batch_work_within_the_bound_and_conserve_it():
+    """MPC (a mid-day window each re-plan, with the env's queue) and the rounded oracle play a
+    flex day: every batch job ends once, and no policy is above the LP bound of the day (two
+    minutes: two whole-day LPs with batch work)."""
+    from dcsched.baselines.lp_solve import solve_window, window_from_exo
+    from dcsched.config import EnvConfig
+    from dcsched.envs.dc_env import make_env
+    from dcsched.eval.policies import make_policy
+    from dcsched.eval.rollout import run_days
+
+    cfg = load_scenario("paper3_energy_flex")
+    env = make_env(cfg, EnvConfig(dtype="float64"), days=[5], sequential_days=True, stochastic=False)
+    bound = solve_window(env.params, window_from_exo(env.params, env.exo, 0), "day 5").value_usd
+    for name in ("mpc:every=12,forecast=seasonal_naive", "lp_oracle"):
+        out = run_days(env, make_policy(name, env))
+        ended = sum(out[k].sum() for k in ("batch_on_time", "batch_late", "batch_dropped"))
+        assert ended == pytest.approx(out["batch_arrivals"].sum(), rel=1e-9)
+        assert out["utility_usd"].sum() <= bound + 1e-6
+        assert (out["batch_steps"] > 0).any()  # the planned step levels reach the env
+
+
+
+def test_forecasters_forecast_batch_arrivals_too():
+    """The present slot's batch arrivals are known; persistence holds them, seasonal_naive takes
+    yesterday's same slots."""
+    import numpy as np
+
+    from dcsched.baselines.forecasters import make_forecaster
+    from dcsched.baselines.lp_solve import window_from_exo
+    from dcsched.config import EnvConfig
+    from dcsched.envs.dc_env import make_env
+
+    env = make_env(load_scenario("paper3", FLEX), EnvConfig(dtype="float64"), days=[40], num_envs=1)
+    queue0 = np.zeros((3, 3, env.params.batch_horizon_slots))
+    truth = lambda: window_from_exo(env.params, env.exo, 0, 100, 12, batch_queue0=queue0)  # noqa: E731
+    held = make_forecaster("persistence", env).forecast(truth(), 0, 100).batch_arrivals
+    np.testing.assert_array_equal(held, np.repeat(truth().batch_arrivals[:1], 12, axis=0))
+    seasonal = make_forecaster("seasonal_naive", env).forecast(truth(), 0, 100).batch_arrivals
+    yesterday = load_exogenous(load_scenario("paper3", FLEX), [39], dtype=torch.float64).batch_arrival_rate[0, 100:112]
+    np.testing.assert_array_equal(seasonal[0], truth().batch_arrivals[0])
+    np.testing.assert_array_equal(seasonal[1:], yesterday[1:].numpy())

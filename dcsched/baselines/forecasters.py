@@ -24,8 +24,8 @@ import numpy as np
 from dcsched.baselines.lp_model import Window
 from dcsched.registry import FORECASTERS
 
-NOISY_SERIES = ("arrivals", "price_usd_per_mwh", "pv_kw", "wind_kw")
-ALL_SERIES = ("arrivals", "price_usd_per_mwh", "temp_c", "pv_kw", "wind_kw", "carbon_g_per_kwh")
+NOISY_SERIES = ("arrivals", "batch_arrivals", "price_usd_per_mwh", "pv_kw", "wind_kw")
+ALL_SERIES = ("arrivals", "batch_arrivals", "price_usd_per_mwh", "temp_c", "pv_kw", "wind_kw", "carbon_g_per_kwh")
 FAULT_SERIES = ("capacity_frac", "link_up")
 
 
@@ -91,6 +91,8 @@ class SeasonalNaive(Forecaster):
 
         H = truth.arrivals.shape[0]
         past = window_from_exo(self.env.params, self.yesterday, day, t, H, ignore_batch=True)
+        if truth.batch_arrivals is not None:  # yesterday's batch arrivals of the same slots
+            past.batch_arrivals = self.yesterday.batch_arrival_rate[day, t : t + H].detach().double().cpu().numpy()
         for name in ALL_SERIES:
             now = getattr(truth, name)
             if now is not None:
@@ -112,6 +114,8 @@ class NoisyOracle(Forecaster):
         rng = np.random.default_rng([self.seed, int(self.env.exo.days[day]), int(t)])
         for name in NOISY_SERIES:
             x = getattr(truth, name)
+            if x is None:  # batch arrivals in a scenario without batch work
+                continue
             noisy = x * (1.0 + self.error * rng.standard_normal(x.shape))
             if name != "price_usd_per_mwh":
                 noisy = np.clip(noisy, 0.0, None)

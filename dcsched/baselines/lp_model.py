@@ -101,6 +101,7 @@ class Window:
     batch_arrivals: np.ndarray = None  # [H, N] batch jobs by origin; None = no batch class
     batch_settles: bool = True  # the window ends at the day's end: its batch queues are settled
     batch_ignored: bool = False  # the interactive classes only, on purpose (greedy_myopic's one-slot plan)
+    batch_queue0: np.ndarray = None  # [N(i), N(n), A] batch jobs queued by age at the first slot; None = empty
 
 
 @dataclass
@@ -426,13 +427,15 @@ def _batch_rows(b: _Builder, p: SimParams, w: Window, x: _Terms, v: _Variables, 
     D, A = p.batch_deadline_slots, p.batch_horizon_slots
     rho_b, psi_b, psi_drop = pn["batch_price_usd_per_image"], pn["batch_late_penalty_usd"], pn["drop_penalty_usd"]
     ctr = pn["transfer_cost_usd_per_job"]
+    # every route the scenario allows, in every slot: a queue outlives a link that goes down (queued
+    # work does not move); only new work needs the link (Rb is 0 while it is down)
+    static = np.ones((N, N), dtype=bool) if p.allow_transfer else np.eye(N, dtype=bool)
     routes = np.array(np.meshgrid(np.arange(H), np.arange(N), np.arange(N), indexing="ij")).reshape(3, -1)
-    ok = x.allowed_t[routes[0], routes[1], routes[2]]
-    tr, ir, nr = routes[:, ok]
+    tr, ir, nr = routes[:, static[routes[1], routes[2]]]
     R = len(tr)
     route_of = -np.ones((H, N, N), dtype=np.int64)  # (t, i, n) -> position in the route blocks
     route_of[tr, ir, nr] = np.arange(R)
-    routed = b.add_block("Rb", R, -ctr[ir, nr], meta=(tr, ir, nr))
+    routed = b.add_block("Rb", R, -ctr[ir, nr], ub=np.where(x.allowed_t[tr, ir, nr], np.inf, 0.0), meta=(tr, ir, nr))
     w_on = b.add_block("Wb_on", R, 0.0, meta=(tr, ir, nr))  # the route's arrivals of the last D_b - 1 slots
     w_all = b.add_block("Wb_all", R, 0.0, meta=(tr, ir, nr))  # ... of the last A - 1 slots
     tyc, iyc, nyc, cyc = (np.repeat(tr, C), np.repeat(ir, C), np.repeat(nr, C), np.tile(np.arange(C), R))
@@ -450,18 +453,26 @@ def _batch_rows(b: _Builder, p: SimParams, w: Window, x: _Terms, v: _Variables, 
     rows = np.arange(R)
     prev = route_of[np.maximum(tr - 1, 0), ir, nr]
     has_prev = tr > 0
+    # the queue entering the window, by age at its first slot (index 0 empty): on time while age < D
+    q0 = np.zeros((N, N, A)) if w.batch_queue0 is None else np.asarray(w.batch_queue0, dtype=np.float64)
+    first = tr == 0
+    ages = np.arange(A)
+    on0 = np.where(first, q0[ir, nr][:, :D].sum(-1), 0.0)
+    late0 = np.where(first, q0[ir, nr][:, D:].sum(-1), 0.0)
+    # the initial jobs a queue may still hold after slot t: on time (age at t + 1 below D) / at all (below A)
+    still = lambda span: (q0[ir, nr] * ((ages[None, :] + tr[:, None] + 1) < span)).sum(-1)  # noqa: E731
     # placement per (t, i): every batch arrival is routed once
     r = b.rows("eq", H * N, w.batch_arrivals.reshape(-1))
     b.coef("eq", r + tr * N + ir, routed, 1.0)
-    # on-time queue: Qon[t] - Qon[t-1] - Rb[t] + sum_c Yb[t, c] + Mb[t] = 0
-    r = b.rows("eq", R, 0.0)
+    # on-time queue: Qon[t] - Qon[t-1] - Rb[t] + sum_c Yb[t, c] + Mb[t] = 0 (t = 0: the initial on-time queue)
+    r = b.rows("eq", R, on0)
     b.coef("eq", r + rows, q_on, 1.0)
     b.coef("eq", r + rows[has_prev], q_on[prev[has_prev]], -1.0)
     b.coef("eq", r + rows, routed, -1.0)
     b.coef("eq", r + np.repeat(rows, C), yb, 1.0)
     b.coef("eq", r + rows, leave, 1.0)
-    # late queue: Qlate[t] - Qlate[t-1] - Mb[t] + Lb[t] + Xb[t] = 0
-    r = b.rows("eq", R, 0.0)
+    # late queue: Qlate[t] - Qlate[t-1] - Mb[t] + Lb[t] + Xb[t] = 0 (t = 0: the initial late queue)
+    r = b.rows("eq", R, late0)
     b.coef("eq", r + rows, q_late, 1.0)
     b.coef("eq", r + rows[has_prev], q_late[prev[has_prev]], -1.0)
     b.coef("eq", r + rows, leave, -1.0)
@@ -478,7 +489,7 @@ def _batch_rows(b: _Builder, p: SimParams, w: Window, x: _Terms, v: _Variables, 
         back = tr - span + 1
         older = back >= 0
         b.coef("eq", r + rows[older], routed[route_of[back[older], ir[older], nr[older]]], 1.0)
-        r = b.rows("ub", R, 0.0)
+        r = b.rows("ub", R, still(span))
         for q in queues:
             b.coef("ub", r + rows, q, 1.0)
         b.coef("ub", r + rows, window, -1.0)

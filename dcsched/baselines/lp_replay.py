@@ -41,7 +41,9 @@ def replay_day(p, exo, day: int, decide) -> list[dict]:
     return out
 
 
-def trajectory_vector(model: LPModel, slots: list[dict], num_freq: int) -> np.ndarray:
+def trajectory_vector(model: LPModel, slots: list[dict], num_freq: int, batch_queue0: np.ndarray | None = None) -> np.ndarray:
+    """The LP's variable vector of replayed slots (a window: ``slots`` from its first slot;
+    ``batch_queue0`` the batch queue entering it, by age, None when empty)."""
     x = np.zeros(model.c.size)
     H = len(slots)
     N, _, K = slots[0]["flow_on_time"].shape
@@ -83,17 +85,17 @@ def trajectory_vector(model: LPModel, slots: list[dict], num_freq: int) -> np.nd
         off, count, _ = model.blocks[name]
         x[off : off + count] = arr.reshape(-1)
     if "Rb" in model.blocks:
-        _put_batch(model, slots, num_freq, x, put)
+        _put_batch(model, slots, num_freq, x, put, batch_queue0)
     return x
 
 
-def _put_batch(model: LPModel, slots: list[dict], num_freq: int, x: np.ndarray, put) -> None:
+def _put_batch(model: LPModel, slots: list[dict], num_freq: int, x: np.ndarray, put, queue0=None) -> None:
     """The batch blocks of a replayed day: flows from the outcome, the queues from the env's state
     (ages below the deadline at the next slot: on time), Mb by the on-time queue's balance."""
     N = slots[0]["flow_batch_routed"].shape[0]
     D, A = int(slots[0]["batch_deadline_slots"]), slots[0]["batch_queue_next"].shape[-1]
     routed = np.stack([s["flow_batch_routed"] for s in slots])  # [H, i, n]
-    q_on_prev = np.zeros((N, N))
+    q_on_prev = np.zeros((N, N)) if queue0 is None else queue0[..., :D].sum(-1)
     rb, w_on, w_all, yb, lb, lbc, mb, xb, qon, qlate = ([] for _ in range(10))
     for t, s in enumerate(slots):
         level = s["batch_steps_idx"] * num_freq + s["freq_idx"]  # [n]

@@ -33,10 +33,12 @@ class LPResult:
 
 
 def window_from_exo(p: SimParams, exo, day: int, start: int = 0, horizon: int | None = None,
-                    arrivals: np.ndarray | None = None, ignore_batch: bool = False) -> Window:
+                    arrivals: np.ndarray | None = None, ignore_batch: bool = False,
+                    batch_queue0: np.ndarray | None = None) -> Window:
     """Window of ``horizon`` slots from slot ``start`` of day index ``day`` of an Exogenous.
-    ``ignore_batch``: leave a scenario's batch work out (a one-slot plan of the interactive classes,
-    whose batch decision is the env's default)."""
+    ``ignore_batch``: leave a scenario's batch work out (a forecaster's view of the series only).
+    ``batch_queue0`` [N, N, A]: the batch queue entering a window that starts after the day's first
+    slot (required there: the env's ``batch_queue`` of that slot)."""
     T = exo.price_usd_per_mwh.shape[1]
     end = T if horizon is None else min(T, start + horizon)
     sl = slice(start, end)
@@ -53,10 +55,10 @@ def window_from_exo(p: SimParams, exo, day: int, start: int = 0, horizon: int | 
     if ignore_batch:
         faults["batch_ignored"] = True
     elif getattr(exo, "batch_arrival_rate", None) is not None:
-        if start > 0:
-            raise ValueError("a window of a scenario with batch work must start at the day's first slot "
-                             "(a window's initial batch queue is not modelled yet)")
-        faults.update(batch_arrivals=g("batch_arrival_rate"), batch_settles=end == T)
+        if start > 0 and batch_queue0 is None:
+            raise ValueError("a window of a scenario with batch work that starts after the day's first slot "
+                             "needs the batch queue entering it (batch_queue0)")
+        faults.update(batch_arrivals=g("batch_arrival_rate"), batch_settles=end == T, batch_queue0=batch_queue0)
     return Window(arrivals=arr, price_usd_per_mwh=g("price_usd_per_mwh"), temp_c=g("temp_c"), pv_kw=pv, wind_kw=wind,
                   carbon_g_per_kwh=g("carbon_g_per_kwh"), price_low_usd_per_mwh=g("price_low_usd_per_mwh"),
                   price_high_usd_per_mwh=g("price_high_usd_per_mwh"),

@@ -57,6 +57,38 @@ def plan_from_solution(res: LPResult, H: int, N: int, K: int, C: int, F: int, ar
     return transfer, steps_idx, freq_idx
 
 
+def batch_plan_from_solution(res: LPResult, w: Window, N: int, F: int):
+    """Per slot of the window, the batch decisions the LP planned (MODEL.md section 11):
+    batch_transfer [H, N, N] (its routing shares of each origin's batch arrivals), batch steps
+    [H, N] (the step level of most of the batch jobs the DC serves; 0 when it serves none) and the
+    serve share [H, N] (the jobs it serves over those queued, this slot's arrivals included, by the
+    LP's own queue; 1 when nothing is queued)."""
+    H = w.batch_arrivals.shape[0]
+    routed = np.zeros((H, N, N))
+    x, (t, i, n) = block(res, "Rb")
+    np.add.at(routed, (t, i, n), x)
+    arrivals = w.batch_arrivals[:, :, None]
+    transfer = np.where(arrivals > 1e-9, routed / np.maximum(arrivals, 1e-300), np.eye(N)[None])
+    transfer = transfer / transfer.sum(-1, keepdims=True)
+    served = np.zeros((H, N))
+    level_jobs = np.zeros((H, N, res.model.blocks["Lbc"][2][2].max() + 1))
+    x, (t, i, n, c) = block(res, "Yb")
+    np.add.at(served, (t, n), x)
+    np.add.at(level_jobs, (t, n, c), x)
+    x, (t, n, c) = block(res, "Lbc")
+    np.add.at(served, (t, n), x)
+    np.add.at(level_jobs, (t, n, c), x)
+    queued = np.zeros((H, N))  # after each slot, on time and late
+    for name in ("Qon", "Qlate"):
+        x, (t, i, n) = block(res, name)
+        np.add.at(queued, (t, n), x)
+    q0 = np.zeros((N, N, 1)) if w.batch_queue0 is None else w.batch_queue0
+    before = np.concatenate([q0.sum((0, 2))[None], queued[:-1]]) + routed.sum(1)  # [H, n] offered this slot
+    serve = np.where(before > 1e-9, np.clip(served / np.maximum(before, 1e-300), 0.0, 1.0), 1.0)
+    steps = np.where(level_jobs.sum(-1) > 1e-9, level_jobs.reshape(H, N, -1, F).sum(-1).argmax(-1), 0)
+    return transfer, steps, serve
+
+
 TRANSFER_MODES = ("split", "onehot", "chunks")
 # round: plan with the LP (levels mixed within a (DC, class) and a DC) and round (plan_from_solution);
 # milp: plan with the env's own levels, one step level per (DC, class) and one frequency per DC
@@ -95,7 +127,18 @@ class PlanPolicy(Policy):
         self.chunks = int(chunks)
         return transfer
 
-    def _decision(self, transfer, steps_idx, freq_idx) -> Decision:
+    def _decision(self, transfer, steps_idx, freq_idx, batch_transfer=None, batch_steps=None,
+                  batch_serve=None) -> Decision:
+        """The env's decision of planned arrays [B, ...]; batch fields None: the env's default."""
+        d = self._interactive_decision(transfer, steps_idx, freq_idx)
+        if batch_transfer is not None:
+            dtype, dev = self.env.params.capacity_gpu_s.dtype, self.env.device
+            d.batch_transfer = torch.as_tensor(batch_transfer, dtype=dtype, device=dev)
+            d.batch_steps_idx = torch.as_tensor(batch_steps, dtype=torch.long, device=dev)
+            d.batch_serve_frac = torch.as_tensor(batch_serve, dtype=dtype, device=dev)
+        return d
+
+    def _interactive_decision(self, transfer, steps_idx, freq_idx) -> Decision:
         p = self.env.params
         dev = self.env.device
         if self.transfer != "split":
@@ -121,16 +164,17 @@ class RoundedOracle(PlanPolicy):
             w = window_from_exo(p64, env.exo, d)
             res = solve_window(p64, w, f"day index {int(env.exo.days[d])}", coef)
             self.bounds.append(res.value_usd)
-            self.plans.append(plan_from_solution(res, w.arrivals.shape[0], N, K, C, F, w.arrivals, coef.exec_s))
+            plan = plan_from_solution(res, w.arrivals.shape[0], N, K, C, F, w.arrivals, coef.exec_s)
+            if w.batch_arrivals is not None:
+                plan = plan + batch_plan_from_solution(res, w, N, F)
+            self.plans.append(plan)
         return self
 
     def decide(self, td):
         days = td["day_idx"].cpu().numpy()
         t = td["t"].squeeze(-1).clamp(max=self.env.T - 1).cpu().numpy()
-        tr = np.stack([self.plans[d][0][s] for d, s in zip(days, t)])
-        st = np.stack([self.plans[d][1][s] for d, s in zip(days, t)])
-        fq = np.stack([self.plans[d][2][s] for d, s in zip(days, t)])
-        return self._decision(tr, st, fq)
+        parts = [np.stack([self.plans[d][j][s] for d, s in zip(days, t)]) for j in range(len(self.plans[0]))]
+        return self._decision(*parts)
 
 
 class RollingHorizon(PlanPolicy):
@@ -173,13 +217,12 @@ class RollingHorizon(PlanPolicy):
     def bind(self, env):
         from dcsched.baselines.forecasters import make_forecaster
 
-        if env.params.has_batch and self.horizon > 1:
+        if env.params.has_batch and self.levels == "milp":
             from dcsched.errors import ConfigError
 
-            raise ConfigError("command line", f"--policy {self.name}:horizon",
-                              "a multi-slot plan on a scenario with batch work (scenario.batch.share > 0) needs the "
-                              "window's initial batch queue, not modelled yet; greedy_myopic (horizon 1) serves "
-                              "batch work with the capacity its slot leaves", "1")
+            raise ConfigError("command line", f"--policy {self.name}:levels",
+                              "the env's own levels are not planned for batch work yet (scenario.batch.share > 0)",
+                              "round")
         super().bind(env)
         self.forecaster = make_forecaster(self.forecast, env, self.forecast_error, self.seed)
         self.p64 = env.params.to(dtype=torch.float64)
@@ -193,9 +236,13 @@ class RollingHorizon(PlanPolicy):
     def _window(self, b, day, t, td) -> Window:
         p = self.p64
         H = min(self.horizon, self.env.T - t)
-        w = window_from_exo(p, self.env.exo, day, t, H, ignore_batch=True)  # batch work: the env's default
+        queue0 = td["batch_queue"][b].detach().double().cpu().numpy() if p.has_batch else None
+        w = window_from_exo(p, self.env.exo, day, t, H, batch_queue0=queue0)
         w.arrivals = w.arrivals.copy()
         w.arrivals[0] = td["arrivals"][b].detach().double().cpu().numpy()  # observed in the present slot
+        if p.has_batch:
+            w.batch_arrivals = w.batch_arrivals.copy()
+            w.batch_arrivals[0] = td["batch_arrivals"][b].detach().double().cpu().numpy()
         w = self.forecaster.forecast(w, day, t)
         w.soc0 = td["soc"][b].detach().double().cpu().numpy()
         w.backlog_work0_gpu_s = td["backlog_work_gpu_s"][b].detach().double().cpu().numpy()
@@ -215,12 +262,14 @@ class RollingHorizon(PlanPolicy):
                 what = f"{self.name} at day index {int(self.env.exo.days[day])}, slot {t}"
                 res = (solve_window(p, w, what, self.coef) if self.levels == "round"
                        else solve_window_integer(p, w, what, self.coef, mip_rel_gap=MILP_PLAN_GAP))
-                plan = (int(t), plan_from_solution(res, w.arrivals.shape[0], N, K, C, F, w.arrivals, self.coef.exec_s))
+                planned = plan_from_solution(res, w.arrivals.shape[0], N, K, C, F, w.arrivals, self.coef.exec_s)
+                if p.has_batch:
+                    planned = planned + batch_plan_from_solution(res, w, N, F)
+                plan = (int(t), planned)
                 self.plans[b] = plan
             j = int(t) - plan[0]
             out.append(tuple(x[j] for x in plan[1]))
-        tr, st, fq = (np.stack(z) for z in zip(*out))
-        return self._decision(tr, st, fq)
+        return self._decision(*(np.stack(z) for z in zip(*out)))
 
 
 @POLICIES.register("mpc", "rolling-horizon LP, 12 slots ahead, re-solved every slot, persistence forecasts (mpc:horizon=H,every=k,forecast=perfect)")
