@@ -3,9 +3,11 @@ paper3 day must still solve in under 30 s), measured in one run.
 
     python benchmarks/lp_batch_day.py [--scenario paper3] [--day 124] [--out FILE.json]
 
-Solves the same day's LP bound (HiGHS, as `dcsched bound` does) for the scenario as it is and
-with ``batch.share=0.3`` at the 2 h and 12 h deadlines, and prints sizes, build and solve
-seconds and the ratio of the solve times to the scenario without batch work.
+Solves the same day's LP bound (HiGHS, as `dcsched solve` does: dual simplex without batch work,
+interior point with it) for the scenario as it is and with ``batch.share=0.3`` at the 2 h and
+12 h deadlines, and prints sizes, build and solve seconds and the ratio of the solve times to the
+scenario without batch work. The output file records the machine's load average: other work on
+the machine slows the solves.
 """
 
 from __future__ import annotations
@@ -48,7 +50,11 @@ def main() -> None:
 
         from dcsched.io import atomic_write_json
 
-        report = {"scenario": args.scenario, "day": args.day, "machine": platform.machine(), "cases": rows}
+        import os
+
+        report = {"scenario": args.scenario, "day": args.day, "machine": platform.machine(), "cpus": os.cpu_count(),
+                  "load_average_1m_at_end": os.getloadavg()[0],  # other work on the machine slows every case alike
+                  "cases": rows}
         atomic_write_json(Path(args.out), report)
 
 
