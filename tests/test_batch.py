@@ -367,3 +367,32 @@ def test_forecasters_forecast_batch_arrivals_too():
     yesterday = load_exogenous(load_scenario("paper3", FLEX), [39], dtype=torch.float64).batch_arrival_rate[0, 100:112]
     np.testing.assert_array_equal(seasonal[0], truth().batch_arrivals[0])
     np.testing.assert_array_equal(seasonal[1:], yesterday[1:].numpy())
+
+
+def test_a_workload_file_may_carry_the_hours_batch_share(tmp_path):
+    """A DC's workload file with a batch_share column sets that DC's share hour by hour (the others
+    keep scenario.batch.share); without a batch class the column is refused by key; a share
+    outside [0, 1] names the file and the row."""
+    import pandas as pd
+
+    from dcsched.data.user_files import hours_of_year
+    from dcsched.errors import ConfigError, DataError
+
+    hours = hours_of_year(2023)
+    share = (hours.hour.to_numpy() < 12) * 0.6  # 0.6 before noon UTC, none after
+    path = tmp_path / "load.csv"
+    pd.DataFrame({"Datetime (UTC)": hours.strftime("%Y-%m-%d %H:%M:%S+00:00"), "relative_load": 1.0,
+                  "batch_share": share}).to_csv(path, index=False)
+    cfg = load_scenario("paper3", FLEX + [f"dcs.0.data.workload={path}"])
+    exo = load_exogenous(cfg, [10])
+    total = exo.arrival_rate.sum(-1) + exo.batch_arrival_rate  # [1, T, N]
+    torch.testing.assert_close(exo.batch_arrival_rate[0, 0, 0], 0.6 * total[0, 0, 0])
+    torch.testing.assert_close(exo.batch_arrival_rate[0, -1, 0], 0.0 * total[0, -1, 0])
+    torch.testing.assert_close(exo.batch_arrival_rate[0, :, 1], 0.3 * total[0, :, 1])
+    with pytest.raises(ConfigError, match="scenario.batch.share.*allowed"):
+        load_exogenous(load_scenario("paper3", [f"dcs.0.data.workload={path}"]), [10])
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"Datetime (UTC)": hours.strftime("%Y-%m-%d %H:%M:%S+00:00"), "relative_load": 1.0,
+                  "batch_share": 1.5}).to_csv(bad, index=False)
+    with pytest.raises(DataError, match="bad.csv.*batch_share"):
+        load_exogenous(load_scenario("paper3", FLEX + [f"dcs.0.data.workload={bad}"]), [10])

@@ -211,8 +211,9 @@ def arrival_rate_hourly(cfg) -> np.ndarray:
     [H, N, K]; the interactive mix carries 1 - ``batch.share`` of the arrivals."""
     a = cfg.arrivals
     weights = np.array([dc.arrival_weight for dc in cfg.dcs])  # [N]
-    mix = np.array(cfg.classes.mix) * (1.0 - batch_share(cfg))  # [K] (x 1.0 exactly without batch work)
-    return a.total_per_slot * weights[None, :, None] * mix[None, None, :] * _hour_shape(cfg)[:, :, None]
+    mix = np.array(cfg.classes.mix)  # [K]
+    interactive = 1.0 - batch_share_hourly(cfg)  # [H, N] (exactly 1.0 without batch work)
+    return a.total_per_slot * weights[None, :, None] * mix[None, None, :] * _hour_shape(cfg)[:, :, None] * interactive[:, :, None]
 
 
 def batch_share(cfg) -> float:
@@ -221,11 +222,32 @@ def batch_share(cfg) -> float:
     return float(batch.share) if batch is not None else 0.0
 
 
+def batch_share_hourly(cfg) -> np.ndarray:
+    """The batch share of each origin for every UTC hour of cfg.year, [H, N]: ``batch.share``, or
+    the ``batch_share`` column of a DC's workload file where it has one (only with a batch class:
+    a file's column in a scenario without one is refused, naming the key)."""
+    share = batch_share(cfg)
+    out = np.full((len(hours_of_year(cfg.year)), len(cfg.dcs)), share)
+    for n, dc in enumerate(cfg.dcs):
+        files = _user_file(dc)
+        if "workload" not in files:
+            continue
+        column = read_series(files["workload"], "workload", cfg.year).get("batch_share")
+        if column is None:
+            continue
+        if share <= 0:
+            raise ConfigError(f"scenario '{cfg.name}'", "scenario.batch.share",
+                              f"{files['workload']} has a batch_share column but the scenario has no batch class",
+                              "a share in (0, 1] (the file's column then sets each hour's share)")
+        out[:, n] = column
+    return out
+
+
 def batch_arrival_rate_hourly(cfg) -> np.ndarray:
     """Expected batch jobs per slot by origin, for every UTC hour of cfg.year: [H, N]
-    (``batch.share`` of the arrivals, on the same hour-of-day shape as the interactive classes)."""
+    (the batch share of the arrivals, on the same hour-of-day shape as the interactive classes)."""
     weights = np.array([dc.arrival_weight for dc in cfg.dcs])  # [N]
-    return cfg.arrivals.total_per_slot * weights[None, :] * batch_share(cfg) * _hour_shape(cfg)
+    return cfg.arrivals.total_per_slot * weights[None, :] * batch_share_hourly(cfg) * _hour_shape(cfg)
 
 
 def _hour_shape(cfg) -> np.ndarray:

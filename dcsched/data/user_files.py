@@ -33,6 +33,7 @@ class ValueColumn:
     lo: float
     hi: float
     unit: str
+    optional: bool = False  # a file may leave the column out
 
     @property
     def name(self) -> str:
@@ -72,7 +73,9 @@ SCHEMAS: dict[str, tuple[ValueColumn, ...]] = {
                 ValueColumn(("wind_10m_ms",), 0.0, 80.0, "m/s")),
     # relative: the file is scaled to mean 1. The cap keeps a year's sum finite (values near 1e308 made the mean
     # overflow and silently gave that DC no arrivals).
-    "workload": (ValueColumn(("relative_load",), 0.0, 1e12, "relative"),),
+    "workload": (ValueColumn(("relative_load",), 0.0, 1e12, "relative"),
+                 # the hour's share of batch work (scenario.batch, MODEL.md section 11); absent: scenario.batch.share
+                 ValueColumn(("batch_share",), 0.0, 1.0, "share", optional=True)),
 }
 # columns of the shipped exports that are allowed and ignored
 IGNORED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -107,6 +110,8 @@ def _columns(df: pd.DataFrame, kind: str, path: Path) -> dict[str, str]:
     found: dict[str, str] = {}
     for col in SCHEMAS[kind]:
         hits = [n for n in col.names if n in df.columns]
+        if not hits and col.optional:
+            continue
         if not hits:
             raise _fail(path, 1, f"missing column '{col.name}' ({col.unit}); a {kind} file has "
                                   f"'{TIME_COLUMN}', {', '.join(repr(c.name) for c in SCHEMAS[kind])}")
@@ -202,7 +207,7 @@ def _read_series_cached(path: Path, kind: str, year: int, size: int, mtime_ns: i
     if df.empty:
         raise _fail(path, None, "no data rows (header only)")
     _timestamps(df, path, year)
-    out = {name: _values(df, col, spec, path) for spec in SCHEMAS[kind] for name, col in [(spec.name, columns[spec.name])]}
+    out = {spec.name: _values(df, columns[spec.name], spec, path) for spec in SCHEMAS[kind] if spec.name in columns}
     if kind == "workload" and out["relative_load"].mean() <= 0:
         raise _fail(path, None, "'relative_load' is zero everywhere: no arrivals")
     for v in out.values():
