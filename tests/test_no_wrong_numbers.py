@@ -128,7 +128,7 @@ def test_the_console_table_fits_its_width_and_says_what_it_left_out():
 
     from dcsched.eval.evaluate import COLUMN_LABELS, TABLE_COLUMNS, print_table
 
-    mean = {c: 12345.6 for c in TABLE_COLUMNS} | {"violation_rate": 0.0123, "share_of_bound": 0.9876,
+    mean = {c: 12345.6 for c in TABLE_COLUMNS} | {"violation_rate": 0.0123, "batch_violation_rate": 0.0456, "share_of_bound": 0.9876,
                                                   "share_of_dispatch_bound": 0.9912, "share_of_integer_bound": 0.9901}
     results = {"a-long-run-name-s0-20261127-015753": {"mean": mean}, "local_only": {"mean": mean}}
     for width in (80, 100):

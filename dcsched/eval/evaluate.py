@@ -306,7 +306,7 @@ def table_markdown(df: pd.DataFrame) -> str:
 
 # Columns left out first when the terminal is too narrow for the whole table (comparison.md has all).
 DROP_ORDER = ("grid_buy_kwh", "carbon_kg", "revenue_usd", "transfer_cost_usd", "penalty_usd", "energy_cost_usd",
-              "share_of_dispatch_bound", "share_of_integer_bound")
+              "share_of_dispatch_bound", "share_of_integer_bound", "batch_violation_rate")
 
 
 def print_table(results: dict[str, dict], console, full_table: str | None = None) -> None:
