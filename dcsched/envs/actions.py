@@ -70,6 +70,24 @@ def _local_transfer(p: SimParams, batch: tuple[int, ...], dtype, device) -> torc
     return eye.expand(*batch, N, N, K).clone()
 
 
+def shares_from_logits(logits: torch.Tensor, logit_scale: float, min_share: float, dim: int) -> torch.Tensor:
+    """softmax(scale * logits) over ``dim``, shares below ``min_share`` set to zero and the rest
+    renormalised (so that a one-hot intent is exact)."""
+    shares = torch.softmax(logits * logit_scale, dim=dim)
+    if min_share > 0:
+        shares = torch.where(shares < min_share, torch.zeros_like(shares), shares)
+        shares = shares / shares.sum(dim=dim, keepdim=True)
+    return shares
+
+
+def logits_from_shares(shares: torch.Tensor, logit_scale: float, dim: int) -> torch.Tensor:
+    """Logits in [-1, 1] that :func:`shares_from_logits` maps back to ``shares`` (log-ratios to
+    the largest share over ``dim``; exact for shares of at least exp(-2 * scale) of the largest)."""
+    x = shares.to(torch.float64)
+    x_max = x.amax(dim=dim, keepdim=True).clamp(min=1e-300)
+    return (1.0 + torch.log(x.clamp(min=1e-300) / x_max) / logit_scale).clamp(-1.0, 1.0)
+
+
 def decode_continuous(p: SimParams, action: torch.Tensor, logit_scale: float, min_share: float = 1e-3) -> Decision:
     """action [*, D] in [-1, 1] -> Decision. Raises if the action leaves the box.
 
@@ -88,10 +106,7 @@ def decode_continuous(p: SimParams, action: torch.Tensor, logit_scale: float, mi
     logits = a[..., o : o + N * N * K].reshape(*batch, N, N, K)
     o += N * N * K
     if p.allow_transfer:
-        transfer = torch.softmax(logits * logit_scale, dim=-2)
-        if min_share > 0:
-            transfer = torch.where(transfer < min_share, torch.zeros_like(transfer), transfer)
-            transfer = transfer / transfer.sum(dim=-2, keepdim=True)
+        transfer = shares_from_logits(logits, logit_scale, min_share, dim=-2)
     else:
         transfer = _local_transfer(p, batch, a.dtype, a.device)
     steps_idx = level_from_unit(a[..., o : o + N * K], S).reshape(*batch, N, K)
@@ -107,10 +122,7 @@ def decode_continuous(p: SimParams, action: torch.Tensor, logit_scale: float, mi
         b_logits = a[..., o : o + N * N].reshape(*batch, N, N)
         o += N * N
         if p.allow_transfer:
-            b_transfer = torch.softmax(b_logits * logit_scale, dim=-1)
-            if min_share > 0:
-                b_transfer = torch.where(b_transfer < min_share, torch.zeros_like(b_transfer), b_transfer)
-                b_transfer = b_transfer / b_transfer.sum(dim=-1, keepdim=True)
+            b_transfer = shares_from_logits(b_logits, logit_scale, min_share, dim=-1)
         else:
             b_transfer = _local_transfer(p, batch, a.dtype, a.device)[..., 0]
         d.batch_transfer = b_transfer
@@ -198,18 +210,13 @@ def encode_continuous(p: SimParams, d: Decision, logit_scale: float) -> torch.Te
     N, K = p.num_dcs, p.num_classes
     S, F = len(p.steps_grid), len(p.freq_levels)
     batch = d.freq_idx.shape[:-1]
-    x = d.transfer.to(torch.float64)
-    x_max = x.amax(dim=-2, keepdim=True).clamp(min=1e-300)
-    logits = (1.0 + torch.log(x.clamp(min=1e-300) / x_max) / logit_scale).clamp(-1.0, 1.0)
-    logits = logits.reshape(*batch, N * N * K)
+    logits = logits_from_shares(d.transfer, logit_scale, dim=-2).reshape(*batch, N * N * K)
     parts = [logits, unit_from_level(d.steps_idx, S).reshape(*batch, N * K), unit_from_level(d.freq_idx, F)]
     if p.learned_energy:
         parts.append(d.battery_frac if d.battery_frac is not None else torch.zeros(*batch, N))
     if p.has_batch:
         d = default_batch_decision(p, d)
-        b = d.batch_transfer.to(torch.float64)
-        b_max = b.amax(dim=-1, keepdim=True).clamp(min=1e-300)
-        b_logits = (1.0 + torch.log(b.clamp(min=1e-300) / b_max) / logit_scale).clamp(-1.0, 1.0)
+        b_logits = logits_from_shares(d.batch_transfer, logit_scale, dim=-1)
         parts += [b_logits.reshape(*batch, N * N), unit_from_level(d.batch_steps_idx, S),
                   d.batch_serve_frac.to(torch.float64) * 2.0 - 1.0]
     return torch.cat([x.to(torch.float32) for x in parts], dim=-1)
