@@ -57,7 +57,7 @@ def plan_from_solution(res: LPResult, H: int, N: int, K: int, C: int, F: int, ar
     return transfer, steps_idx, freq_idx
 
 
-def batch_plan_from_solution(res: LPResult, w: Window, N: int, F: int):
+def batch_plan_from_solution(res: LPResult, w: Window, N: int, C: int, F: int):
     """Per slot of the window, the batch decisions the LP planned (MODEL.md section 11):
     batch_transfer [H, N, N] (its routing shares of each origin's batch arrivals), batch steps
     [H, N] (the step level of most of the batch jobs the DC serves; 0 when it serves none) and the
@@ -71,7 +71,7 @@ def batch_plan_from_solution(res: LPResult, w: Window, N: int, F: int):
     transfer = np.where(arrivals > 1e-9, routed / np.maximum(arrivals, 1e-300), np.eye(N)[None])
     transfer = transfer / transfer.sum(-1, keepdims=True)
     served = np.zeros((H, N))
-    level_jobs = np.zeros((H, N, res.model.blocks["Lbc"][2][2].max() + 1))
+    level_jobs = np.zeros((H, N, C))
     x, (t, i, n, c) = block(res, "Yb")
     np.add.at(served, (t, n), x)
     np.add.at(level_jobs, (t, n, c), x)
@@ -166,7 +166,7 @@ class RoundedOracle(PlanPolicy):
             self.bounds.append(res.value_usd)
             plan = plan_from_solution(res, w.arrivals.shape[0], N, K, C, F, w.arrivals, coef.exec_s)
             if w.batch_arrivals is not None:
-                plan = plan + batch_plan_from_solution(res, w, N, F)
+                plan = plan + batch_plan_from_solution(res, w, N, C, F)
             self.plans.append(plan)
         return self
 
@@ -264,7 +264,7 @@ class RollingHorizon(PlanPolicy):
                        else solve_window_integer(p, w, what, self.coef, mip_rel_gap=MILP_PLAN_GAP))
                 planned = plan_from_solution(res, w.arrivals.shape[0], N, K, C, F, w.arrivals, self.coef.exec_s)
                 if p.has_batch:
-                    planned = planned + batch_plan_from_solution(res, w, N, F)
+                    planned = planned + batch_plan_from_solution(res, w, N, C, F)
                 plan = (int(t), planned)
                 self.plans[b] = plan
             j = int(t) - plan[0]

@@ -103,6 +103,9 @@ class DCSchedEnv(EnvBase):
         self.steps_mode = steps_mode
         self.has_batch = params.has_batch
         batch_obs = N * (1 + params.batch_obs_buckets) if self.has_batch else 0  # arrivals, queue by age bucket
+        if self.has_batch:  # the observation's age slices of the queue: [start, end) pairs
+            edges = torch.linspace(0, params.batch_horizon_slots, params.batch_obs_buckets + 1).round().long().tolist()
+            self._bucket_edges = list(zip(edges[:-1], edges[1:]))
         self.obs_dim = (N * (K + 2 + len(EXO_OBS_KEYS) + 2) + 2 + (2 * N + N * (N - 1) if observe_faults else 0)
                         + batch_obs)
         self._build_normaliser(normalize_obs, obs_stats_exo or exo)
@@ -211,9 +214,7 @@ class DCSchedEnv(EnvBase):
         """[B, i, n, A] batch queue -> [B, n * buckets] jobs per serving DC summed over origins and
         over equal slices of the ages (the last bucket holds the oldest work)."""
         per_dc = queue.sum(-3)  # [B, n, A]
-        buckets = self.params.batch_obs_buckets
-        edges = torch.linspace(0, per_dc.shape[-1], buckets + 1).round().long().tolist()
-        parts = [per_dc[..., a:b].sum(-1) for a, b in zip(edges[:-1], edges[1:])]
+        parts = [per_dc[..., a:b].sum(-1) for a, b in self._bucket_edges]
         return torch.stack(parts, dim=-1).reshape(per_dc.shape[0], -1)
 
     def _fault_features(self, exo: dict[str, torch.Tensor], B: int) -> torch.Tensor:
