@@ -18,6 +18,7 @@ from dcsched.registry import POLICIES
 SEPARABLE = sorted(n for n in POLICIES.names() if is_day_separable(n))
 RULES = [n for n in SEPARABLE if not issubclass(POLICIES.get(n), PlanPolicy)]
 PLANNERS = [n for n in SEPARABLE if issubclass(POLICIES.get(n), PlanPolicy)]
+BATCH_ONLY = {"defer_to_cheap_hours"}  # refuses a scenario without batch work
 
 
 def batched_rows(cfg, policy: str, max_days: int) -> list[dict]:
@@ -73,12 +74,16 @@ def test_known_days_are_not_played_again(paper3):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("policy", [*PLANNERS, "mpc:horizon=3,forecast=noisy_oracle", "mpc:horizon=3,forecast=seasonal_naive"])
+@pytest.mark.parametrize("policy", [*PLANNERS, "mpc:horizon=3,forecast=noisy_oracle", "mpc:horizon=3,forecast=seasonal_naive",
+                                    "mpc:horizon=3,forecast=seasonal_naive@flex"])
 def test_a_planner_in_chunks_equals_one_batch(paper3, policy):
-    # mpc: the code path of H = 12 with a quarter of the LP; levels=milp changes the solver, not the loop over rows
+    # mpc: the code path of H = 12 with a quarter of the LP; levels=milp changes the solver, not the loop over rows.
+    # A policy that schedules batch work (and "...@flex") plays a scenario with batch work (its queue per row).
+    policy, _, flex = policy.partition("@")
     policy = "mpc:horizon=3" if policy == "mpc" else policy
-    batched = batched_rows(paper3, policy, 2)
-    assert evaluate_day_rows(paper3, policy, "test", max_days=2, chunk_days=1) == batched
+    cfg = load_scenario("paper3_energy_flex") if flex or policy in BATCH_ONLY else paper3
+    batched = batched_rows(cfg, policy, 2)
+    assert evaluate_day_rows(cfg, policy, "test", max_days=2, chunk_days=1) == batched
 
 
 @pytest.mark.slow
