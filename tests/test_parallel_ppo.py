@@ -173,7 +173,7 @@ def test_learning_curve_benchmark_scores_each_checkpoint_against_the_bound(tmp_p
     rows = (tmp_path / "curve" / "curve.csv").read_text().split()[1:]
     assert len(rows) == 2  # two checkpoint intervals of 2 batches
     epochs, frames, wall, share = zip(*[map(float, r.split(",")) for r in rows])
-    assert frames == (256.0, 512.0) and 0 < wall[0] < wall[1]
+    assert frames == (256.0, 512.0) and 0 < wall[0] <= wall[1]  # metrics.csv keeps 0.1 s: two fast batches may tie
     env = make_env(cfg.scenario, cfg.env, days=[5], sequential_days=True, stochastic=False)
     from dcsched.agents.checkpoint_policy import load_checkpoint_policy
 
